@@ -1,0 +1,45 @@
+# Every target sets up what it needs, so each works as the first command on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.mgc-edge-deps
+DEMO ?= demo
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast bench lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[train,dev]'
+	touch $(STAMP)
+
+# The dependencies are cached in the venv; the editable link is renewed when the venv serves another checkout.
+install: $(STAMP)
+	@cd /tmp && $(abspath $(PY)) -c "import mgc_edge, pathlib, sys; \
+	sys.exit(pathlib.Path(mgc_edge.__file__).resolve().parents[1] != pathlib.Path('$(CURDIR)').resolve())" \
+	2>/dev/null || $(PY) -m pip install -q --no-deps -e .
+
+demo: install
+	DEMO=$(DEMO) BIN=$(BIN) bash scripts/demo.sh
+
+test: install
+	$(PY) -m pytest -m "not gpu" $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not gpu and not slow" $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m benchmarks.run
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,133 @@
+"""Scan a folder-per-class image tree into labelled samples with a group (clip) key each."""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mgc_edge.errors import UserError
+from mgc_edge.images import IMAGE_EXTENSIONS, ImageReadError, is_image_name, read_image
+from mgc_edge.labels import sort_labels
+
+
+class DataError(UserError):
+    """The data folder cannot be used as given; the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image: its path relative to the data root, label index and group (clip) key."""
+
+    path: str
+    label: int
+    group: str
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a data folder holds: labels in index order, the usable samples, and what was skipped."""
+
+    root: Path
+    labels: tuple[str, ...]
+    samples: tuple[Sample, ...]
+    skipped: tuple[tuple[str, str], ...] = field(default=())  # (relative path, reason)
+
+    def counts(self) -> list[int]:
+        out = [0] * len(self.labels)
+        for s in self.samples:
+            out[s.label] += 1
+        return out
+
+
+def group_key(file_name: str, pattern: re.Pattern[str]) -> str:
+    """The clip key of a file name (named group `group`, else the first group, else the whole match);
+    a file the pattern does not match is a group of its own."""
+    m = pattern.search(file_name)
+    if m is None:
+        return f"<file>{file_name}"
+    if "group" in m.groupdict():
+        return m.group("group")
+    return m.group(1) if m.groups() else m.group(0)
+
+
+def compile_group_regex(regex: str) -> re.Pattern[str]:
+    try:
+        return re.compile(regex)
+    except re.error as exc:
+        raise DataError(f"The group regex {regex!r} is not a valid regular expression ({exc}).") from None
+
+
+def _check(path: Path) -> str | None:
+    try:
+        read_image(path, reduced=True)
+    except ImageReadError:
+        return "corrupt or not an image"
+    return None
+
+
+def scan_folder(root: str | Path, group_regex: str, strict: bool = False, verify: bool = True) -> Scan:
+    """Scan `root/<class>/<image>`; hidden entries are ignored, unreadable files listed and skipped.
+
+    Labels are the class folder names in numeric-aware order. `strict` makes any skipped file fatal.
+    `verify` decodes every image (at reduced size, in threads: OpenCV releases the GIL).
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"Data folder {root} does not exist.")
+    if not root.is_dir():
+        raise DataError(f"Data path {root} is not a folder.")
+    pattern = compile_group_regex(group_regex)
+    class_dirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if not class_dirs:
+        raise DataError(f"Data folder {root} has no class folders; expected {root}/<class>/<image>.")
+    labels = tuple(sort_labels([p.name for p in class_dirs]))
+    if len(labels) < 2:
+        raise DataError(f"Data folder {root} has only one class folder ({labels[0]}); need at least two.")
+
+    candidates: list[tuple[Path, int]] = []
+    skipped: list[tuple[str, str]] = []
+    for index, name in enumerate(labels):
+        found = 0
+        for dirpath, dirnames, filenames in os.walk(root / name):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for fname in sorted(filenames):
+                if fname.startswith("."):
+                    continue
+                path = Path(dirpath) / fname
+                if is_image_name(fname):
+                    candidates.append((path, index))
+                    found += 1
+                else:
+                    skipped.append((path.relative_to(root).as_posix(), "not an image file"))
+        if found == 0:
+            raise DataError(
+                f"Class folder {root / name} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                "remove it or add images."
+            )
+
+    reasons: list[str | None] = [None] * len(candidates)
+    if verify:
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+            reasons = list(pool.map(_check, (p for p, _ in candidates)))
+    samples = []
+    for (path, index), reason in zip(candidates, reasons):
+        rel = path.relative_to(root).as_posix()
+        if reason:
+            skipped.append((rel, reason))
+        else:
+            samples.append(Sample(rel, index, group_key(path.name, pattern)))
+    if skipped and strict:
+        rel, reason = skipped[0]
+        raise DataError(
+            f"{len(skipped)} file(s) in {root} cannot be used (first: {rel}, {reason}); --strict is set."
+        )
+    counts = [0] * len(labels)
+    for s in samples:
+        counts[s.label] += 1
+    empty = [labels[i] for i, c in enumerate(counts) if c == 0]
+    if empty:
+        raise DataError(f"Class folder(s) {', '.join(empty)} in {root} hold no readable images.")
+    return Scan(root, labels, tuple(samples), tuple(skipped))
