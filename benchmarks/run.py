@@ -50,7 +50,12 @@ def bench_preprocess(size: int, batch: int) -> dict[str, float]:
 
     ours = timed(lambda: preprocess(frames, spec), 2, 10)
     base = timed(naive, 2, 10)
-    return {"size": size, "frames_per_s": batch / ours, "naive_frames_per_s": batch / base, "speedup": base / ours}
+    return {
+        "size": size,
+        "frames_per_s": batch / ours,
+        "naive_frames_per_s": batch / base,
+        "speedup": base / ours,
+    }
 
 
 def bench_train_step(arch: str, size: int, batch: int, device: torch.device) -> dict[str, float]:
@@ -78,7 +83,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=30)
     args = parser.parse_args()
     device = resolve_device(args.device)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device {device}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device {device}"
+    )
     print(f"torch {torch.__version__}\n")
     print("| preprocess size | ours frames/s | naive frames/s | ratio |\n| --- | --- | --- | --- |")
     for size in (64, 224):

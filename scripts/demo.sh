@@ -5,12 +5,12 @@ set -euo pipefail
 DEMO="${DEMO:-demo}"
 BIN="${BIN:-.venv/bin}"
 MGC="$BIN/mgc-edge"
-EPOCHS="${EPOCHS:-8}"
+EPOCHS="${EPOCHS:-10}"
 SIZE="${SIZE:-64}"
 
 start=$(date +%s)
 echo "== 1/4 synthetic iMiGUE-shaped data -> $DEMO/data"
-"$MGC" synth "$DEMO/data" --scale 0.05 --seed 0 --force >/dev/null
+"$MGC" synth "$DEMO/data" --scale "${SCALE:-0.03}" --seed 0 --force >/dev/null
 
 echo "== 2/4 train alexnet_bn (the seed's AlexNet with batch norm) at ${SIZE}x${SIZE}, $EPOCHS epochs, clip-grouped split"
 "$MGC" train "$DEMO/data/training" --run-dir "$DEMO/run" --force --size "$SIZE" --epochs "$EPOCHS" \

@@ -34,13 +34,38 @@ def make_tree(root: Path, classes: dict[str, int], frames: int = 2, size: tuple[
     return root
 
 
+def make_cue_tree(root: Path, clips: dict[str, int], frames: int = 2, seed: int = 0) -> Path:
+    """Clip-grouped data whose class is the HEIGHT at which a disc sits (left/right is free, so horizontal
+    flips keep the label), on a random background per clip: easy for a few CPU epochs, impossible from colour."""
+    rng = np.random.default_rng(seed)
+    heights = [0.2, 0.4, 0.6, 0.8]
+    clip = 1000
+    for ci, (name, n) in enumerate(clips.items()):
+        for _ in range(n):
+            clip += 1
+            bg = rng.integers(0, 256, 3)
+            fg = (bg + rng.integers(90, 166, 3)) % 256  # differs from the background in every channel
+            cy = heights[ci % 4]
+            for f in range(1, frames + 1):
+                img = np.empty((90, 160, 3), np.uint8)
+                img[:] = bg
+                y = int((cy + rng.uniform(-0.04, 0.04)) * 90)
+                x = int(rng.uniform(0.2, 0.8) * 160)
+                cv2.circle(img, (x, y), 10, [int(v) for v in fg], -1)
+                noise = rng.integers(-12, 13, img.shape)
+                write_image(root / name / f"{clip}.{f}.jpg", np.clip(img + noise, 0, 255).astype(np.uint8))
+    return root
+
+
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic iMiGUE-shaped dataset (32 classes); returns the folder-per-class root."""
     from mgc_edge.data.synth import SynthConfig, make_dataset
 
     out = tmp_path_factory.mktemp("synth") / "data"
-    return make_dataset(out, SynthConfig(scale=0.01, min_clips=3, size=(90, 160), seed=0, video_seconds=2.0)).image_dir
+    return make_dataset(
+        out, SynthConfig(scale=0.01, min_clips=3, size=(90, 160), seed=0, video_seconds=2.0)
+    ).image_dir
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,20 @@ from mgc_edge.cli import app
 from tests.conftest import make_tree
 
 runner = CliRunner()
-FAST = ["--arch", "resnet18", "--size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0", "--device", "cpu"]
+FAST = [
+    "--arch",
+    "resnet18",
+    "--size",
+    "32",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+]
 
 
 def invoke(*args: str):
@@ -85,7 +98,9 @@ def test_bad_input_is_one_sentence_and_exit_2(tmp_path: Path, args: list[str], m
 
 
 def test_python_m_entry_point_works() -> None:
-    out = subprocess.run([sys.executable, "-m", "mgc_edge", "--version"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "mgc_edge", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.startswith("mgc-edge ")
 
 
@@ -95,8 +110,24 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
     data = make_tree(tmp_path / "data", {"a": 8, "b": 8})
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "mgc_edge", "train", str(data), "--run-dir", str(run), *FAST[:-2], "--device", "cpu", "--epochs", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "mgc_edge",
+        "train",
+        str(data),
+        "--run-dir",
+        str(run),
+        *FAST[:-2],
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((run / "report.json").read_text())

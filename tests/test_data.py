@@ -71,7 +71,10 @@ def test_paths_with_spaces_and_non_ascii_names(tmp_path: Path) -> None:
         (lambda r: r.mkdir(), "no class folders"),
         (lambda r: make_tree(r, {"only": 2}), "only one class"),
         (lambda r: (make_tree(r, {"a": 1}), (r / "empty").mkdir()), "holds no images"),
-        (lambda r: (make_tree(r, {"a": 1}), (r / "b").mkdir(), (r / "b" / "x.jpg").write_bytes(b"x")), "no readable"),
+        (
+            lambda r: (make_tree(r, {"a": 1}), (r / "b").mkdir(), (r / "b" / "x.jpg").write_bytes(b"x")),
+            "no readable",
+        ),
     ],
 )
 def test_bad_data_folders_fail_with_one_sentence(tmp_path: Path, setup, message: str) -> None:

@@ -48,7 +48,9 @@ def test_damaged_and_missing_weights_files(tmp_path: Path) -> None:
         build_model("resnet18", 5, weights=tmp_path / "missing.pth")
 
 
-def test_pretrained_offline_fails_with_a_clear_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_pretrained_offline_fails_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: torchvision must try the network
 
     def no_network(*args: object, **kwargs: object) -> None:

@@ -152,7 +152,9 @@ def evaluate(logits: np.ndarray, y: np.ndarray, num_classes: int) -> dict[str, f
 def _check_input_size(config: TrainConfig) -> None:
     need = min_input_size(config.arch)
     if min(config.preprocess.size) < need:
-        raise UserError(f"{config.arch} needs an input of at least {need}x{need}; got {config.preprocess.size}.")
+        raise UserError(
+            f"{config.arch} needs an input of at least {need}x{need}; got {config.preprocess.size}."
+        )
 
 
 def fit(
@@ -230,12 +232,22 @@ def _train(
         momentum=config.momentum,
         nesterov=True,
     )
-    steps_per_epoch = len(train_loader) if not config.max_train_batches else min(len(train_loader), config.max_train_batches)
+    steps_per_epoch = (
+        len(train_loader)
+        if not config.max_train_batches
+        else min(len(train_loader), config.max_train_batches)
+    )
     total = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, round(config.warmup_epochs * steps_per_epoch)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(total, round(config.warmup_epochs * steps_per_epoch))
+    )
     amp = cuda and config.amp
     scaler = torch.amp.GradScaler("cuda") if amp and not torch.cuda.is_bf16_supported() else None
-    weight = torch.tensor(class_weights(train_counts), dtype=torch.float32, device=device) if config.balance == "loss" else None
+    weight = (
+        torch.tensor(class_weights(train_counts), dtype=torch.float32, device=device)
+        if config.balance == "loss"
+        else None
+    )
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
 
     start_epoch, best_epoch, best_val, rows, stale = 1, 0, {}, [], 0
@@ -268,13 +280,28 @@ def _train(
             task = progress.add_task(f"epoch {epoch}/{config.epochs}", total=steps_per_epoch, stats="")
 
             def on_batch(i: int, loss: float, acc: float, ips: float, task: Any = task) -> None:
-                progress.update(task, completed=i, stats=f"loss {loss:.3f} acc {acc:.1%} {ips * info.world_size:.0f} img/s")
+                progress.update(
+                    task,
+                    completed=i,
+                    stats=f"loss {loss:.3f} acc {acc:.1%} {ips * info.world_size:.0f} img/s",
+                )
 
             stats = train_one_epoch(
-                ddp_model, train_loader, optimizer, scheduler, loss_fn, device, amp, scaler, channels_last,
-                config.max_train_batches, on_batch,
+                ddp_model,
+                train_loader,
+                optimizer,
+                scheduler,
+                loss_fn,
+                device,
+                amp,
+                scaler,
+                channels_last,
+                config.max_train_batches,
+                on_batch,
             )
-        loss_sum, correct, seen = D.all_reduce_sum(info, [stats["loss"] * stats["seen"], stats["acc"] * stats["seen"], stats["seen"]], device)
+        loss_sum, correct, seen = D.all_reduce_sum(
+            info, [stats["loss"] * stats["seen"], stats["acc"] * stats["seen"], stats["seen"]], device
+        )
         row = {
             "epoch": epoch,
             "lr": optimizer.param_groups[0]["lr"],
@@ -295,8 +322,17 @@ def _train(
             rows.append(row)
             R.write_metrics_csv(run_dir / R.METRICS, rows)
             if improved:
-                best_epoch, best_val, stale = epoch, {k[4:]: v for k, v in row.items() if k.startswith("val_")}, 0
-                save_checkpoint(run_dir / R.BEST, checkpoint_dict(model, config, data.labels, epoch, {"val": best_val, "train_acc": row["train_acc"]}))
+                best_epoch, best_val, stale = (
+                    epoch,
+                    {k[4:]: v for k, v in row.items() if k.startswith("val_")},
+                    0,
+                )
+                save_checkpoint(
+                    run_dir / R.BEST,
+                    checkpoint_dict(
+                        model, config, data.labels, epoch, {"val": best_val, "train_acc": row["train_acc"]}
+                    ),
+                )
             else:
                 stale += 1
             resume_state = {
@@ -309,7 +345,10 @@ def _train(
                 "best_val": best_val,
                 "stale": stale,
             }
-            save_checkpoint(run_dir / R.LAST, checkpoint_dict(model, config, data.labels, epoch, {"val": row}, resume_state))
+            save_checkpoint(
+                run_dir / R.LAST,
+                checkpoint_dict(model, config, data.labels, epoch, {"val": row}, resume_state),
+            )
             out.print(_epoch_line(row, improved))
         stop = D.broadcast(info, bool(config.patience and stale >= config.patience))
         if stop:
@@ -318,7 +357,9 @@ def _train(
 
     report = None
     if info.is_main:
-        report = _final_report(config, data, run_dir, device, rows, best_epoch, best_val, out, info.world_size)
+        report = _final_report(
+            config, data, run_dir, device, rows, best_epoch, best_val, out, info.world_size
+        )
     D.barrier(info)
     return best_epoch, best_val, report
 
@@ -352,8 +393,15 @@ def _final_report(
         report["warning"] = "random image split: test frames have near-duplicate siblings in train (leaky)"
     if test_samples:
         model = load_checkpoint(run_dir / R.BEST).build().to(device)
-        report["test"] = evaluate_samples(model, data.scan.root, test_samples, data.labels, config, device, data.counts("train"))
-        plot_confusion(report["test"]["confusion"], data.labels, run_dir / R.CONFUSION, title=f"test, best epoch {best_epoch}")
+        report["test"] = evaluate_samples(
+            model, data.scan.root, test_samples, data.labels, config, device, data.counts("train")
+        )
+        plot_confusion(
+            report["test"]["confusion"],
+            data.labels,
+            run_dir / R.CONFUSION,
+            title=f"test, best epoch {best_epoch}",
+        )
         title = "Test (leaky random split)" if config.split.mode == "random" else "Test (clip-grouped split)"
         render_report(report["test"], out, title=title)
     write_json(run_dir / R.REPORT, report)
@@ -371,10 +419,14 @@ def evaluate_samples(
     train_counts: list[int] | None,
 ) -> dict[str, Any]:
     """The full evaluation report (evaluate_predictions) of a model on a list of samples."""
-    loader = make_loader(FrameDataset(root, samples, config.preprocess), config.batch_size * 2, config.workers)
+    loader = make_loader(
+        FrameDataset(root, samples, config.preprocess), config.batch_size * 2, config.workers
+    )
     logits, y = infer(model, loader, device)
     probs = torch.softmax(torch.from_numpy(logits), 1).numpy()
-    return evaluate_predictions(y, probs, labels, groups=[s.group for s in samples], train_counts=train_counts)
+    return evaluate_predictions(
+        y, probs, labels, groups=[s.group for s in samples], train_counts=train_counts
+    )
 
 
 def _progress(console: Console) -> Progress:

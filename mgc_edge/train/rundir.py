@@ -50,7 +50,9 @@ def check_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
         return
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
-            raise UserError(f"Run directory {run_dir} already exists; pass --resume to continue it or --force to replace it.")
+            raise UserError(
+                f"Run directory {run_dir} already exists; pass --resume to continue it or --force to replace it."
+            )
         if not (run_dir / CONFIG).is_file():
             raise UserError(f"{run_dir} is not empty and is not an mgc-edge run; refusing to replace it.")
 

@@ -1,0 +1,388 @@
+"""Checkpoint -> one self-contained .onnx file that carries its labels and preprocessing, and the export
+pipeline around it: convert, prove parity with the checkpoint, and only then move each file into place."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from mgc_edge import __version__
+from mgc_edge.data.split import samples_from_split_csv
+from mgc_edge.errors import UserError
+from mgc_edge.export.convert import (
+    CALIB_METHODS,
+    CalibrationError,
+    ImageCalibrationReader,
+    check_int8_arch,
+    images_under,
+    pick_calibration_images,
+    quantize_int8,
+    to_fp16,
+)
+from mgc_edge.export.verify import (
+    ParityReport,
+    VerifyOptions,
+    reference_logits,
+    report_path_for,
+    verify_model,
+    write_report,
+)
+from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, PRECISIONS, PREFIX, ModelMetadata
+from mgc_edge.train.checkpoint import Checkpoint, file_sha256, load_checkpoint
+
+# Opset 18: what the current (dynamo) exporter emits natively, so no version conversion runs; ONNX Runtime
+# has run it since 1.14, and its quantizer needs >= 13 for per-channel QDQ (the axis attribute).
+DEFAULT_OPSET = 18
+MIN_OPSET = 18
+BATCH_DIM = "batch"
+FAILED_TAG = "FAILED"  # model.int8.onnx that fails its gate is kept as model.int8.FAILED.onnx
+
+
+class ExportError(UserError):
+    """A model cannot be exported as asked; the message is one sentence."""
+
+
+# --- one fp32 file ------------------------------------------------------------------------------------------
+
+
+def training_metrics(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The checkpoint's own figures, plus the run's test figures when they describe this very checkpoint."""
+    metrics: dict[str, Any] = {"epoch": checkpoint.epoch, **checkpoint.metrics}
+    report = checkpoint.path.parent / "report.json"
+    if checkpoint.path.name == "best.pt" and report.is_file():
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            test = json.loads(report.read_text(encoding="utf-8")).get("test") or {}
+            keys = ("top1", "top5", "balanced_accuracy", "macro_f1")
+            metrics["test"] = {k: test[k] for k in keys if isinstance(test.get(k), (int, float))}
+    return json.loads(json.dumps(metrics, default=float))  # plain JSON types only
+
+
+def model_metadata(
+    checkpoint: Checkpoint, precision: str, checkpoint_sha256: str | None = None
+) -> ModelMetadata:
+    """Everything the runtime needs, taken from the checkpoint (never guessed from the graph)."""
+    return ModelMetadata(
+        labels=checkpoint.labels,
+        preprocess=checkpoint.preprocess,
+        arch=checkpoint.arch,
+        precision=precision,
+        metrics=training_metrics(checkpoint),
+        checkpoint_sha256=checkpoint_sha256
+        if checkpoint_sha256 is not None
+        else file_sha256(checkpoint.path),
+        package_version=__version__,
+    )
+
+
+def attach_metadata(model: onnx.ModelProto, meta: ModelMetadata) -> None:
+    """Replace every `mgc_edge.*` entry of `metadata_props` with `meta` (other tools' entries stay)."""
+    keep = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(PREFIX)]
+    del model.metadata_props[:]
+    for key, value in [*keep, *sorted(meta.to_props().items())]:
+        model.metadata_props.add(key=key, value=value)
+
+
+def check_onnx(model: onnx.ModelProto, num_classes: int, name: str) -> None:
+    """ONNX's full checker and strict shape inference must pass, and the graph must keep the contract:
+    `images` [batch, 3, H, W] in, `logits` [batch, C] out, with a symbolic (dynamic) batch axis."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"The exported graph {name} fails ONNX's checker ({first}).") from None
+    graph = inferred.graph
+
+    def dims(value_info: onnx.ValueInfoProto) -> list[int | str]:
+        return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+    ins, outs = [dims(i) for i in graph.input], [dims(o) for o in graph.output]
+    ok = (
+        [i.name for i in graph.input] == [INPUT_NAME]
+        and [o.name for o in graph.output] == [OUTPUT_NAME]
+        and len(ins[0]) == 4
+        and isinstance(ins[0][0], str)
+        and ins[0][1] == 3
+        and len(outs[0]) == 2
+        and isinstance(outs[0][0], str)
+        and outs[0][1] == num_classes
+    )
+    if not ok:
+        raise ExportError(
+            f"The exported graph {name} does not keep the model contract: inputs {ins}, outputs {outs}; "
+            f"expected {INPUT_NAME} [batch, 3, H, W] and {OUTPUT_NAME} [batch, {num_classes}]."
+        )
+
+
+def torch_to_onnx(model: nn.Module, size: tuple[int, int], opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """The eval-mode model through the current (dynamo) exporter, with a dynamic batch axis.
+
+    The exporter's own optimiser (onnxscript, `optimize=True`) constant-folds the eval-mode batch norms
+    into the convolutions in float32; nothing is folded by hand, and ONNX Runtime would fuse any left.
+    """
+    h, w = size
+    example = torch.zeros(2, 3, h, w)  # batch 2: a batch of 1 would let the exporter specialise on it
+    program = torch.onnx.export(
+        model.eval(),
+        (example,),
+        None,
+        dynamo=True,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes=({0: torch.export.Dim(BATCH_DIM)},),
+        opset_version=opset,
+        external_data=False,
+        optimize=True,
+        verbose=False,
+    )
+    if program is None:  # only when the legacy exporter ran, which dynamo=True rules out
+        raise ExportError("torch.onnx.export returned no program.")
+    return program.model_proto
+
+
+def save_onnx(model: onnx.ModelProto, path: str | Path) -> None:
+    """One self-contained file: every weight inside, none in external data files."""
+    onnx.save_model(model, str(path), save_as_external_data=False)
+
+
+def check_opset(opset: int) -> None:
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ExportError(f"--opset must lie between {MIN_OPSET} and {newest} (this onnx), got {opset}.")
+
+
+def export_onnx(
+    checkpoint: Checkpoint | str | Path,
+    out: str | Path,
+    opset: int = DEFAULT_OPSET,
+    overwrite: bool = False,
+) -> Path:
+    """Checkpoint -> fp32 .onnx with our metadata, checked, written atomically. No parity gate here:
+    `export_run` adds it."""
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} already exists; pass --force to replace it.")
+    check_opset(opset)
+    proto = torch_to_onnx(ckpt.build(), ckpt.preprocess.size, opset)
+    attach_metadata(proto, model_metadata(ckpt, "fp32"))
+    check_onnx(proto, ckpt.num_classes, out.name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _temp_file(out) as tmp:
+        save_onnx(proto, tmp)
+        os.replace(tmp, out)
+    return out
+
+
+@contextlib.contextmanager
+def _temp_file(final: Path) -> Iterator[Path]:
+    """A hidden, unused temporary name beside `final` (same filesystem, so the move is a rename; created
+    by whoever writes it, so it gets the usual permissions), removed afterwards unless moved away."""
+    tmp = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --- the pipeline -------------------------------------------------------------------------------------------
+
+
+def parse_precisions(values: Sequence[str]) -> tuple[str, ...]:
+    """'fp32', 'fp16,int8', 'all', repeated or comma-separated -> the distinct precisions in a fixed order."""
+    wanted: set[str] = set()
+    for value in values or ("fp32",):
+        for part in str(value).lower().replace(" ", "").split(","):
+            if part == "all":
+                wanted.update(PRECISIONS)
+            elif part in PRECISIONS:
+                wanted.add(part)
+            elif part:
+                raise ExportError(f"--precision must be fp32, fp16, int8 or all, got {part!r}.")
+    if not wanted:
+        raise ExportError("Give at least one --precision (fp32, fp16, int8 or all).")
+    return tuple(p for p in PRECISIONS if p in wanted)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What `mgc-edge export` was asked to make."""
+
+    precisions: tuple[str, ...] = ("fp32",)
+    out: Path | None = None  # a file (one precision), the fp32 name others derive from, or a folder
+    opset: int = DEFAULT_OPSET
+    calib_images: int = 256
+    calib_data: Path | None = None  # images to calibrate int8 on instead of the run's training split
+    calib_method: str = "minmax"
+    force: bool = False
+    verify: bool = True
+    check: VerifyOptions = field(default_factory=VerifyOptions)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precisions", parse_precisions(self.precisions))
+        check_opset(self.opset)
+        if self.calib_method not in CALIB_METHODS:
+            raise ExportError(
+                f"--calib-method must be one of {', '.join(CALIB_METHODS)}, got {self.calib_method!r}."
+            )
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """One file that export produced, where it lies now, and what its gate said."""
+
+    precision: str
+    path: Path
+    size_mb: float
+    report: ParityReport | None  # None with --no-verify
+    report_path: Path | None
+
+    @property
+    def passed(self) -> bool:
+        return self.report is None or self.report.passed
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    checkpoint: Path
+    models: tuple[ExportedModel, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(m.passed for m in self.models)
+
+
+def output_paths(checkpoint: Checkpoint, precisions: Sequence[str], out: Path | None) -> dict[str, Path]:
+    """Where each precision goes: <run>/model.onnx, model.fp16.onnx, model.int8.onnx by default.
+
+    `out` ending in .onnx names the file itself when one precision is asked for, and the base name with
+    several (edge.onnx -> edge.fp16.onnx ...); any other `out` is a folder that takes the default names.
+    """
+    if out is None or out.is_dir() or out.suffix != ".onnx":
+        base = (out if out is not None else checkpoint.path.parent) / "model.onnx"
+    elif len(precisions) == 1:
+        return {precisions[0]: out}
+    else:
+        base = out
+    stem = base.name[: -len(".onnx")]
+    return {p: base.with_name(stem + ("" if p == "fp32" else f".{p}") + ".onnx") for p in precisions}
+
+
+def failed_path(final: Path) -> Path:
+    """model.int8.onnx -> model.int8.FAILED.onnx: a name nobody mistakes for a model that passed."""
+    stem = final.name[: -len(".onnx")] if final.name.endswith(".onnx") else final.name
+    return final.with_name(f"{stem}.{FAILED_TAG}.onnx")
+
+
+def calibration_candidates(checkpoint: Checkpoint, calib_data: Path | None) -> list[Path]:
+    """Frames to calibrate int8 on: the run's training split (what the model learned from), or a folder."""
+    if calib_data is not None:
+        return images_under(calib_data)
+    root = Path(checkpoint.config.data)
+    split_csv = checkpoint.path.parent / "split.csv"
+    if not split_csv.is_file() or not root.is_dir():
+        missing = split_csv if not split_csv.is_file() else root
+        raise CalibrationError(
+            f"int8 calibration needs the run's training images, but {missing} is missing; pass --calib-data DIR."
+        )
+    return [root / s.path for s in samples_from_split_csv(split_csv, checkpoint.labels.ids, "train")]
+
+
+def _size_mb(path: Path) -> float:
+    return path.stat().st_size / 1e6
+
+
+def export_run(
+    source: str | Path,
+    options: ExportOptions = ExportOptions(),
+    on_step: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """`mgc-edge export`: every asked precision, each proven against the checkpoint before it is moved into
+    place. A model that fails its gate is kept as *.FAILED.onnx beside its report; the result says so.
+
+    Everything that can be refused is refused before the slow work: a bad checkpoint, existing outputs,
+    missing verification or calibration images, an arch that int8 cannot serve.
+    """
+    step = on_step or (lambda _msg: None)
+    ckpt = load_checkpoint(source)
+    precisions = options.precisions
+    paths = output_paths(ckpt, precisions, options.out)
+    existing = [p for p in paths.values() if p.exists()]
+    if existing and not options.force:
+        raise ExportError(f"{existing[0]} already exists; pass --force to replace it.")
+    calib: list[Path] = []
+    if "int8" in precisions:
+        check_int8_arch(ckpt.arch)
+        calib = pick_calibration_images(
+            calibration_candidates(ckpt, options.calib_data), options.calib_images
+        )
+    reference = None
+    if options.verify:
+        step(f"running {ckpt.path} in PyTorch for the parity check")
+        reference = reference_logits(ckpt, options.check)  # also fails early when the images are gone
+
+    sha = file_sha256(ckpt.path)
+    for p in paths.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        temps = {p: stack.enter_context(_temp_file(paths[p])) for p in precisions}
+        fp32 = temps.get("fp32") or stack.enter_context(
+            _temp_file(next(iter(paths.values())).with_name("fp32"))
+        )
+        step(f"exporting {ckpt.arch} to ONNX (opset {options.opset})")
+        proto = torch_to_onnx(ckpt.build(), ckpt.preprocess.size, options.opset)
+        attach_metadata(proto, model_metadata(ckpt, "fp32", sha))
+        check_onnx(proto, ckpt.num_classes, "fp32")
+        save_onnx(proto, fp32)
+        del proto
+        if "fp16" in precisions:
+            step("converting to fp16")
+            half = to_fp16(onnx.load(str(fp32)))
+            attach_metadata(half, model_metadata(ckpt, "fp16", sha))
+            check_onnx(half, ckpt.num_classes, "fp16")
+            save_onnx(half, temps["fp16"])
+            del half
+        if "int8" in precisions:
+            step(
+                f"quantizing to int8 (QDQ, per-channel, {options.calib_method} calibration on {len(calib)} images)"
+            )
+            quantize_int8(
+                fp32, temps["int8"], ImageCalibrationReader(calib, ckpt.preprocess), options.calib_method
+            )
+            q = onnx.load(str(temps["int8"]))
+            attach_metadata(q, model_metadata(ckpt, "int8", sha))
+            check_onnx(q, ckpt.num_classes, "int8")
+            save_onnx(q, temps["int8"])
+            del q
+
+        models = []
+        for precision in precisions:
+            tmp, final = temps[precision], paths[precision]
+            report = None
+            if reference is not None:
+                step(f"verifying {final.name}")
+                report = verify_model(tmp, options=options.check, write=False, reference=reference)
+            kept = final if report is None or report.passed else failed_path(final)
+            os.replace(tmp, kept)
+            report_path = None
+            if report is not None:
+                report = dataclasses.replace(report, model=str(kept))
+                report_path = write_report(report)
+            if kept == final:  # stale copies from an earlier export would only mislead
+                failed_path(final).unlink(missing_ok=True)
+                report_path_for(failed_path(final)).unlink(missing_ok=True)
+                if report is None:
+                    report_path_for(final).unlink(missing_ok=True)
+            models.append(ExportedModel(precision, kept, _size_mb(kept), report, report_path))
+    return ExportResult(ckpt.path, tuple(models))

@@ -1,0 +1,526 @@
+"""Parity between an exported .onnx model and the checkpoint it came from, on real images, with gates.
+
+Both sides are fed by the same preprocess(): PyTorch with the checkpoint's spec, ONNX Runtime with the spec
+stored in the model (the one an edge box will use), so a model whose metadata lies about its preprocessing
+fails here rather than in the field. Without a checkpoint the model is checked on its own (metadata, graph,
+forward shapes, and accuracy when labelled images are given); that path never imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mgc_edge.data.scan import DataError, Sample, scan_folder
+from mgc_edge.data.split import SPLITS, samples_from_split_csv
+from mgc_edge.errors import UserError
+from mgc_edge.fileio import write_json
+from mgc_edge.images import read_image
+from mgc_edge.metadata import PRECISIONS, MetadataError
+from mgc_edge.preprocess import preprocess
+from mgc_edge.runtime.session import Classifier, softmax
+
+if TYPE_CHECKING:
+    from mgc_edge.train.checkpoint import Checkpoint
+
+REPORT_SUFFIX = ".verify.json"
+BATCH1_IMAGES = 4  # images also run one at a time, to prove the dynamic batch axis
+MAX_BATCH_PROB_DIFF = 1e-3  # batch 1 vs batched: the same model, only the kernels' summation order differs
+
+
+class ModelMismatchError(UserError):
+    """A model and a checkpoint that do not belong together; the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class GateOverrides:
+    """Thresholds a user sets; None keeps the default for the model's precision."""
+
+    min_agreement: float | None = None  # fraction of images whose top-1 matches PyTorch's
+    max_prob_diff: float | None = None  # largest |p_onnx - p_torch| over all images and classes
+    max_acc_drop: float | None = None  # accuracy (fraction) the model may lose against the checkpoint
+
+    def __post_init__(self) -> None:
+        for name in ("min_agreement", "max_acc_drop"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise UserError(f"{name.replace('_', ' ')} must lie between 0 and 1, got {value}.")
+        if self.max_prob_diff is not None and not 0.0 <= self.max_prob_diff <= 1.0:
+            raise UserError(f"The probability tolerance must lie between 0 and 1, got {self.max_prob_diff}.")
+
+
+@dataclass(frozen=True)
+class Gates:
+    """What a model must show to leave `export`; the defaults are the issue's, per precision."""
+
+    min_agreement: float
+    max_prob_diff: float | None = None
+    max_acc_drop: float | None = None
+    max_batch_prob_diff: float = MAX_BATCH_PROB_DIFF
+
+    @classmethod
+    def for_precision(cls, precision: str, overrides: GateOverrides | None = None) -> Gates:
+        """fp32 must agree everywhere and match probabilities to 1e-4; fp16 agree on 99 %; int8 agree on
+        98 % and lose at most one accuracy point."""
+        if precision not in PRECISIONS:
+            raise UserError(f"Precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+        base = {
+            "fp32": cls(min_agreement=1.0, max_prob_diff=1e-4),
+            "fp16": cls(min_agreement=0.99),
+            "int8": cls(min_agreement=0.98, max_acc_drop=0.01),
+        }[precision]
+        if overrides is None:
+            return base
+        changes = {k: v for k, v in dataclasses.asdict(overrides).items() if v is not None}
+        return dataclasses.replace(base, **changes)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate: the measured figure, its limit, and whether it held."""
+
+    name: str
+    value: float
+    limit: float
+    passed: bool
+    unit: str = ""  # "%": fractions shown as percentages; "points": accuracy drops; "bool": yes/no; "": raw
+
+    def sentence(self) -> str:
+        """'top-1 agreement 96.0% is below the 98.0% gate by 2.0 points.' and the like."""
+        if self.unit == "bool":
+            return f"{self.name}: {'ok' if self.passed else 'FAILED'}."
+        v = _fmt(self.value, self.unit)
+        lim = f"{100 * self.limit:.2f}-point" if self.unit == "points" else _fmt(self.limit, self.unit)
+        if self.passed:
+            return f"{self.name} {v} is within the {lim} gate."
+        lower_is_better = self.name not in _HIGHER_IS_BETTER
+        gap = abs(self.value - self.limit)
+        by = f"{100 * gap:.1f} points" if self.unit == "%" else _fmt(gap, self.unit)
+        verb = "exceeds" if lower_is_better else "is below"
+        return f"{self.name} {v} {verb} the {lim} gate by {by}."
+
+
+_HIGHER_IS_BETTER = {"top-1 agreement"}
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "%":
+        return f"{100 * value:.1f}%"
+    if unit == "points":
+        return f"{100 * value:.2f} points"
+    return f"{value:.2e}"
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """Which images to check and how."""
+
+    data: Path | None = None  # folder-per-class tree instead of the run's split
+    split: str = "test"
+    max_images: int = 1000  # 0 = all; a seeded random subset otherwise
+    batch_size: int = 16
+    device: str = "cpu"  # where ONNX Runtime runs; the CPU is the reference (no TF32, deterministic)
+    gates: GateOverrides = field(default_factory=GateOverrides)
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise UserError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}.")
+        if self.batch_size < 2:
+            raise UserError(
+                f"--batch-size must be at least 2 to check the dynamic batch axis, got {self.batch_size}."
+            )
+        if self.max_images < 0:
+            raise UserError(f"--max-images must be 0 (all) or more, got {self.max_images}.")
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """Everything `verify` measured; written as JSON beside the model."""
+
+    model: str
+    precision: str
+    arch: str
+    checkpoint: str | None
+    source: str  # which images
+    n_images: int
+    batch_sizes: tuple[int, ...]
+    logits_max_abs: float | None
+    logits_mean_abs: float | None
+    probs_max_abs: float | None
+    probs_mean_abs: float | None
+    agreement: float | None
+    acc_model: float | None  # the ONNX model's top-1 on the labelled images
+    acc_checkpoint: float | None  # PyTorch's top-1 on the same images
+    batch_prob_max_abs: float  # batch 1 vs batched, ONNX side
+    gates: tuple[GateResult, ...]
+    thresholds: Gates | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    @property
+    def acc_drop(self) -> float | None:
+        if self.acc_model is None or self.acc_checkpoint is None:
+            return None
+        return self.acc_checkpoint - self.acc_model
+
+    def failures(self) -> list[str]:
+        """One sentence per failed gate."""
+        return [g.sentence() for g in self.gates if not g.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["passed"] = self.passed
+        out["acc_drop"] = self.acc_drop
+        out["failures"] = self.failures()
+        return out
+
+
+def report_path_for(model: str | Path) -> Path:
+    """model.int8.onnx -> model.int8.verify.json, beside it."""
+    model = Path(model)
+    stem = model.name[: -len(".onnx")] if model.name.endswith(".onnx") else model.name
+    return model.with_name(stem + REPORT_SUFFIX)
+
+
+def write_report(report: ParityReport, path: str | Path | None = None) -> Path:
+    """Write the report atomically (beside the model unless told otherwise)."""
+    path = Path(path) if path is not None else report_path_for(report.model)
+    write_json(path, report.to_dict())
+    return path
+
+
+# --- which images ---------------------------------------------------------------------------------
+
+
+def folder_samples(data: Path, labels: tuple[str, ...]) -> list[Sample]:
+    """Samples of a folder-per-class tree, indexed by the MODEL's labels (folder names map by name)."""
+    scan = scan_folder(data, r"^(?P<group>[^.]+)\.")
+    unknown = [name for name in scan.labels if name not in labels]
+    if unknown:
+        raise DataError(f"{data} has class folder(s) the model does not know: {', '.join(unknown[:5])}.")
+    index = {name: i for i, name in enumerate(labels)}
+    return [dataclasses.replace(s, label=index[scan.labels[s.label]]) for s in scan.samples]
+
+
+def split_samples(checkpoint: Checkpoint, split: str) -> tuple[Path, list[Sample]]:
+    """The data root and the samples of one split of the checkpoint's run."""
+    root = Path(checkpoint.config.data)
+    split_csv = checkpoint.path.parent / "split.csv"
+    if not split_csv.is_file():
+        raise DataError(f"{checkpoint.path.parent} has no split.csv; pass --data DIR with labelled images.")
+    if not root.is_dir():
+        raise DataError(f"The run's data folder {root} is gone; pass --data DIR with labelled images.")
+    return root, samples_from_split_csv(split_csv, checkpoint.labels.ids, split)
+
+
+def subsample(samples: Sequence[Sample], max_images: int, seed: int = 0) -> list[Sample]:
+    """At most `max_images` samples (0 = all), a seeded random draw kept in the original order."""
+    if max_images <= 0 or len(samples) <= max_images:
+        return list(samples)
+    keep = np.sort(np.random.default_rng(seed).choice(len(samples), size=max_images, replace=False))
+    return [samples[i] for i in keep]
+
+
+# --- the two sides -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reference:
+    """PyTorch's side of the comparison, computed once and reused for every precision of one export."""
+
+    checkpoint: Checkpoint
+    root: Path
+    samples: tuple[Sample, ...]
+    source: str
+    logits: np.ndarray  # float32 [N, C]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([s.label for s in self.samples], dtype=np.int64)
+
+
+def _batches(root: Path, samples: Sequence[Sample], batch_size: int) -> Any:
+    """Lists of BGR uint8 frames, batch by batch (read again per model: memory stays bounded)."""
+    for i in range(0, len(samples), batch_size):
+        yield [read_image(root / s.path) for s in samples[i : i + batch_size]]
+
+
+def reference_logits(checkpoint: Checkpoint, options: VerifyOptions = VerifyOptions()) -> Reference:
+    """The checkpoint's logits in eval mode on the CPU, float32, fed by preprocess() with its own spec."""
+    import torch
+
+    if options.data is not None:
+        root, samples = Path(options.data), folder_samples(Path(options.data), checkpoint.labels.ids)
+        source = str(root)
+    else:
+        root, samples = split_samples(checkpoint, options.split)
+        source = f"{options.split} split of {root}"
+    samples = subsample(samples, options.max_images)
+    if not samples:
+        raise DataError(
+            f"There are no images to verify on in the {source}; pass --data DIR or another --split."
+        )
+    model = checkpoint.build()
+    outs = []
+    with torch.inference_mode():
+        for frames in _batches(root, samples, options.batch_size):
+            x = torch.from_numpy(preprocess(frames, checkpoint.preprocess))
+            outs.append(model(x).float().numpy())
+    return Reference(checkpoint, root, tuple(samples), source, np.concatenate(outs))
+
+
+def _onnx_logits(
+    clf: Classifier, root: Path, samples: Sequence[Sample], batch_size: int
+) -> tuple[np.ndarray, set[int]]:
+    """ONNX Runtime's logits with the model's own spec, and the batch sizes actually run."""
+    outs, sizes = [], set()
+    for frames in _batches(root, samples, batch_size):
+        out = clf.logits(preprocess(frames, clf.spec))
+        if out.shape != (len(frames), clf.num_classes):
+            raise MetadataError(
+                f"{clf.path} does not follow the mgc-edge model layout: it returned {out.shape} for a batch "
+                f"of {len(frames)} images with {clf.num_classes} classes."
+            )
+        outs.append(out)
+        sizes.add(len(frames))
+    return np.concatenate(outs), sizes
+
+
+def _batch1_diff(
+    clf: Classifier, frames: Sequence[np.ndarray], batched_logits: np.ndarray
+) -> tuple[float, bool]:
+    """Max |Δprob| between one-at-a-time and batched runs of the same frames, and whether shapes held."""
+    x = preprocess(list(frames), clf.spec)
+    ones = [clf.logits(x[i : i + 1]) for i in range(len(frames))]
+    shapes_ok = all(o.shape == (1, clf.num_classes) for o in ones)
+    single = np.concatenate(ones)
+    return float(np.abs(softmax(single) - softmax(batched_logits[: len(frames)])).max()), shapes_ok
+
+
+# --- verify -----------------------------------------------------------------------------------------------
+
+
+def _few(ids: Sequence[str]) -> str:
+    return f"{len(ids)} ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})"
+
+
+def check_belongs(clf: Classifier, checkpoint: Checkpoint) -> list[str]:
+    """Refuse a model and a checkpoint that cannot be compared; return notes for lesser differences."""
+    meta, ck = clf.metadata, checkpoint
+    what = None
+    if meta.arch != ck.arch:
+        what = f"the model's arch is {meta.arch}, the checkpoint's {ck.arch}"
+    elif meta.labels.ids != ck.labels.ids:
+        what = f"the model's labels are {_few(meta.labels.ids)}, the checkpoint's {_few(ck.labels.ids)}"
+    elif tuple(meta.preprocess.size) != tuple(ck.preprocess.size):
+        what = "the model takes {}x{} inputs, the checkpoint {}x{}".format(
+            *meta.preprocess.size, *ck.preprocess.size
+        )
+    if what:
+        raise ModelMismatchError(f"{clf.path} and {ck.path} do not belong together: {what}.")
+    notes = []
+    if meta.checkpoint_sha256:
+        from mgc_edge.train.checkpoint import file_sha256
+
+        if meta.checkpoint_sha256 != file_sha256(ck.path):
+            notes.append(f"the model was exported from another checkpoint than {ck.path} (sha256 differs)")
+    if meta.preprocess != ck.preprocess:
+        notes.append(
+            "the model's preprocessing differs from the checkpoint's; parity will show what it costs"
+        )
+    return notes
+
+
+def compare(
+    clf: Classifier, reference: Reference, options: VerifyOptions = VerifyOptions(), notes: Sequence[str] = ()
+) -> ParityReport:
+    """The ONNX side on the reference's images, the figures, and the gates for the model's precision."""
+    gates = Gates.for_precision(clf.metadata.precision, options.gates)
+    logits, sizes = _onnx_logits(clf, reference.root, reference.samples, options.batch_size)
+    first = [read_image(reference.root / s.path) for s in reference.samples[:BATCH1_IMAGES]]
+    batch_diff, shapes_ok = _batch1_diff(clf, first, logits)
+    ref = reference.logits
+    p_model, p_ref = softmax(logits), softmax(ref)
+    y = reference.labels
+    d_logits, d_probs = np.abs(logits - ref), np.abs(p_model - p_ref)
+    agreement = float((logits.argmax(1) == ref.argmax(1)).mean())
+    acc_model = float((logits.argmax(1) == y).mean())
+    acc_ref = float((ref.argmax(1) == y).mean())
+    finite = bool(np.isfinite(logits).all())
+
+    results = [
+        GateResult(
+            "forward pass of the right shape", float(finite and shapes_ok), 1.0, finite and shapes_ok, "bool"
+        ),
+        GateResult("top-1 agreement", agreement, gates.min_agreement, agreement >= gates.min_agreement, "%"),
+    ]
+    if gates.max_prob_diff is not None:
+        v = float(d_probs.max())
+        results.append(GateResult("max |Δprob|", v, gates.max_prob_diff, v <= gates.max_prob_diff))
+    if gates.max_acc_drop is not None:
+        drop = acc_ref - acc_model
+        # A hair of tolerance: 1 point on 100 images is exactly one image, which must pass.
+        results.append(
+            GateResult("accuracy drop", drop, gates.max_acc_drop, drop <= gates.max_acc_drop + 1e-9, "points")
+        )
+    results.append(
+        GateResult(
+            "batch 1 vs batched |Δprob|",
+            batch_diff,
+            gates.max_batch_prob_diff,
+            batch_diff <= gates.max_batch_prob_diff,
+        )
+    )
+    return ParityReport(
+        model=str(clf.path),
+        precision=clf.metadata.precision,
+        arch=clf.metadata.arch,
+        checkpoint=str(reference.checkpoint.path),
+        source=reference.source,
+        n_images=len(reference.samples),
+        batch_sizes=tuple(sorted({1, *sizes})),
+        logits_max_abs=float(d_logits.max()),
+        logits_mean_abs=float(d_logits.mean()),
+        probs_max_abs=float(d_probs.max()),
+        probs_mean_abs=float(d_probs.mean()),
+        agreement=agreement,
+        acc_model=acc_model,
+        acc_checkpoint=acc_ref,
+        batch_prob_max_abs=batch_diff,
+        gates=tuple(results),
+        thresholds=gates,
+        notes=tuple(notes),
+    )
+
+
+def check_model_alone(
+    model: str | Path, options: VerifyOptions = VerifyOptions(), seed: int = 0
+) -> ParityReport:
+    """What an edge box can check without the checkpoint (and without torch): metadata readable, graph
+    valid, a forward pass of the right shape at batch 1 and several, and accuracy on --data if given."""
+    clf = Classifier(model, device=options.device)  # refuses a model without our metadata
+    notes: list[str] = []
+    results: list[GateResult] = []
+    try:
+        import onnx
+    except ImportError:
+        notes.append("onnx is not installed here, so the graph was checked by ONNX Runtime's loader only")
+    else:
+        try:
+            onnx.checker.check_model(str(clf.path), full_check=True)
+            results.append(GateResult("graph valid", 1.0, 1.0, True, "bool"))
+        except Exception as exc:  # ValidationError, InferenceError
+            results.append(GateResult("graph valid", 0.0, 1.0, False, "bool"))
+            notes.append(f"onnx.checker: {str(exc).strip().splitlines()[0][:300]}")
+
+    acc = None
+    if options.data is not None:
+        root = Path(options.data)
+        samples = subsample(folder_samples(root, clf.labels.ids), options.max_images)
+        if not samples:
+            raise DataError(f"There are no images to check in {root}.")
+        logits, sizes = _onnx_logits(clf, root, samples, options.batch_size)
+        first = [read_image(root / s.path) for s in samples[:BATCH1_IMAGES]]
+        acc = float((logits.argmax(1) == np.array([s.label for s in samples])).mean())
+        source, n = str(root), len(samples)
+    else:
+        # Noise frames of an odd size: they exercise resize and every layer, though they mean nothing.
+        rng = np.random.default_rng(seed)
+        h, w = clf.spec.size
+        frames = [
+            rng.integers(0, 256, (h + 7, w + 5, 3), dtype=np.uint8) for _ in range(options.batch_size + 1)
+        ]
+        logits = np.concatenate(
+            [
+                clf.logits(preprocess(frames[: options.batch_size], clf.spec)),
+                clf.logits(preprocess(frames[-1:], clf.spec)),
+            ]
+        )
+        sizes = {options.batch_size, 1}
+        first, source, n = frames[:BATCH1_IMAGES], "random frames (no labelled images given)", len(frames)
+    batch_diff, shapes_ok = _batch1_diff(clf, first, logits)
+    ok = shapes_ok and bool(np.isfinite(logits).all()) and logits.shape[1] == clf.num_classes
+    results.append(GateResult("forward pass of the right shape", float(ok), 1.0, ok, "bool"))
+    results.append(
+        GateResult(
+            "batch 1 vs batched |Δprob|", batch_diff, MAX_BATCH_PROB_DIFF, batch_diff <= MAX_BATCH_PROB_DIFF
+        )
+    )
+    return ParityReport(
+        model=str(clf.path),
+        precision=clf.metadata.precision,
+        arch=clf.metadata.arch,
+        checkpoint=None,
+        source=source,
+        n_images=n,
+        batch_sizes=tuple(sorted(sizes)),
+        logits_max_abs=None,
+        logits_mean_abs=None,
+        probs_max_abs=None,
+        probs_mean_abs=None,
+        agreement=None,
+        acc_model=acc,
+        acc_checkpoint=None,
+        batch_prob_max_abs=batch_diff,
+        gates=tuple(results),
+        thresholds=None,
+        notes=tuple(notes),
+    )
+
+
+def verify_model(
+    model: str | Path,
+    checkpoint: str | Path | Checkpoint | None = None,
+    options: VerifyOptions = VerifyOptions(),
+    write: bool = True,
+    reference: Reference | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> ParityReport:
+    """Compare an exported model with its checkpoint (or check it alone), and write the report beside it.
+
+    `reference` reuses PyTorch's logits across several models of one export.
+    """
+    step = on_step or (lambda _msg: None)
+    if checkpoint is None and reference is None:
+        step(f"checking {Path(model).name} on its own")
+        report = check_model_alone(model, options)
+    else:
+        clf = Classifier(model, device=options.device)
+        if reference is None:
+            from mgc_edge.train.checkpoint import Checkpoint, load_checkpoint
+
+            ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)  # type: ignore[arg-type]
+            notes = check_belongs(clf, ckpt)
+            step(f"running {ckpt.path.name} in PyTorch")
+            reference = reference_logits(ckpt, options)
+        else:
+            notes = check_belongs(clf, reference.checkpoint)
+        step(f"running {Path(model).name} in ONNX Runtime on {len(reference.samples)} images")
+        report = compare(clf, reference, options, notes)
+    if write:
+        write_report(report)
+    return report
+
+
+def summary(report: ParityReport) -> str:
+    """One line for logs: the figures that decide the gate."""
+    parts = [f"{report.precision}", f"{report.n_images} images"]
+    if report.agreement is not None:
+        parts.append(f"agreement {100 * report.agreement:.1f}%")
+    if report.probs_max_abs is not None:
+        parts.append(f"max |Δprob| {report.probs_max_abs:.1e}")
+    if report.acc_model is not None:
+        acc = f"top-1 {100 * report.acc_model:.1f}%"
+        if report.acc_checkpoint is not None:
+            acc += f" (PyTorch {100 * report.acc_checkpoint:.1f}%)"
+        parts.append(acc)
+    parts.append("PASS" if report.passed else "FAIL")
+    return ", ".join(parts)

@@ -1,0 +1,191 @@
+"""`mgc-edge verify`: every gate passes on a faithful model and fails on a perturbed or mis-described one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from onnx_helpers import perturb_head, set_props, tiny_onnx
+from typer.testing import CliRunner
+
+from mgc_edge.cli import app
+from mgc_edge.export.verify import (
+    GateOverrides,
+    GateResult,
+    Gates,
+    ModelMismatchError,
+    VerifyOptions,
+    report_path_for,
+    verify_model,
+)
+from mgc_edge.metadata import MetadataError
+from mgc_edge.train.checkpoint import load_checkpoint
+
+pytest_plugins = ["export_fixtures"]  # resnet_export, resnet_run: computed once per session
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def model_of(result: Any, precision: str) -> Path:
+    return next(m.path for m in result.models if m.precision == precision)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_a_faithful_model_passes_and_a_perturbed_weight_fails(
+    resnet_export: Any, resnet_run: Path, tmp_path: Path, precision: str
+) -> None:
+    src = model_of(resnet_export, precision)
+    ok = verify_model(src, resnet_run, VerifyOptions(), write=False)
+    assert ok.passed, ok.failures()
+    assert ok.batch_sizes[0] == 1 and max(ok.batch_sizes) > 1  # the dynamic axis, proven
+    assert ok.batch_prob_max_abs < 1e-3
+
+    bad = perturb_head(src, tmp_path / f"bad.{precision}.onnx", mode="roll")
+    report = verify_model(bad, resnet_run, VerifyOptions())
+    assert not report.passed
+    failures = report.failures()
+    assert any(
+        f.startswith("top-1 agreement") and "is below the" in f and "gate by" in f for f in failures
+    ), failures
+    saved = json.loads(report_path_for(bad).read_text())  # written beside the model
+    assert saved["passed"] is False and saved["failures"] == failures
+
+
+@pytest.mark.slow
+def test_the_fp32_gate_sees_a_small_change_that_keeps_most_top1(
+    resnet_export: Any, resnet_run: Path, tmp_path: Path
+) -> None:
+    bad = perturb_head(model_of(resnet_export, "fp32"), tmp_path / "nudged.onnx", mode="nudge")
+    report = verify_model(bad, resnet_run, VerifyOptions(), write=False)
+    assert not report.passed and report.agreement > 0.9
+    assert any(f.startswith("max |Δprob|") and "exceeds the 1.00e-04 gate" in f for f in report.failures())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_a_mismatched_preprocessing_fails(
+    resnet_export: Any, resnet_run: Path, tmp_path: Path, precision: str
+) -> None:
+    src = model_of(resnet_export, precision)
+    spec = load_checkpoint(resnet_run).preprocess
+    for name, change in {
+        "bgr": {"color": "bgr"},  # the edge box would feed BGR to an RGB model
+        "unnormalised": {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
+        "cropped": {"resize": "center_crop"},
+    }.items():
+        wrong = json.dumps({**spec.to_dict(), **change})
+        bad = set_props(src, tmp_path / f"{name}.{precision}.onnx", preprocess=wrong)
+        report = verify_model(bad, resnet_run, VerifyOptions(), write=False)
+        assert not report.passed, (name, report)
+        assert any(f.startswith("top-1 agreement") for f in report.failures()), (name, report.failures())
+        assert any("preprocessing differs" in n for n in report.notes)
+
+
+@pytest.mark.slow
+def test_the_int8_accuracy_gate_and_tightened_gates(resnet_export: Any, resnet_run: Path) -> None:
+    src = model_of(resnet_export, "int8")
+    report = verify_model(src, resnet_run, VerifyOptions(), write=False)
+    names = [g.name for g in report.gates]
+    assert "accuracy drop" in names and "max |Δprob|" not in names
+    # A user may tighten any gate: int8 cannot match probabilities to 1e-6.
+    strict = verify_model(
+        src, resnet_run, VerifyOptions(gates=GateOverrides(max_prob_diff=1e-6)), write=False
+    )
+    assert not strict.passed and any(f.startswith("max |Δprob|") for f in strict.failures())
+
+
+@pytest.mark.slow
+def test_a_model_and_checkpoint_that_do_not_belong_together_are_refused(
+    resnet_export: Any, resnet_run: Path, tmp_path: Path
+) -> None:
+    src = model_of(resnet_export, "fp32")
+    cases = {
+        "arch is mobilenet_v3_small": {"arch": "mobilenet_v3_small"},
+        r"labels are 32 \(c0, c1, c2, ...\), the checkpoint's 32 \(1, 2, 3": {
+            "labels": json.dumps([f"c{i}" for i in range(32)]),
+            "label_names": json.dumps([f"c{i}" for i in range(32)]),
+        },
+    }
+    for what, change in cases.items():
+        with pytest.raises(ModelMismatchError, match=f"do not belong together: the model's {what}"):
+            verify_model(set_props(src, tmp_path / f"{what[:4]}.onnx", **change), resnet_run)
+    # A checkpoint of the same run trained at another input size: the sizes differ.
+    import torch
+
+    data = torch.load(resnet_run / "best.pt", map_location="cpu", weights_only=True)
+    data["preprocess"]["size"] = [96, 96]
+    data["train_config"]["preprocess"]["size"] = [96, 96]
+    torch.save(data, tmp_path / "big.pt")
+    with pytest.raises(ModelMismatchError, match="takes 64x64 inputs, the checkpoint 96x96"):
+        verify_model(src, tmp_path / "big.pt")
+    res = CliRunner().invoke(app, ["verify", str(tmp_path / "arch.onnx"), "--checkpoint", str(resnet_run)])
+    assert res.exit_code == 2 and "do not belong together" in res.output
+
+
+def test_a_model_without_our_metadata_is_refused(tmp_path: Path) -> None:
+    path = tiny_onnx(tmp_path / "plain.onnx", metadata=False)
+    with pytest.raises(MetadataError, match="no mgc-edge metadata"):
+        verify_model(path)
+    res = CliRunner().invoke(app, ["verify", str(path)])
+    assert res.exit_code == 2 and "no mgc-edge metadata" in res.output
+    assert not report_path_for(path).exists()
+
+
+def test_the_model_alone_is_checked_without_a_checkpoint(tmp_path: Path) -> None:
+    path = tiny_onnx(tmp_path / "tiny.onnx")
+    res = CliRunner().invoke(app, ["verify", str(path), "--batch-size", "4"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(report_path_for(path).read_text())
+    assert report["passed"] and report["checkpoint"] is None and report["agreement"] is None
+    assert {g["name"] for g in report["gates"]} == {
+        "graph valid",
+        "forward pass of the right shape",
+        "batch 1 vs batched |Δprob|",
+    }
+    assert report["batch_sizes"] == [1, 4]
+
+
+@pytest.mark.slow
+def test_the_model_alone_with_labelled_images_reports_its_accuracy(
+    resnet_export: Any, resnet_run: Path
+) -> None:
+    data = Path(load_checkpoint(resnet_run).config.data)
+    report = verify_model(
+        model_of(resnet_export, "int8"), options=VerifyOptions(data=data, max_images=64), write=False
+    )
+    assert report.passed and report.n_images == 64 and report.acc_model is not None
+
+
+@pytest.mark.slow
+def test_verify_cli_on_a_faithful_and_a_perturbed_model(
+    resnet_export: Any, resnet_run: Path, tmp_path: Path
+) -> None:
+    src = model_of(resnet_export, "fp16")
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(
+        app, ["verify", str(src), "-c", str(resnet_run), "--json", str(out), "--max-images", "50"]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["n_images"] == 50
+    bad = perturb_head(src, tmp_path / "bad.onnx")
+    res = CliRunner().invoke(app, ["verify", str(bad), "-c", str(resnet_run), "--min-agreement", "99.5"])
+    assert res.exit_code == 1 and "FAIL" in res.output and "top-1 agreement" in res.output
+
+
+def test_gates_default_per_precision_and_can_be_tightened() -> None:
+    assert Gates.for_precision("fp32") == Gates(min_agreement=1.0, max_prob_diff=1e-4)
+    assert Gates.for_precision("fp16").min_agreement == 0.99
+    int8 = Gates.for_precision("int8", GateOverrides(min_agreement=0.995))
+    assert int8.min_agreement == 0.995 and int8.max_acc_drop == 0.01
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        GateOverrides(min_agreement=99.0)
+    with pytest.raises(ValueError, match="--batch-size"):
+        VerifyOptions(batch_size=1)
+    g = GateResult("top-1 agreement", 0.96, 0.98, False, "%")
+    assert g.sentence() == "top-1 agreement 96.0% is below the 98.0% gate by 2.0 points."
+    assert GateResult("graph valid", 0.0, 1.0, False, "bool").sentence() == "graph valid: FAILED."
+    g = GateResult("accuracy drop", 0.025, 0.01, False, "points")
+    assert g.sentence() == "accuracy drop 2.50 points exceeds the 1.00-point gate by 1.50 points."
