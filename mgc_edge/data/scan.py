@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mgc_edge.config import SplitConfig
 from mgc_edge.errors import UserError
 from mgc_edge.images import IMAGE_EXTENSIONS, ImageReadError, is_image_name, read_image
 from mgc_edge.labels import sort_labels
@@ -131,3 +133,19 @@ def scan_folder(root: str | Path, group_regex: str, strict: bool = False, verify
     if empty:
         raise DataError(f"Class folder(s) {', '.join(empty)} in {root} hold no readable images.")
     return Scan(root, labels, tuple(samples), tuple(skipped))
+
+
+DEFAULT_GROUP_REGEX = SplitConfig().group_regex  # <clip> of <clip>.<frame>.jpg
+
+
+def folder_samples(
+    data: str | Path, labels: tuple[str, ...], group_regex: str = DEFAULT_GROUP_REGEX, strict: bool = False
+) -> list[Sample]:
+    """Samples of a folder-per-class tree indexed by a MODEL's labels: folder names map by name, so a
+    folder with fewer classes (or another order) still scores against the right outputs."""
+    scan = scan_folder(data, group_regex, strict=strict)
+    unknown = [name for name in scan.labels if name not in labels]
+    if unknown:
+        raise DataError(f"{data} has class folder(s) the model does not know: {', '.join(unknown[:5])}.")
+    index = {name: i for i, name in enumerate(labels)}
+    return [dataclasses.replace(s, label=index[scan.labels[s.label]]) for s in scan.samples]

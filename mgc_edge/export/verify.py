@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mgc_edge.data.scan import DataError, Sample, scan_folder
+from mgc_edge.data.scan import DataError, Sample, folder_samples
 from mgc_edge.data.split import SPLITS, samples_from_split_csv
 from mgc_edge.errors import UserError
 from mgc_edge.fileio import write_json
@@ -198,16 +198,6 @@ def write_report(report: ParityReport, path: str | Path | None = None) -> Path:
 
 
 # --- which images ---------------------------------------------------------------------------------
-
-
-def folder_samples(data: Path, labels: tuple[str, ...]) -> list[Sample]:
-    """Samples of a folder-per-class tree, indexed by the MODEL's labels (folder names map by name)."""
-    scan = scan_folder(data, r"^(?P<group>[^.]+)\.")
-    unknown = [name for name in scan.labels if name not in labels]
-    if unknown:
-        raise DataError(f"{data} has class folder(s) the model does not know: {', '.join(unknown[:5])}.")
-    index = {name: i for i, name in enumerate(labels)}
-    return [dataclasses.replace(s, label=index[scan.labels[s.label]]) for s in scan.samples]
 
 
 def split_samples(checkpoint: Checkpoint, split: str) -> tuple[Path, list[Sample]]:

@@ -6,23 +6,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from mgc_edge.data.scan import DataError, Sample, scan_folder
+from mgc_edge.data.scan import folder_samples
 from mgc_edge.data.split import samples_from_split_csv
 from mgc_edge.errors import UserError
 from mgc_edge.train import rundir as R
 from mgc_edge.train.checkpoint import load_checkpoint
 from mgc_edge.train.distributed import resolve_device
 from mgc_edge.train.loop import evaluate_samples
-
-
-def folder_samples(data: Path, labels: tuple[str, ...], group_regex: str, strict: bool) -> list[Sample]:
-    """Samples of a folder-per-class tree, indexed by the MODEL's labels (folder names map explicitly)."""
-    scan = scan_folder(data, group_regex, strict=strict)
-    unknown = [name for name in scan.labels if name not in labels]
-    if unknown:
-        raise DataError(f"{data} has class folder(s) the model does not know: {', '.join(unknown[:5])}.")
-    index = {name: i for i, name in enumerate(labels)}
-    return [dataclasses.replace(s, label=index[scan.labels[s.label]]) for s in scan.samples]
 
 
 def evaluate_run(
