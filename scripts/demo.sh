@@ -19,9 +19,14 @@ echo "== 2/4 train alexnet_bn (the seed's AlexNet with batch norm) at ${SIZE}x${
 echo "== 3/4 evaluate the best checkpoint on the held-out test clips"
 "$MGC" evaluate "$DEMO/run" --workers 1 >/dev/null
 
-if "$MGC" export --help >/dev/null 2>&1; then
-  echo "== 4/4 export fp32 + int8 with the parity gate, then verify on the test split"
-  "$MGC" export "$DEMO/run" --precision fp32 --precision int8 --force
-  "$MGC" verify "$DEMO/run/model.int8.onnx" --checkpoint "$DEMO/run/best.pt"
-fi
+echo "== 4/4 export fp32 + int8, each behind the parity gate, then verify on the test split"
+# Exit 1 from export means a model failed its gate and was kept as *.FAILED.onnx: that is the gate doing its
+# job on a small, weakly trained model, so the demo reports it instead of stopping.
+gate=0
+"$MGC" export "$DEMO/run" --precision fp32 --precision int8 --calib-images 1024 --force >/dev/null || gate=$?
+[ "$gate" -le 1 ] || exit "$gate"
+for model in "$DEMO/run/model.onnx" "$DEMO/run/model.int8.onnx"; do
+  [ -f "$model" ] && "$MGC" verify "$model" --checkpoint "$DEMO/run" >/dev/null
+done
+[ "$gate" -eq 0 ] || echo "note: a model failed its parity gate and was not put in place (see the table above)."
 echo "Done in $(( $(date +%s) - start ))s. Run directory: $DEMO/run (report.json, curves.png, confusion.png)"
