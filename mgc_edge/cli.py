@@ -307,6 +307,19 @@ def evaluate(
 # --- export / verify (issue 3) ---
 
 
+# Gate options shared by export and verify (percent / points on the command line).
+MinAgreement = Annotated[
+    float | None, typer.Option(help="Gate: top-1 agreement in percent (default: fp32 100, fp16 99, int8 98).")
+]
+MaxProbDiff = Annotated[
+    float | None, typer.Option(help="Gate: largest probability difference (default: fp32 1e-4).")
+]
+MaxAccDrop = Annotated[
+    float | None,
+    typer.Option(help="Gate: accuracy points the model may lose against PyTorch (default: int8 1)."),
+]
+
+
 def _gate_overrides(
     min_agreement: float | None, max_prob_diff: float | None, max_acc_drop: float | None
 ) -> Any:
@@ -412,17 +425,9 @@ def export(
     batch_size: Annotated[
         int, typer.Option(help="Batch size of the parity check (at least 2; batch 1 is checked too).")
     ] = 16,
-    min_agreement: Annotated[
-        float | None,
-        typer.Option(help="Gate: top-1 agreement in percent (default: fp32 100, fp16 99, int8 98)."),
-    ] = None,
-    max_prob_diff: Annotated[
-        float | None, typer.Option(help="Gate: largest probability difference (default: fp32 1e-4).")
-    ] = None,
-    max_acc_drop: Annotated[
-        float | None,
-        typer.Option(help="Gate: accuracy points the model may lose against PyTorch (default: int8 1)."),
-    ] = None,
+    min_agreement: MinAgreement = None,
+    max_prob_diff: MaxProbDiff = None,
+    max_acc_drop: MaxAccDrop = None,
 ) -> None:
     """Export a checkpoint to one self-contained .onnx file per precision, each proven against the checkpoint."""
     with user_errors():
@@ -494,17 +499,9 @@ def verify(
         Path | None,
         typer.Option("--json", help="Write the report here (default: MODEL.verify.json beside the model)."),
     ] = None,
-    min_agreement: Annotated[
-        float | None,
-        typer.Option(help="Gate: top-1 agreement in percent (default: fp32 100, fp16 99, int8 98)."),
-    ] = None,
-    max_prob_diff: Annotated[
-        float | None, typer.Option(help="Gate: largest probability difference (default: fp32 1e-4).")
-    ] = None,
-    max_acc_drop: Annotated[
-        float | None,
-        typer.Option(help="Gate: accuracy points the model may lose against PyTorch (default: int8 1)."),
-    ] = None,
+    min_agreement: MinAgreement = None,
+    max_prob_diff: MaxProbDiff = None,
+    max_acc_drop: MaxAccDrop = None,
 ) -> None:
     """Compare an exported model with its checkpoint on real images (or check it alone on an edge box)."""
     with user_errors():
