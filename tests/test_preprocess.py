@@ -90,3 +90,16 @@ def test_training_path_and_runtime_path_are_bit_identical(tmp_path: Path) -> Non
     runtime = preprocess(read_image(path), spec)[0]
     assert label == 3
     assert item.numpy().tobytes() == runtime.tobytes()
+
+
+def test_augmentation_clips_instead_of_reflecting_dark_pixels() -> None:
+    pytest.importorskip("torch")
+    from mgc_edge.data.dataset import Augment
+
+    black = np.zeros((40, 60, 3), np.uint8)
+    aug = Augment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), hflip=False, brightness=0.25, contrast=0.0)
+    outs = [aug(black, np.random.default_rng(seed)) for seed in range(20)]
+    assert all(o.shape == black.shape for o in outs)
+    # A darkening draw keeps black at 0; only brightening draws may lift it, never above 0.25 * 255.
+    assert min(int(o.max()) for o in outs) == 0
+    assert max(int(o.max()) for o in outs) <= 64

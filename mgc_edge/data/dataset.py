@@ -40,7 +40,10 @@ class Augment:
             image = image[:, ::-1]
         gain = 1.0 + rng.uniform(-self.contrast, self.contrast)
         bias = 255.0 * rng.uniform(-self.brightness, self.brightness)
-        return cv2.convertScaleAbs(np.ascontiguousarray(image), alpha=gain, beta=bias)
+        # A lookup table, not convertScaleAbs: that one takes |x|, so a negative bias would turn dark
+        # pixels bright instead of clipping them at black.
+        lut = np.clip(np.arange(256, dtype=np.float32) * gain + bias, 0, 255).astype(np.uint8)
+        return cv2.LUT(np.ascontiguousarray(image), lut)
 
 
 class FrameDataset(Dataset):
