@@ -126,13 +126,11 @@ def scan_folder(root: str | Path, group_regex: str, strict: bool = False, verify
         raise DataError(
             f"{len(skipped)} file(s) in {root} cannot be used (first: {rel}, {reason}); --strict is set."
         )
-    counts = [0] * len(labels)
-    for s in samples:
-        counts[s.label] += 1
-    empty = [labels[i] for i, c in enumerate(counts) if c == 0]
+    scan = Scan(root, labels, tuple(samples), tuple(skipped))
+    empty = [labels[i] for i, c in enumerate(scan.counts()) if c == 0]
     if empty:
         raise DataError(f"Class folder(s) {', '.join(empty)} in {root} hold no readable images.")
-    return Scan(root, labels, tuple(samples), tuple(skipped))
+    return scan
 
 
 DEFAULT_GROUP_REGEX = SplitConfig().group_regex  # <clip> of <clip>.<frame>.jpg
