@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -37,3 +41,48 @@ def read_image(path: str | Path, reduced: bool = False) -> np.ndarray:
     if image is None:
         raise ImageReadError(f"{path} is not a readable image (corrupt or another kind of file).")
     return image
+
+
+@dataclass(frozen=True)
+class ImageBatch:
+    """Decoded images in input order, with unreadable files left out and reported."""
+
+    images: list[np.ndarray]  # BGR uint8
+    kept: list[int]  # index into the input paths of each image
+    failed: list[tuple[Path, str]]  # (path, why) of each file that could not be read
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def read_images(
+    paths: Sequence[str | Path], skip_unreadable: bool = False, reduced: bool = False, threads: int = 0
+) -> ImageBatch:
+    """The one way to read a batch of image files: decoded in threads (OpenCV releases the GIL).
+
+    An unreadable file raises ImageReadError, or with `skip_unreadable` is left out and listed in `failed`.
+    """
+    paths = [Path(p) for p in paths]
+
+    def one(path: Path) -> np.ndarray | str:
+        try:
+            return read_image(path, reduced=reduced)
+        except ImageReadError as exc:
+            if not skip_unreadable:
+                raise
+            return str(exc)
+
+    workers = threads or min(8, (os.cpu_count() or 1) + 2)
+    if len(paths) <= 1 or workers <= 1:
+        results = [one(p) for p in paths]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(one, paths))
+    images, kept, failed = [], [], []
+    for i, (path, result) in enumerate(zip(paths, results)):
+        if isinstance(result, str):
+            failed.append((path, result))
+        else:
+            images.append(result)
+            kept.append(i)
+    return ImageBatch(images, kept, failed)

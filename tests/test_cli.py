@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import make_tree
 from typer.testing import CliRunner
 
 from mgc_edge.cli import app
-from tests.conftest import make_tree
 
 runner = CliRunner()
 FAST = [

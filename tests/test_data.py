@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import make_tree, write_image
 
 from mgc_edge.config import SplitConfig
 from mgc_edge.data.scan import DataError, Sample, scan_folder
 from mgc_edge.data.split import assign_splits, leaked_groups, read_split_csv, write_split_csv
 from mgc_edge.labels import LabelError, attach_names, sort_labels
-from tests.conftest import make_tree, write_image
 
 REGEX = SplitConfig().group_regex
 

@@ -20,9 +20,10 @@ from mgc_edge.export import onnx_export as E
 from mgc_edge.export.convert import CalibrationError, QuantizationError
 from mgc_edge.export.onnx_export import ExportError, ExportOptions, export_run, output_paths, parse_precisions
 from mgc_edge.export.verify import VerifyOptions
+from mgc_edge.fileio import file_sha256
 from mgc_edge.metadata import ModelMetadata
 from mgc_edge.runtime.session import Classifier
-from mgc_edge.train.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from mgc_edge.train.checkpoint import CheckpointError, load_checkpoint
 
 pytest_plugins = ["export_fixtures"]  # alexnet_export, resnet_run, ...: computed once per session
 

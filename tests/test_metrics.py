@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mgc_edge.labels import Labels
-from mgc_edge.train.metrics import (
+from mgc_edge.metrics import (
     accuracy,
     balanced_accuracy,
     confusion_matrix,

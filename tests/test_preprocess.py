@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_image
 
 from mgc_edge.config import ConfigError, PreprocessSpec
 from mgc_edge.preprocess import PreprocessError, ensure_bgr, preprocess, resize_frame
-from tests.conftest import write_image
 
 
 def test_golden_values_and_channel_order() -> None:

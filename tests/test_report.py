@@ -6,8 +6,8 @@ import numpy as np
 from rich.console import Console
 
 from mgc_edge.labels import Labels, attach_names
-from mgc_edge.train.metrics import evaluate_predictions
-from mgc_edge.train.report import render_report
+from mgc_edge.metrics import evaluate_predictions
+from mgc_edge.reports import render_report
 
 LABELS3 = Labels(("1", "2", "3"), ("Turtle neck", "Bulging face", "Touching hat"))
 Y = np.array([0, 0, 0, 1, 1, 2])

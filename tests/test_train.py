@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import make_cue_tree, make_tree
 
 from mgc_edge.config import PreprocessSpec, TrainConfig
 from mgc_edge.errors import UserError
 from mgc_edge.train.checkpoint import CheckpointError, load_checkpoint
 from mgc_edge.train.loop import fit
-from tests.conftest import make_cue_tree, make_tree
 
 RUN_FILES = {
     "config.json",

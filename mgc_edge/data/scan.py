@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mgc_edge.config import SplitConfig
 from mgc_edge.errors import UserError
-from mgc_edge.images import IMAGE_EXTENSIONS, ImageReadError, is_image_name, read_image
+from mgc_edge.images import IMAGE_EXTENSIONS, is_image_name, read_images
 from mgc_edge.labels import sort_labels
 
 
@@ -62,14 +61,6 @@ def compile_group_regex(regex: str) -> re.Pattern[str]:
         raise DataError(f"The group regex {regex!r} is not a valid regular expression ({exc}).") from None
 
 
-def _check(path: Path) -> str | None:
-    try:
-        read_image(path, reduced=True)
-    except ImageReadError:
-        return "corrupt or not an image"
-    return None
-
-
 def scan_folder(root: str | Path, group_regex: str, strict: bool = False, verify: bool = True) -> Scan:
     """Scan `root/<class>/<image>`; hidden entries are ignored, unreadable files listed and skipped.
 
@@ -112,8 +103,9 @@ def scan_folder(root: str | Path, group_regex: str, strict: bool = False, verify
 
     reasons: list[str | None] = [None] * len(candidates)
     if verify:
-        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
-            reasons = list(pool.map(_check, (p for p, _ in candidates)))
+        batch = read_images([p for p, _ in candidates], skip_unreadable=True, reduced=True)
+        unreadable = {path for path, _ in batch.failed}
+        reasons = ["corrupt or not an image" if p in unreadable else None for p, _ in candidates]
     samples = []
     for (path, index), reason in zip(candidates, reasons):
         rel = path.relative_to(root).as_posix()

@@ -27,6 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mgc_edge.errors import UserError
+
 # Frames per class folder 1..32 in the image-level iMiGUE export (DOMAIN.md).
 IMIGUE_FRAME_COUNTS: tuple[int, ...] = (
     104, 1698, 183, 634, 266, 191, 306, 2060, 279, 12, 2345, 1403, 327, 347, 97, 163,
@@ -48,7 +50,7 @@ _SHIFT = 4  # OpenCV fixed-point bits: sub-pixel drawing, so that small jitter r
 _ONE = 1 << _SHIFT
 
 
-class SynthError(ValueError):
+class SynthError(UserError):
     """Synthetic data cannot be made as asked; the message is one sentence."""
 
 

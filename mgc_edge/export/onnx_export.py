@@ -7,8 +7,7 @@ import contextlib
 import dataclasses
 import json
 import os
-import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 
 from mgc_edge import __version__
-from mgc_edge.data.split import samples_from_split_csv
+from mgc_edge.data.scan import DataError
 from mgc_edge.errors import UserError
 from mgc_edge.export.convert import (
     CALIB_METHODS,
@@ -38,8 +37,11 @@ from mgc_edge.export.verify import (
     verify_model,
     write_report,
 )
+from mgc_edge.fileio import file_sha256, temp_path
 from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, PRECISIONS, PREFIX, ModelMetadata
-from mgc_edge.train.checkpoint import Checkpoint, file_sha256, load_checkpoint
+from mgc_edge.train import rundir
+from mgc_edge.train.checkpoint import Checkpoint, load_checkpoint
+from mgc_edge.train.rundir import run_split
 
 # Opset 18: what the current (dynamo) exporter emits natively, so no version conversion runs; ONNX Runtime
 # has run it since 1.14, and its quantizer needs >= 13 for per-channel QDQ (the axis attribute).
@@ -59,8 +61,8 @@ class ExportError(UserError):
 def training_metrics(checkpoint: Checkpoint) -> dict[str, Any]:
     """The checkpoint's own figures, plus the run's test figures when they describe this very checkpoint."""
     metrics: dict[str, Any] = {"epoch": checkpoint.epoch, **checkpoint.metrics}
-    report = checkpoint.path.parent / "report.json"
-    if checkpoint.path.name == "best.pt" and report.is_file():
+    report = checkpoint.path.parent / rundir.REPORT
+    if checkpoint.path.name == rundir.BEST and report.is_file():
         with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
             test = json.loads(report.read_text(encoding="utf-8")).get("test") or {}
             keys = ("top1", "top5", "balanced_accuracy", "macro_f1")
@@ -162,40 +164,6 @@ def check_opset(opset: int) -> None:
         raise ExportError(f"--opset must lie between {MIN_OPSET} and {newest} (this onnx), got {opset}.")
 
 
-def export_onnx(
-    checkpoint: Checkpoint | str | Path,
-    out: str | Path,
-    opset: int = DEFAULT_OPSET,
-    overwrite: bool = False,
-) -> Path:
-    """Checkpoint -> fp32 .onnx with our metadata, checked, written atomically. No parity gate here:
-    `export_run` adds it."""
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists; pass --force to replace it.")
-    check_opset(opset)
-    proto = torch_to_onnx(ckpt.build(), ckpt.preprocess.size, opset)
-    attach_metadata(proto, model_metadata(ckpt, "fp32"))
-    check_onnx(proto, ckpt.num_classes, out.name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with _temp_file(out) as tmp:
-        save_onnx(proto, tmp)
-        os.replace(tmp, out)
-    return out
-
-
-@contextlib.contextmanager
-def _temp_file(final: Path) -> Iterator[Path]:
-    """A hidden, unused temporary name beside `final` (same filesystem, so the move is a rename; created
-    by whoever writes it, so it gets the usual permissions), removed afterwards unless moved away."""
-    tmp = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        yield tmp
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # --- the pipeline -------------------------------------------------------------------------------------------
 
 
@@ -270,7 +238,7 @@ def output_paths(checkpoint: Checkpoint, precisions: Sequence[str], out: Path | 
     several (edge.onnx -> edge.fp16.onnx ...); any other `out` is a folder that takes the default names.
     """
     if out is None or out.is_dir() or out.suffix != ".onnx":
-        base = (out if out is not None else checkpoint.path.parent) / "model.onnx"
+        base = (out if out is not None else checkpoint.path.parent) / rundir.MODEL
     elif len(precisions) == 1:
         return {precisions[0]: out}
     else:
@@ -290,13 +258,13 @@ def calibration_candidates(checkpoint: Checkpoint, calib_data: Path | None) -> l
     if calib_data is not None:
         return images_under(calib_data)
     root = Path(checkpoint.config.data)
-    split_csv = checkpoint.path.parent / "split.csv"
-    if not split_csv.is_file() or not root.is_dir():
-        missing = split_csv if not split_csv.is_file() else root
-        raise CalibrationError(
-            f"int8 calibration needs the run's training images, but {missing} is missing; pass --calib-data DIR."
+    try:
+        samples = run_split(
+            checkpoint.path.parent, root, checkpoint.labels.ids, "train", "pass --calib-data DIR"
         )
-    return [root / s.path for s in samples_from_split_csv(split_csv, checkpoint.labels.ids, "train")]
+    except DataError as exc:
+        raise CalibrationError(f"int8 calibration needs the run's training images: {exc}") from None
+    return [root / s.path for s in samples]
 
 
 def _size_mb(path: Path) -> float:
@@ -336,9 +304,9 @@ def export_run(
     for p in paths.values():
         p.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        temps = {p: stack.enter_context(_temp_file(paths[p])) for p in precisions}
+        temps = {p: stack.enter_context(temp_path(paths[p])) for p in precisions}
         fp32 = temps.get("fp32") or stack.enter_context(
-            _temp_file(next(iter(paths.values())).with_name("fp32"))
+            temp_path(next(iter(paths.values())).with_name("fp32"))
         )
         step(f"exporting {ckpt.arch} to ONNX (opset {options.opset})")
         proto = torch_to_onnx(ckpt.build(), ckpt.preprocess.size, options.opset)

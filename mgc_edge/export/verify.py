@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mgc_edge.data.scan import DataError, Sample, folder_samples
-from mgc_edge.data.split import SPLITS, samples_from_split_csv
+from mgc_edge.data.split import SPLITS
 from mgc_edge.errors import UserError
 from mgc_edge.fileio import write_json
-from mgc_edge.images import read_image
+from mgc_edge.images import read_images
 from mgc_edge.metadata import PRECISIONS, MetadataError
 from mgc_edge.preprocess import preprocess
 from mgc_edge.runtime.session import Classifier, softmax
+from mgc_edge.train.rundir import run_split
 
 if TYPE_CHECKING:
     from mgc_edge.train.checkpoint import Checkpoint
@@ -200,17 +201,6 @@ def write_report(report: ParityReport, path: str | Path | None = None) -> Path:
 # --- which images ---------------------------------------------------------------------------------
 
 
-def split_samples(checkpoint: Checkpoint, split: str) -> tuple[Path, list[Sample]]:
-    """The data root and the samples of one split of the checkpoint's run."""
-    root = Path(checkpoint.config.data)
-    split_csv = checkpoint.path.parent / "split.csv"
-    if not split_csv.is_file():
-        raise DataError(f"{checkpoint.path.parent} has no split.csv; pass --data DIR with labelled images.")
-    if not root.is_dir():
-        raise DataError(f"The run's data folder {root} is gone; pass --data DIR with labelled images.")
-    return root, samples_from_split_csv(split_csv, checkpoint.labels.ids, split)
-
-
 def subsample(samples: Sequence[Sample], max_images: int, seed: int = 0) -> list[Sample]:
     """At most `max_images` samples (0 = all), a seeded random draw kept in the original order."""
     if max_images <= 0 or len(samples) <= max_images:
@@ -240,7 +230,7 @@ class Reference:
 def _batches(root: Path, samples: Sequence[Sample], batch_size: int) -> Any:
     """Lists of BGR uint8 frames, batch by batch (read again per model: memory stays bounded)."""
     for i in range(0, len(samples), batch_size):
-        yield [read_image(root / s.path) for s in samples[i : i + batch_size]]
+        yield read_images([root / s.path for s in samples[i : i + batch_size]]).images
 
 
 def reference_logits(checkpoint: Checkpoint, options: VerifyOptions = VerifyOptions()) -> Reference:
@@ -251,7 +241,14 @@ def reference_logits(checkpoint: Checkpoint, options: VerifyOptions = VerifyOpti
         root, samples = Path(options.data), folder_samples(Path(options.data), checkpoint.labels.ids)
         source = str(root)
     else:
-        root, samples = split_samples(checkpoint, options.split)
+        root = Path(checkpoint.config.data)
+        samples = run_split(
+            checkpoint.path.parent,
+            root,
+            checkpoint.labels.ids,
+            options.split,
+            "pass --data DIR with labelled images",
+        )
         source = f"{options.split} split of {root}"
     samples = subsample(samples, options.max_images)
     if not samples:
@@ -318,7 +315,7 @@ def check_belongs(clf: Classifier, checkpoint: Checkpoint) -> list[str]:
         raise ModelMismatchError(f"{clf.path} and {ck.path} do not belong together: {what}.")
     notes = []
     if meta.checkpoint_sha256:
-        from mgc_edge.train.checkpoint import file_sha256
+        from mgc_edge.fileio import file_sha256
 
         if meta.checkpoint_sha256 != file_sha256(ck.path):
             notes.append(f"the model was exported from another checkpoint than {ck.path} (sha256 differs)")
@@ -335,7 +332,7 @@ def compare(
     """The ONNX side on the reference's images, the figures, and the gates for the model's precision."""
     gates = Gates.for_precision(clf.metadata.precision, options.gates)
     logits, sizes = _onnx_logits(clf, reference.root, reference.samples, options.batch_size)
-    first = [read_image(reference.root / s.path) for s in reference.samples[:BATCH1_IMAGES]]
+    first = read_images([reference.root / s.path for s in reference.samples[:BATCH1_IMAGES]]).images
     batch_diff, shapes_ok = _batch1_diff(clf, first, logits)
     ref = reference.logits
     p_model, p_ref = softmax(logits), softmax(ref)
@@ -418,7 +415,7 @@ def check_model_alone(
         if not samples:
             raise DataError(f"There are no images to check in {root}.")
         logits, sizes = _onnx_logits(clf, root, samples, options.batch_size)
-        first = [read_image(root / s.path) for s in samples[:BATCH1_IMAGES]]
+        first = read_images([root / s.path for s in samples[:BATCH1_IMAGES]]).images
         acc = float((logits.argmax(1) == np.array([s.label for s in samples])).mean())
         source, n = str(root), len(samples)
     else:
@@ -498,19 +495,3 @@ def verify_model(
     if write:
         write_report(report)
     return report
-
-
-def summary(report: ParityReport) -> str:
-    """One line for logs: the figures that decide the gate."""
-    parts = [f"{report.precision}", f"{report.n_images} images"]
-    if report.agreement is not None:
-        parts.append(f"agreement {100 * report.agreement:.1f}%")
-    if report.probs_max_abs is not None:
-        parts.append(f"max |Δprob| {report.probs_max_abs:.1e}")
-    if report.acc_model is not None:
-        acc = f"top-1 {100 * report.acc_model:.1f}%"
-        if report.acc_checkpoint is not None:
-            acc += f" (PyTorch {100 * report.acc_checkpoint:.1f}%)"
-        parts.append(acc)
-    parts.append("PASS" if report.passed else "FAIL")
-    return ", ".join(parts)

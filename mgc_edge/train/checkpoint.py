@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from mgc_edge.errors import UserError
 from mgc_edge.fileio import atomic_path
 from mgc_edge.labels import Labels
 from mgc_edge.models import build_model
+from mgc_edge.train import rundir
 
 FORMAT = "mgc_edge.checkpoint"
 FORMAT_VERSION = 1
@@ -95,7 +95,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and validate one of our checkpoints (weights_only: a checkpoint cannot run code)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "best.pt"
+        path = path / rundir.BEST
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist.")
     try:
@@ -124,11 +124,3 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         )
     except (KeyError, TypeError, ConfigError, ValueError) as exc:
         raise CheckpointError(f"{path} is an mgc-edge checkpoint with damaged fields ({exc}).") from None
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -1,18 +1,97 @@
-"""`mgc-edge evaluate RUN`: the best checkpoint on a split of its run, or on another folder."""
+"""Evaluation: a model's logits over a list of samples, the full report, and `mgc-edge evaluate RUN`."""
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 from pathlib import Path
 from typing import Any
 
-from mgc_edge.data.scan import folder_samples
-from mgc_edge.data.split import samples_from_split_csv
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+from torch.utils.data import DataLoader
+
+from mgc_edge.config import PreprocessSpec
+from mgc_edge.data.dataset import FrameDataset
+from mgc_edge.data.scan import Sample, folder_samples
 from mgc_edge.errors import UserError
+from mgc_edge.fileio import write_json
+from mgc_edge.labels import Labels
+from mgc_edge.metrics import evaluate_predictions
+from mgc_edge.reports import render_report
 from mgc_edge.train import rundir as R
 from mgc_edge.train.checkpoint import load_checkpoint
 from mgc_edge.train.distributed import resolve_device
-from mgc_edge.train.loop import evaluate_samples
+
+
+def autocast_for(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA where supported (fp16 otherwise); plain fp32 on the CPU."""
+    if not enabled or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def make_loader(
+    dataset: FrameDataset, batch_size: int, workers: int, sampler: Any = None, shuffle: bool = False
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=False,
+    )
+
+
+@torch.no_grad()
+def infer(
+    model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False, channels_last: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits [N, C] (float32) and labels [N] over a loader, in loader order."""
+    model.eval()
+    outs, ys = [], []
+    for images, targets in loader:
+        images = images.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast_for(device, amp):
+            outs.append(model(images).float().cpu())
+        ys.append(targets)
+    return torch.cat(outs).numpy(), torch.cat(ys).numpy()
+
+
+def evaluate_samples(
+    model: nn.Module,
+    root: Path,
+    samples: list[Sample],
+    labels: Labels,
+    spec: PreprocessSpec,
+    device: torch.device,
+    batch_size: int,
+    workers: int = 0,
+    train_counts: list[int] | None = None,
+) -> dict[str, Any]:
+    """The full evaluation report (evaluate_predictions) of a model on a list of samples."""
+    loader = make_loader(FrameDataset(root, samples, spec), batch_size, workers)
+    logits, y = infer(model, loader, device)
+    probs = torch.softmax(torch.from_numpy(logits), 1).numpy()
+    return evaluate_predictions(
+        y, probs, labels, groups=[s.group for s in samples], train_counts=train_counts
+    )
+
+
+def show_report(
+    report: dict[str, Any], labels: Labels, confusion_png: Path, title: str, console: Console
+) -> None:
+    """The one way a report leaves evaluation: the confusion matrix as PNG and the tables on the terminal."""
+    from mgc_edge.train.plots import plot_confusion
+
+    plot_confusion(report["confusion"], labels, confusion_png, title=title)
+    render_report(report, console, title=title)
 
 
 def evaluate_run(
@@ -27,13 +106,7 @@ def evaluate_run(
     run = Path(run)
     ckpt = load_checkpoint(run if run.suffix == ".pt" else run / R.BEST)
     run_dir = ckpt.path.parent
-    config = dataclasses.replace(ckpt.config, batch_size=max(1, batch_size // 2), workers=workers)
-    split_csv = run_dir / R.SPLIT
-    train_counts = None
-    if split_csv.is_file():
-        train_counts = [0] * ckpt.num_classes
-        for s in samples_from_split_csv(split_csv, ckpt.labels.ids, "train"):
-            train_counts[s.label] += 1
+    config = ckpt.config
     if data is not None:
         root = Path(data)
         samples = folder_samples(root, ckpt.labels.ids, config.split.group_regex, config.strict)
@@ -42,15 +115,49 @@ def evaluate_run(
         if split not in ("train", "val", "test"):
             raise UserError(f"--split must be train, val or test, got {split!r}.")
         root = Path(config.data)
-        if not root.is_dir():
-            raise UserError(f"The run's data folder {root} is gone; pass --data DIR to evaluate on a folder.")
-        samples = samples_from_split_csv(split_csv, ckpt.labels.ids, split)
+        samples = R.run_split(
+            run_dir, root, ckpt.labels.ids, split, "pass --data DIR to evaluate on a folder"
+        )
         source = f"{split} split of {root}"
     if not samples:
         raise UserError(f"There are no images to evaluate in the {source}.")
     dev = resolve_device(device)
-    report = evaluate_samples(ckpt.build().to(dev), root, samples, ckpt.labels, config, dev, train_counts)
+    report = evaluate_samples(
+        ckpt.build().to(dev),
+        root,
+        samples,
+        ckpt.labels,
+        ckpt.preprocess,
+        dev,
+        batch_size=batch_size,
+        workers=workers,
+        train_counts=R.split_counts(run_dir, ckpt.labels.ids, "train"),
+    )
     report["source"] = source
     report["checkpoint"] = str(ckpt.path)
     report["epoch"] = ckpt.epoch
     return report
+
+
+def evaluate_and_write(
+    run: str | Path,
+    split: str = "test",
+    data: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    workers: int = 2,
+    json_out: Path | None = None,
+    console: Console | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """`mgc-edge evaluate`: the report as JSON (RUN/eval-<split>.json by default), its confusion PNG beside
+    it, and the tables on the console."""
+    report = evaluate_run(run, split=split, data=data, device=device, batch_size=batch_size, workers=workers)
+    run_dir = Path(report["checkpoint"]).parent
+    out = json_out or run_dir / R.eval_report_name("data" if data is not None else split)
+    write_json(out, report)
+    labels = Labels(
+        tuple(r["label"] for r in report["per_class"]), tuple(r["name"] for r in report["per_class"])
+    )
+    title = f"Evaluation on the {report['source']}"
+    show_report(report, labels, out.with_suffix(".confusion.png"), title, console or Console(stderr=True))
+    return report, out

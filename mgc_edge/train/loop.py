@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -21,14 +20,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from mgc_edge.config import TrainConfig
 from mgc_edge.data.dataset import Augment, FrameDataset, WeightedDistributedSampler, class_weights
-from mgc_edge.data.scan import Sample
 from mgc_edge.errors import UserError
 from mgc_edge.fileio import write_json
+from mgc_edge.metrics import accuracy, balanced_accuracy, macro_f1
 from mgc_edge.models import build_model, min_input_size
 from mgc_edge.train import distributed as D
 from mgc_edge.train import rundir as R
 from mgc_edge.train.checkpoint import checkpoint_dict, load_checkpoint, save_checkpoint, unwrap
-from mgc_edge.train.metrics import accuracy, balanced_accuracy, evaluate_predictions, macro_f1
+from mgc_edge.train.evaluate import autocast_for, evaluate_samples, infer, make_loader, show_report
 
 
 @dataclass(frozen=True)
@@ -38,14 +37,6 @@ class FitResult:
     best_val: dict[str, float]
     test_report: dict[str, Any] | None
     seconds: float
-
-
-def autocast_for(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA where supported (fp16 otherwise); plain fp32 on the CPU."""
-    if not enabled or device.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
 
 
 def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -58,20 +49,6 @@ def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
         return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return f
-
-
-def make_loader(
-    dataset: FrameDataset, batch_size: int, workers: int, sampler: Any = None, shuffle: bool = False
-) -> DataLoader:
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle and sampler is None,
-        sampler=sampler,
-        num_workers=workers,
-        pin_memory=torch.cuda.is_available(),
-        drop_last=False,
-    )
 
 
 def train_one_epoch(
@@ -117,23 +94,6 @@ def train_one_epoch(
             on_batch(i + 1, loss_sum / seen, correct / seen, seen / (time.perf_counter() - start))
     elapsed = time.perf_counter() - start
     return {"loss": loss_sum / max(seen, 1), "acc": correct / max(seen, 1), "seen": seen, "seconds": elapsed}
-
-
-@torch.no_grad()
-def infer(
-    model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False, channels_last: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Logits [N, C] (float32) and labels [N] over a loader, in loader order."""
-    model.eval()
-    outs, ys = [], []
-    for images, targets in loader:
-        images = images.to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast_for(device, amp):
-            outs.append(model(images).float().cpu())
-        ys.append(targets)
-    return torch.cat(outs).numpy(), torch.cat(ys).numpy()
 
 
 def evaluate(logits: np.ndarray, y: np.ndarray, num_classes: int) -> dict[str, float]:
@@ -376,8 +336,7 @@ def _final_report(
     world_size: int,
 ) -> dict[str, Any] | None:
     """Evaluate the best checkpoint once on test; write report.json, curves.png and confusion.png."""
-    from mgc_edge.train.plots import plot_confusion, plot_curves
-    from mgc_edge.train.report import render_report
+    from mgc_edge.train.plots import plot_curves
 
     test_samples = data.samples("test")
     plot_curves(rows, run_dir / R.CURVES)
@@ -394,39 +353,23 @@ def _final_report(
     if test_samples:
         model = load_checkpoint(run_dir / R.BEST).build().to(device)
         report["test"] = evaluate_samples(
-            model, data.scan.root, test_samples, data.labels, config, device, data.counts("train")
-        )
-        plot_confusion(
-            report["test"]["confusion"],
+            model,
+            data.scan.root,
+            test_samples,
             data.labels,
-            run_dir / R.CONFUSION,
-            title=f"test, best epoch {best_epoch}",
+            config.preprocess,
+            device,
+            batch_size=config.batch_size * 2,  # no gradients: twice the training batch fits
+            workers=config.workers,
+            train_counts=data.counts("train"),
         )
         title = "Test (leaky random split)" if config.split.mode == "random" else "Test (clip-grouped split)"
-        render_report(report["test"], out, title=title)
+        show_report(
+            report["test"], data.labels, run_dir / R.CONFUSION, f"{title}, best epoch {best_epoch}", out
+        )
     write_json(run_dir / R.REPORT, report)
     out.print(f"Run saved in [bold]{run_dir}[/] (best epoch {best_epoch}).")
     return report["test"]
-
-
-def evaluate_samples(
-    model: nn.Module,
-    root: Path,
-    samples: list[Sample],
-    labels: Any,
-    config: TrainConfig,
-    device: torch.device,
-    train_counts: list[int] | None,
-) -> dict[str, Any]:
-    """The full evaluation report (evaluate_predictions) of a model on a list of samples."""
-    loader = make_loader(
-        FrameDataset(root, samples, config.preprocess), config.batch_size * 2, config.workers
-    )
-    logits, y = infer(model, loader, device)
-    probs = torch.softmax(torch.from_numpy(logits), 1).numpy()
-    return evaluate_predictions(
-        y, probs, labels, groups=[s.group for s in samples], train_counts=train_counts
-    )
 
 
 def _progress(console: Console) -> Progress:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mgc_edge.config import TrainConfig
 from mgc_edge.data.scan import DataError, Sample, Scan, scan_folder
-from mgc_edge.data.split import assign_splits, read_split_csv, write_split_csv
+from mgc_edge.data.split import assign_splits, read_split_csv, samples_from_split_csv, write_split_csv
 from mgc_edge.errors import UserError
 from mgc_edge.fileio import write_text
 from mgc_edge.labels import Labels, attach_names
@@ -22,6 +22,12 @@ LAST = "last.pt"
 REPORT = "report.json"
 CURVES = "curves.png"
 CONFUSION = "confusion.png"
+MODEL = "model.onnx"  # export's default fp32 file; the other precisions derive from it
+
+
+def eval_report_name(tag: str) -> str:
+    """`mgc-edge evaluate`'s report for a split (or "data" for another folder): eval-<tag>.json."""
+    return f"eval-{tag}.json"
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,30 @@ def prepare_data(config: TrainConfig) -> RunData:
     if not data.samples("train"):
         raise DataError(f"The split of {config.data} left no training images.")
     return data
+
+
+def run_split(
+    run_dir: str | Path, data: str | Path, labels: tuple[str, ...], which: str, hint: str
+) -> list[Sample]:
+    """The samples of split `which` of the run in `run_dir`, read from its split.csv under `data`, indexed by
+    `labels`. `hint` ends the sentence when the split file or the data folder is gone ("pass --data DIR")."""
+    split_csv, root = Path(run_dir) / SPLIT, Path(data)
+    if not split_csv.is_file():
+        raise DataError(f"{Path(run_dir)} has no {SPLIT}; {hint}.")
+    if not root.is_dir():
+        raise DataError(f"The run's data folder {root} is gone; {hint}.")
+    return samples_from_split_csv(split_csv, labels, which)
+
+
+def split_counts(run_dir: str | Path, labels: tuple[str, ...], which: str = "train") -> list[int] | None:
+    """Frames per class in one split of a run (None when the run has no split.csv): the baseline's source."""
+    split_csv = Path(run_dir) / SPLIT
+    if not split_csv.is_file():
+        return None
+    counts = [0] * len(labels)
+    for s in samples_from_split_csv(split_csv, labels, which):
+        counts[s.label] += 1
+    return counts
 
 
 def write_run_files(run_dir: Path, config: TrainConfig, data: RunData) -> None:
