@@ -15,7 +15,6 @@ import pytest
 from typer.testing import CliRunner
 
 from mgc_edge.cli import app
-from mgc_edge.errors import UserError
 from mgc_edge.export import onnx_export as E
 from mgc_edge.export.convert import CalibrationError, QuantizationError
 from mgc_edge.export.onnx_export import ExportError, ExportOptions, export_run, output_paths, parse_precisions
@@ -243,4 +242,7 @@ def test_precisions_and_output_names() -> None:
         "fp16": Path("/x/new_folder/model.fp16.onnx")
     }
     assert E.failed_path(Path("/x/model.int8.onnx")) == Path("/x/model.int8.FAILED.onnx")
-    assert issubclass(ExportError, UserError)
+    # An export error is a user error: the CLI turns it into one sentence and exit 2, not a traceback.
+    result = CliRunner().invoke(app, ["export", "/no/such/run", "--precision", "bf16"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.count("error:") == 1 and "bf16" in result.output

@@ -11,15 +11,8 @@ from onnx_helpers import perturb_head, set_props, tiny_onnx
 from typer.testing import CliRunner
 
 from mgc_edge.cli import app
-from mgc_edge.export.verify import (
-    GateOverrides,
-    GateResult,
-    Gates,
-    ModelMismatchError,
-    VerifyOptions,
-    report_path_for,
-    verify_model,
-)
+from mgc_edge.export.gates import GateOverrides, GateResult, Gates, report_path_for
+from mgc_edge.export.verify import ModelMismatchError, VerifyOptions, verify_model
 from mgc_edge.metadata import MetadataError
 from mgc_edge.train.checkpoint import load_checkpoint
 

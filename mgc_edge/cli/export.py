@@ -29,7 +29,7 @@ def _gate_overrides(
     min_agreement: float | None, max_prob_diff: float | None, max_acc_drop: float | None
 ) -> Any:
     """Percent / points on the command line, fractions in the library."""
-    from mgc_edge.export.verify import GateOverrides
+    from mgc_edge.export.gates import GateOverrides
 
     for name, value in (("--min-agreement", min_agreement), ("--max-acc-drop", max_acc_drop)):
         if value is not None and not 0 <= value <= 100:
@@ -208,7 +208,8 @@ def verify(
 ) -> None:
     """Compare an exported model with its checkpoint on real images (or check it alone on an edge box)."""
     with user_errors("verify"):
-        from mgc_edge.export.verify import VerifyOptions, verify_model, write_report
+        from mgc_edge.export.gates import write_report
+        from mgc_edge.export.verify import VerifyOptions, verify_model
 
         options = VerifyOptions(
             data=data,

@@ -29,14 +29,8 @@ from mgc_edge.export.convert import (
     quantize_int8,
     to_fp16,
 )
-from mgc_edge.export.verify import (
-    ParityReport,
-    VerifyOptions,
-    reference_logits,
-    report_path_for,
-    verify_model,
-    write_report,
-)
+from mgc_edge.export.gates import ParityReport, report_path_for, write_report
+from mgc_edge.export.verify import VerifyOptions, reference_logits, verify_model
 from mgc_edge.fileio import file_sha256, temp_path
 from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, PRECISIONS, PREFIX, ModelMetadata
 from mgc_edge.train import rundir
