@@ -63,7 +63,35 @@ def test_logits_refuses_a_batch_of_the_wrong_shape(model: Path) -> None:
     with pytest.raises(PreprocessError):
         clf.logits(np.zeros((3, 16, 16), np.float32))
     assert clf.logits(np.zeros((0, 3, 16, 16), np.float32)).shape == (0, 3)
-    clf.warmup(2)
+
+
+def test_warmup_runs_the_model_on_zeros_of_the_batch_size(
+    model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clf = Classifier(model, device="cpu")
+    fed: list[np.ndarray] = []
+    real_run = clf.session.run
+
+    def run(names, feeds):  # noqa: ANN001, ANN202 (ONNX Runtime's signature)
+        fed.append(feeds["images"])
+        return real_run(names, feeds)
+
+    monkeypatch.setattr(clf.session, "run", run)
+    seconds = clf.warmup(2, runs=3)
+    assert [x.shape for x in fed] == [(2, 3, 16, 16)] * 3
+    assert all(x.dtype == np.float32 and not x.any() for x in fed)
+    assert seconds > 0
+    # Warming up changes nothing about the answers.
+    batch = frames(2)
+    np.testing.assert_array_equal(clf.predict(batch), Classifier(model, device="cpu").predict(batch))
+
+
+def test_top_orders_classes_and_breaks_ties_by_index(model: Path) -> None:
+    clf = Classifier(model, device="cpu")
+    pred = clf.top(np.array([0.25, 0.5, 0.25], np.float32), k=3)
+    assert pred.indices == (1, 0, 2) and pred.ids == ("2", "1", "3")
+    assert pred.names == ("class 2", "class 1", "class 3") and pred.probs == (0.5, 0.25, 0.25)
+    assert clf.top(np.array([0.1, 0.2, 0.7]), k=0).indices == (2,)  # at least one
 
 
 def test_softmax_is_stable_for_huge_logits() -> None:
@@ -96,14 +124,110 @@ def test_missing_and_damaged_model_files_are_refused(tmp_path: Path) -> None:
     junk.write_bytes(b"this is not a protobuf" * 10)
     with pytest.raises(ModelFileError, match="not a model ONNX Runtime can load"):
         Classifier(junk, device="cpu")
-    assert issubclass(ModelFileError, UserError) and issubclass(DeviceError, UserError)
 
 
-@pytest.mark.parametrize("device", ["gpu", "cuda:x", "cpu:0", ""])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--device", "cpu"], "is not a model ONNX Runtime can load"),
+        (["--device", "gpu"], "--device must be"),
+    ],
+)
+def test_model_and_device_errors_end_in_one_sentence_and_exit_2(
+    tmp_path: Path, args: list[str], needle: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from mgc_edge.cli import app
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"this is not a protobuf" * 10)
+    image = tmp_path / "in" / "a.png"
+    image.parent.mkdir()
+    image.write_bytes(b"")
+    out = str(tmp_path / "out.csv")
+    result = CliRunner().invoke(app, ["predict", str(junk), str(image.parent), "-o", out, *args])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0] and "Traceback" not in result.output
+    assert isinstance(ModelFileError("x"), UserError) and isinstance(DeviceError("x"), UserError)
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "cpu:0", "", "auto:1", "trt"])
 def test_bad_device_names_are_refused(device: str) -> None:
     with pytest.raises(DeviceError, match="--device"):
         S.parse_device(device)
     assert S.parse_device("CUDA:1") == ("cuda", 1)
+    assert S.parse_device("tensorrt") == ("tensorrt", 0) and S.parse_device("tensorrt:2") == ("tensorrt", 2)
+
+
+def test_gpu_providers_ask_for_heuristic_convolution_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(S.ort, "get_available_providers", lambda: [S.TENSORRT, S.CUDA, S.CPU])
+    cuda = S.choose_providers("cuda:1")
+    assert cuda[0] == (S.CUDA, {"device_id": 1, "cudnn_conv_algo_search": "HEURISTIC"}) and cuda[-1] == S.CPU
+    trt = S.choose_providers("tensorrt")
+    assert [p if isinstance(p, str) else p[0] for p in trt] == [S.TENSORRT, S.CUDA, S.CPU]
+    assert trt[0][1]["trt_engine_cache_enable"] is True
+    assert S.choose_providers("cpu") == [S.CPU]
+    monkeypatch.setattr(S.ort, "get_available_providers", lambda: [S.CUDA, S.CPU])
+    with pytest.raises(DeviceError, match="TensorRT"):
+        S.choose_providers("tensorrt")
+
+
+def test_live_threads_leave_cores_for_capture_and_drawing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(S, "usable_cores", lambda: 8)
+    assert S.live_threads() == 6 and S.live_threads(reserve=1) == 7
+    monkeypatch.setattr(S, "usable_cores", lambda: 2)
+    assert S.live_threads() == 1  # never zero
+
+
+_REAL_SESSION = S.ort.InferenceSession
+
+
+@pytest.fixture()
+def gpu_box_without_libraries(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """A box whose driver reports a GPU and whose ONNX Runtime lists CUDA and TensorRT, but where every
+    session quietly ends on the CPU, as ONNX Runtime does when their libraries are missing. Returns the
+    provider lists the sessions were asked for."""
+    asked: list[object] = []
+
+    def session(path: str, sess_options: object = None, providers: object = None) -> object:
+        asked.append(providers)
+        return _REAL_SESSION(path, sess_options=sess_options, providers=[S.CPU])
+
+    monkeypatch.setattr(S.ort, "InferenceSession", session)
+    monkeypatch.setattr(S.ort, "get_available_providers", lambda: [S.TENSORRT, S.CUDA, S.CPU])
+    monkeypatch.setattr(S, "cuda_device_count", lambda: 1)
+    monkeypatch.setattr(S, "_preload_cuda_libraries", lambda: None)
+    return asked
+
+
+def test_an_explicit_gpu_device_that_ends_on_the_cpu_is_an_error(
+    model: Path, gpu_box_without_libraries: list[object]
+) -> None:
+    with pytest.raises(DeviceError, match=r"could not start CUDA .*--device cpu") as err:
+        Classifier(model, device="cuda")
+    assert "\n" not in str(err.value) and str(err.value).endswith(".")
+    with pytest.raises(DeviceError, match="could not start TensorRT"):
+        Classifier(model, device="tensorrt")
+    first_asked = gpu_box_without_libraries[0][0]
+    assert first_asked[0] == S.CUDA and first_asked[1]["cudnn_conv_algo_search"] == "HEURISTIC"
+
+
+def test_auto_falls_back_to_the_cpu_and_says_so_once(
+    model: Path, gpu_box_without_libraries: list[object], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger=S.__name__):
+        clf = Classifier(model, device="auto")
+        clf.predict(frames(2))
+    assert clf.device == "cpu" and clf.provider == S.CPU
+    assert clf.fallback is not None and "running on the CPU" in clf.fallback
+    assert len(caplog.records) == 1 and clf.fallback in caplog.records[0].getMessage()
+    said: list[str] = []
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=S.__name__):
+        Classifier(model, device="auto", notify=said.append)
+    assert len(said) == 1 and "running on the CPU" in said[0] and not caplog.records  # once, where asked
 
 
 def test_cuda_without_a_cuda_provider_is_an_error(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mgc_edge import __version__
 from mgc_edge.errors import UserError
@@ -49,7 +50,7 @@ def user_errors(command: str = "this command") -> Iterator[None]:
 
 def fail(sentence: str, code: int = 2) -> None:
     """Print one error sentence and exit."""
-    console.print(f"[bold red]error:[/] {sentence}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(sentence)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

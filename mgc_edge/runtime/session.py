@@ -6,10 +6,14 @@ nothing but the file. numpy, OpenCV and onnxruntime only: this module must NEVER
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import logging
+import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +31,16 @@ log = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-DEVICES = ("auto", "cpu", "cuda")
+TENSORRT = "TensorrtExecutionProvider"
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+# Libraries the CUDA provider of onnxruntime-gpu links against (CUDA 13, cuDNN 9): named in the error
+# when CUDA cannot start, so that the sentence says what is missing.
+_CUDA_LIBRARIES = (
+    ("cudart64_13.dll", "cublas64_13.dll", "cublasLt64_13.dll", "cudnn64_9.dll")
+    if sys.platform == "win32"
+    else ("libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcudnn.so.9")
+)
+_TENSORRT_LIBRARIES = ("nvinfer_10.dll",) if sys.platform == "win32" else ("libnvinfer.so.10",)
 
 
 class ModelFileError(UserError):
@@ -57,12 +70,26 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def parse_device(device: str) -> tuple[str, int]:
-    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> (kind, CUDA device id)."""
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'tensorrt' | 'tensorrt:N' -> (kind, CUDA device id)."""
     text = device.strip().lower()
     kind, _, index = text.partition(":")
-    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
-        raise DeviceError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}.")
+    if kind not in DEVICES or (index and (kind not in ("cuda", "tensorrt") or not index.isdigit())):
+        raise DeviceError(f"--device must be auto, cpu, cuda, cuda:N or tensorrt, got {device!r}.")
     return kind, int(index or 0)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def live_threads(reserve: int = 2) -> int:
+    """Intra-op threads for a live loop: all usable cores but `reserve` (capture / decoding and drawing /
+    writing run beside inference, and starving them costs more frames than one more inference thread wins)."""
+    return max(1, usable_cores() - reserve)
 
 
 @lru_cache(maxsize=1)
@@ -103,67 +130,152 @@ def _preload_cuda_libraries() -> None:
         log.debug("onnxruntime.preload_dlls() failed: %s", exc)
 
 
-def choose_providers(device: str) -> list[str | tuple[str, dict[str, object]]]:
-    """Execution providers for `device`, CUDA first where asked (or where `auto` finds a GPU)."""
+def _unloadable(names: Sequence[str]) -> list[str]:
+    """The shared libraries in `names` that this process cannot load (after preload_dlls)."""
+    missing = []
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            missing.append(name)
+    return missing
+
+
+def _cuda_problem() -> str:
+    """What keeps CUDA from starting here, as a clause for the one-sentence error."""
+    if cuda_device_count() == 0:
+        return "no NVIDIA GPU or driver was found"
+    missing = _unloadable(_CUDA_LIBRARIES)
+    if missing:
+        return (
+            f"the CUDA 13 / cuDNN 9 libraries cannot be loaded ({', '.join(missing)}; "
+            "`pip install 'onnxruntime-gpu[cuda,cudnn]'` brings them)"
+        )
+    return "the CUDA 13 / cuDNN 9 libraries or the GPU were refused (check the driver version)"
+
+
+def _tensorrt_problem() -> str:
+    missing = _unloadable(_TENSORRT_LIBRARIES)
+    if missing:
+        return f"the TensorRT 10 libraries cannot be loaded ({', '.join(missing)})"
+    return "TensorRT refused this model or GPU"
+
+
+def choose_providers(
+    device: str, cuda_options: dict[str, object] | None = None
+) -> list[str | tuple[str, dict[str, object]]]:
+    """Execution providers for `device`: TensorRT, then CUDA, then the CPU as far as asked (or where `auto`
+    finds a GPU). `cudnn_conv_algo_search` defaults to HEURISTIC: EXHAUSTIVE benchmarks every convolution
+    on the first frame, which makes a live loop start seconds late for a gain of a few percent."""
     kind, index = parse_device(device)
     if kind == "cpu":
         return [CPU]
-    has_provider = CUDA in ort.get_available_providers()
-    if kind == "cuda" and not has_provider:
+    available = ort.get_available_providers()
+    has_provider = CUDA in available
+    if kind in ("cuda", "tensorrt") and not has_provider:
         raise DeviceError(
-            "--device cuda needs onnxruntime-gpu, but this ONNX Runtime has no CUDA provider; install "
+            f"--device {kind} needs onnxruntime-gpu, but this ONNX Runtime has no CUDA provider; install "
             "onnxruntime-gpu or use --device cpu."
         )
     if kind == "auto" and (not has_provider or cuda_device_count() == 0):
         return [CPU]
-    return [(CUDA, {"device_id": index}), CPU]
+    cuda = {"device_id": index, "cudnn_conv_algo_search": "HEURISTIC", **(cuda_options or {})}
+    providers: list[str | tuple[str, dict[str, object]]] = [(CUDA, cuda), CPU]
+    if kind == "tensorrt":
+        if TENSORRT not in available:
+            raise DeviceError(
+                "--device tensorrt needs an ONNX Runtime built with TensorRT (onnxruntime-gpu on Linux or "
+                "Windows x86-64); use --device cuda."
+            )
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mgc-edge" / "tensorrt"
+        trt = {"device_id": index, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}
+        providers.insert(0, (TENSORRT, trt))
+    return providers
 
 
 class Classifier:
     """An exported mgc-edge model, ready to classify BGR frames.
 
     Opening refuses a file without our metadata or with another input/output layout, and never falls
-    back from CUDA to the CPU silently: `device="cuda"` that cannot start CUDA is an error, `auto` with
-    a GPU that ends up on the CPU logs a warning.
+    back from a GPU to the CPU silently: ONNX Runtime itself does (it logs and runs on the CPU), so the
+    providers that really run are read back. An explicit `cuda` or `tensorrt` that ends elsewhere is an
+    error naming what is missing; `auto` with a GPU that ends on the CPU keeps going and says so in
+    `fallback` (and one log warning).
     """
 
-    def __init__(self, model: str | Path, device: str = "auto", threads: int = 0) -> None:
+    def __init__(
+        self,
+        model: str | Path,
+        device: str = "auto",
+        threads: int = 0,
+        spinning: bool = True,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        """`threads`: intra-op threads, 0 = ONNX Runtime's default (all cores; a live loop passes
+        `live_threads()`). `spinning=False` stops idle intra-op threads from busy-waiting between runs,
+        which a loop with capture and drawing threads beside inference wants. `notify` receives the one
+        sentence of an `auto` fallback (default: a log warning)."""
+        self._notify = notify
         self.path = Path(model)
         if not self.path.is_file():
             raise ModelFileError(f"Model file {self.path} does not exist.")
         kind, _ = parse_device(device)
+        self.requested = kind
         providers = choose_providers(device)
-        wants_cuda = providers[0] != CPU
-        if wants_cuda:
+        wants_gpu = providers[0] != CPU
+        if wants_gpu:
             _preload_cuda_libraries()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads > 0:
             options.intra_op_num_threads = threads
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only; we report fallbacks ourselves
+        ort.set_default_logger_severity(4 if wants_gpu else 3)  # provider load failures: we say it once
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
+            # ONNX Runtime prints its provider fallback banner with print(): keep stdout clean for results.
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
         except Exception as exc:  # InvalidProtobuf, InvalidGraph, NotImplemented, ... all mean "not usable"
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(
                 f"{self.path} is not a model ONNX Runtime can load ({reason[:300]})."
             ) from None
         self.providers: tuple[str, ...] = tuple(self.session.get_providers())
-        if wants_cuda and CUDA not in self.providers:
-            if kind == "cuda":
-                raise DeviceError(
-                    "ONNX Runtime could not start CUDA (check the NVIDIA driver and the CUDA 13 / cuDNN 9 "
-                    "libraries, e.g. `pip install onnxruntime-gpu[cuda,cudnn]`), or use --device cpu."
-                )
-            log.warning(
-                "A GPU is present but ONNX Runtime could not start CUDA for %s; running on the CPU "
-                "(check the CUDA 13 / cuDNN 9 libraries, or pass --device cpu to silence this).",
-                self.path.name,
-            )
+        self.threads = threads
+        self.fallback: str | None = None  # the sentence `auto` said when a GPU ended up unused
+        self._check_providers(kind, providers)
         self.metadata: ModelMetadata = ModelMetadata.from_props(
             dict(self.session.get_modelmeta().custom_metadata_map), source=str(self.path)
         )
         self._check_contract()
+
+    def _check_providers(self, kind: str, asked: Sequence[str | tuple[str, dict[str, object]]]) -> None:
+        """Compare the providers that run with the ones asked for: error for an explicit device, a warning
+        (once, kept in `fallback`) for `auto`."""
+        first = asked[0] if isinstance(asked[0], str) else asked[0][0]
+        if first == CPU or self.providers[0] == first:
+            return
+        if kind == "tensorrt":
+            where = "CUDA" if self.providers[0] == CUDA else "the CPU"
+            raise DeviceError(
+                f"ONNX Runtime could not start TensorRT ({_tensorrt_problem()}) and would run on {where}; "
+                "install TensorRT 10 or use --device cuda."
+            )
+        if kind == "cuda":
+            raise DeviceError(
+                f"ONNX Runtime could not start CUDA ({_cuda_problem()}), so it would run on the CPU; fix "
+                "that or use --device cpu."
+            )
+        self.fallback = (
+            f"A GPU is present but ONNX Runtime could not start CUDA ({_cuda_problem()}); running on the "
+            "CPU (pass --device cpu to silence this)."
+        )
+        if self._notify is not None:
+            self._notify(self.fallback)
+        else:
+            log.warning("%s: %s", self.path.name, self.fallback)
 
     def _check_contract(self) -> None:
         """The input/output names and shapes the rest of mgc-edge relies on (DESIGN.md, 'ONNX model')."""
@@ -198,8 +310,14 @@ class Classifier:
 
     @property
     def device(self) -> str:
-        """'cuda' or 'cpu': where the model actually runs."""
-        return "cuda" if self.providers and self.providers[0] == CUDA else "cpu"
+        """'tensorrt', 'cuda' or 'cpu': where the model actually runs."""
+        first = self.providers[0] if self.providers else CPU
+        return {TENSORRT: "tensorrt", CUDA: "cuda"}.get(first, "cpu")
+
+    @property
+    def provider(self) -> str:
+        """The execution provider that runs the model (the first one ONNX Runtime kept)."""
+        return self.providers[0] if self.providers else CPU
 
     def logits(self, batch_nchw: np.ndarray) -> np.ndarray:
         """float32 [N, 3, H, W] (already preprocessed) -> float32 logits [N, C]."""
@@ -221,23 +339,30 @@ class Classifier:
 
     def classify(self, frames_bgr: np.ndarray | Sequence[np.ndarray], k: int = 1) -> list[Prediction]:
         """The top-k classes of each frame, with label ids, human names and probabilities."""
-        probs = self.predict(frames_bgr)
-        k = max(1, min(k, self.num_classes))
-        top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-        return [
-            Prediction(
-                indices=tuple(int(i) for i in row),
-                ids=tuple(self.labels.ids[i] for i in row),
-                names=tuple(self.labels.display(int(i)) for i in row),
-                probs=tuple(float(p[i]) for i in row),
-            )
-            for row, p in zip(top, probs)
-        ]
+        return [self.top(p, k) for p in self.predict(frames_bgr)]
 
-    def warmup(self, batch_size: int = 1) -> None:
-        """One forward pass on zeros, so that the first real frame does not pay for allocation and tuning."""
+    def top(self, probs: np.ndarray, k: int = 1) -> Prediction:
+        """The k most probable classes of one probability vector [C], best first (ties: lower index)."""
+        k = max(1, min(k, self.num_classes))
+        order = np.argsort(-np.asarray(probs), kind="stable")[:k]
+        return Prediction(
+            indices=tuple(int(i) for i in order),
+            ids=tuple(self.labels.ids[i] for i in order),
+            names=tuple(self.labels.display(int(i)) for i in order),
+            probs=tuple(float(probs[i]) for i in order),
+        )
+
+    def warmup(self, batch_size: int = 1, runs: int = 2) -> float:
+        """Forward passes on zeros so that the first real frame pays for neither allocation nor (on CUDA)
+        kernel selection; returns the seconds the first one took."""
         h, w = self.spec.size
-        self.logits(np.zeros((batch_size, 3, h, w), np.float32))
+        x = np.zeros((batch_size, 3, h, w), np.float32)
+        start = time.perf_counter()
+        self.logits(x)
+        first = time.perf_counter() - start
+        for _ in range(runs - 1):
+            self.logits(x)
+        return first
 
     def __repr__(self) -> str:
         m = self.metadata

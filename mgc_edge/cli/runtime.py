@@ -1,0 +1,150 @@
+"""`mgc-edge webcam` and `mgc-edge predict`: the edge runtime, one exported .onnx file and no torch."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from mgc_edge.cli.app import console, fail, stdout, user_errors
+from mgc_edge.config import SplitConfig
+
+DEFAULT_SMOOTH = "ema:0.3"  # mgc_edge.runtime.smoothing.DEFAULT_SMOOTH (not imported: keeps --help light)
+
+Device = Annotated[
+    str,
+    typer.Option(
+        help="Where ONNX Runtime runs: auto (CUDA if it starts, else CPU), cpu, cuda, cuda:N or tensorrt."
+    ),
+]
+Threads = Annotated[
+    int, typer.Option(help="ONNX Runtime intra-op threads; 0 = all cores but those capture and drawing need.")
+]
+
+
+def _note(message: str) -> None:
+    console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def webcam(
+    model: Annotated[
+        Path, typer.Argument(help="An exported .onnx model (it carries labels and preprocessing).")
+    ],
+    source: Annotated[
+        str,
+        typer.Option("--source", "-s", help="Camera index, video file, or rtsp:// / http(s):// stream URL."),
+    ] = "0",
+    device: Device = "auto",
+    threads: Threads = 0,
+    topk: Annotated[int, typer.Option(help="Classes shown, with probability bars.")] = 5,
+    smooth: Annotated[
+        str, typer.Option(help="Temporal smoothing: ema:A (newest frame's weight), window:N, or off.")
+    ] = DEFAULT_SMOOTH,
+    display: Annotated[
+        str, typer.Option(help="auto (a window where one can open), on, or off (headless).")
+    ] = "auto",
+    save: Annotated[Path | None, typer.Option(help="Write the annotated video to this .mp4 file.")] = None,
+    jsonl: Annotated[
+        Path | None, typer.Option(help="Write one JSON object per classified frame here.")
+    ] = None,
+    max_frames: Annotated[
+        int, typer.Option(help="Stop after this many classified frames; 0 = no limit.")
+    ] = 0,
+    every: Annotated[int, typer.Option(help="Video files: classify every Nth frame.")] = 1,
+    realtime: Annotated[
+        bool, typer.Option("--realtime", help="Video files: pace at the file's frame rate, like a camera.")
+    ] = False,
+    reconnect: Annotated[
+        int, typer.Option(help="Streams and cameras: reopen attempts after a drop (exponential backoff).")
+    ] = 5,
+    timeout: Annotated[
+        float, typer.Option(help="Streams: seconds to wait for the stream to open or send a frame.")
+    ] = 10.0,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing --save / --jsonl files.")] = False,
+    serve: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve the live view on [HOST:]PORT (127.0.0.1 unless a host is given).",
+            metavar="[HOST:]PORT",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MGC_EDGE_TOKEN", show_envvar=True, help="Require this token on every request of --serve."
+        ),
+    ] = None,
+) -> None:
+    """Classify a camera, a video file or a network stream live; q, Esc or Ctrl-C ends it with a summary."""
+    with user_errors("webcam"):
+        from mgc_edge.runtime.webcam import WebcamOptions, run_webcam
+
+        options = WebcamOptions(
+            source=source, device=device, threads=threads, topk=topk, smooth=smooth, display=display, save=save,
+            jsonl=jsonl, max_frames=max_frames, every=every, realtime=realtime, reconnect=reconnect,
+            timeout=timeout, force=force, serve=serve, token=token,
+        )  # fmt: skip
+        summary = run_webcam(model, options, console=console, notify=_note)
+        if summary.error:
+            fail(summary.error, code=1)
+
+
+def predict(
+    model: Annotated[Path, typer.Argument(help="An exported .onnx model.")],
+    inputs: Annotated[
+        list[str], typer.Argument(help="Image files, folders (searched recursively) and globs.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write: filename,class.")] = Path(
+        "predictions.csv"
+    ),
+    topk: Annotated[int, typer.Option(help="Add columns top1..topK and prob1..probK; 0 = only class.")] = 0,
+    clip: Annotated[
+        bool, typer.Option("--clip", help="Add a clip-level prediction: mean softmax over each clip's files.")
+    ] = False,
+    group_regex: Annotated[
+        str, typer.Option(help="Regex whose group `group` is the clip key of a file name (as in training).")
+    ] = SplitConfig().group_regex,
+    batch_size: Annotated[int, typer.Option(help="Images per inference batch.")] = 32,
+    device: Device = "auto",
+    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads; 0 = all cores.")] = 0,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable file.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
+) -> None:
+    """Predict the class of every image and write `filename,class` CSV (the submission format)."""
+    with user_errors("predict"):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from mgc_edge.runtime.predict import PredictOptions
+        from mgc_edge.runtime.predict import predict as run_predict
+        from mgc_edge.runtime.sinks import refuse_existing
+        from mgc_edge.runtime.webcam import open_classifier
+
+        options = PredictOptions(
+            topk=topk, clip=clip, group_regex=group_regex, batch_size=batch_size, strict=strict
+        )
+        refuse_existing(out, force, "--out")
+        clf = open_classifier(model, device, threads, False, console, _note)
+        start = time.perf_counter()
+        columns = (TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("predict", total=None)
+            result = run_predict(
+                clf, inputs, out, options, force=force,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+        seconds = time.perf_counter() - start
+        n = len(result.files)
+        console.print(
+            f"Predicted {n} image{'s' if n != 1 else ''} in {seconds:.1f} s ({n / max(seconds, 1e-9):.0f}/s).",
+            highlight=False,
+        )
+        if result.failed:
+            console.print(f"[yellow]Skipped {len(result.failed)} unreadable file(s):[/]", highlight=False)
+            for _, why in result.failed[:20]:
+                console.print(f"  {escape(why)}", highlight=False, soft_wrap=True)
+            if len(result.failed) > 20:
+                console.print(f"  ... and {len(result.failed) - 20} more", highlight=False)
+        stdout.print(str(out), highlight=False, soft_wrap=True)

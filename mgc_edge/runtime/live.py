@@ -1,0 +1,297 @@
+"""The live source: a camera, a network stream, or a video file paced at its own frame rate, read by a
+capture thread that keeps only the newest frame, and reopened with exponential backoff when it drops.
+numpy + OpenCV only."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mgc_edge.runtime.sources import (
+    ENDED,
+    FAILED,
+    LIVE,
+    RECONNECTING,
+    STALE,
+    Capture,
+    Frame,
+    RateMeter,
+    Source,
+    SourceError,
+    SourceOptions,
+    SourceStatus,
+    StreamLost,
+    file_fps,
+    redact_url,
+    valid_frame,
+)
+
+
+def open_capture(target: int | str, options: SourceOptions) -> cv2.VideoCapture:
+    """cv2.VideoCapture for a camera index or URL: URLs through FFmpeg with the open / read timeouts passed
+    at open time (so a dead stream never blocks forever), RTSP over TCP (UDP loses packets and smears frames)."""
+    if isinstance(target, int):
+        cap = cv2.VideoCapture(target)
+        if cap.isOpened():
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # where the backend honours it: less queued latency
+        return cap
+    params = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        int(options.open_timeout * 1000),
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        int(options.read_timeout * 1000),
+    ]
+    with _ffmpeg_options("rtsp_transport;tcp" if target.lower().startswith("rtsp") else None):
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+
+
+_ENV_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _ffmpeg_options(value: str | None) -> Iterator[None]:
+    """OpenCV reads FFmpeg's options from OPENCV_FFMPEG_CAPTURE_OPTIONS at open time; set it for one open
+    unless the user set it."""
+    if value is None or "OPENCV_FFMPEG_CAPTURE_OPTIONS" in os.environ:
+        yield
+        return
+    with _ENV_LOCK:
+        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = value
+        try:
+            yield
+        finally:
+            os.environ.pop("OPENCV_FFMPEG_CAPTURE_OPTIONS", None)
+
+
+class LiveSource(Source):
+    """A camera index, a stream URL, or a file paced at its frame rate, read by a capture thread that keeps
+    only the newest frame.
+
+    `read()` hands out the newest frame the consumer has not had yet, so the consumer lags the camera by at
+    most the frame in flight and never sees a frame twice. A stream that drops is reopened up to
+    `options.reconnect` times with exponential backoff (state "reconnecting"); the new frame size may
+    differ. After the last failed try `read()` raises StreamLost. A paced file simply ends.
+    """
+
+    live = True
+
+    def __init__(
+        self,
+        target: int | str | Path,
+        options: SourceOptions = SourceOptions(),
+        opener: Callable[[], Capture] | None = None,
+        paced_file: bool = False,
+    ) -> None:
+        self.target = str(target) if isinstance(target, Path) else target
+        self.options = options
+        self.paced_file = paced_file
+        if isinstance(self.target, int):
+            self.name = f"camera {self.target}"
+        elif paced_file:
+            self.name = str(self.target)
+        else:
+            self.name = redact_url(self.target)
+        if opener is not None:
+            self._opener = opener
+        elif paced_file:
+            self._opener = lambda: cv2.VideoCapture(str(self.target))
+        else:
+            self._opener = lambda: open_capture(self.target, options)
+        self.fps = 0.0
+        self.clock = time.monotonic()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cap: Capture | None = None
+        self._latest: Frame | None = None
+        self._last_given = -1
+        self._last_time = 0.0  # monotonic time of the newest frame
+        self._seq = -1
+        self._read = self._delivered = self._skipped = self._reconnects = 0
+        self._state, self._message = LIVE, ""
+        self._meter = RateMeter()
+
+    @property
+    def latest_seq(self) -> int:
+        """Sequence number of the newest frame captured so far (-1 before the first)."""
+        with self._cond:
+            return self._latest.seq if self._latest is not None else -1
+
+    def _open_error(self) -> SourceError:
+        if isinstance(self.target, int):
+            return SourceError(
+                f"Camera {self.target} did not open or gave no frame (is it connected and free? try another "
+                "index with --source)."
+            )
+        if self.paced_file:
+            return SourceError(f"Video file {self.target} cannot be decoded (not a video OpenCV can read).")
+        return SourceError(
+            f"Stream {self.name} did not open or gave no frame within {self.options.open_timeout:g} s "
+            "(check the URL, the network and the camera's credentials)."
+        )
+
+    def _try_open(self) -> tuple[Capture, np.ndarray] | None:
+        """Open the target and read one frame; None when either fails."""
+        cap = self._opener()
+        if not cap.isOpened():
+            cap.release()
+            return None
+        ok, image = cap.read()
+        if not valid_frame(ok, image):
+            cap.release()
+            return None
+        return cap, image
+
+    def open(self) -> LiveSource:
+        """Open the target, read its first frame and start the capture thread; a second call does nothing."""
+        if self._thread is not None:
+            return self
+        if self.paced_file and not Path(str(self.target)).is_file():
+            raise SourceError(f"Video file {self.target} does not exist.")
+        opened = self._try_open()
+        if opened is None:
+            raise self._open_error()
+        self._cap, first = opened
+        self.fps = file_fps(self._cap)
+        self.clock = time.monotonic()
+        self._store(first, 0)
+        self._thread = threading.Thread(target=self._run, name="mgc-capture", daemon=True)
+        self._thread.start()
+        return self
+
+    def _store(self, image: np.ndarray, file_index: int) -> None:
+        now = time.monotonic()
+        with self._cond:
+            self._read += 1
+            if self.paced_file:
+                seq, t = file_index, file_index / self.fps if self.fps else now - self.clock
+            else:
+                self._seq += 1
+                seq, t = self._seq, now - self.clock
+            self._latest = Frame(seq, t, image)
+            self._last_time = now
+            self._meter.tick(now)
+            self._state, self._message = LIVE, ""
+            self._cond.notify_all()
+
+    def _set_state(self, state: str, message: str) -> None:
+        with self._cond:
+            self._state, self._message = state, message
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        index = 0
+        every = self.options.every if self.paced_file else 1
+        while not self._stop.is_set():
+            cap = self._cap
+            assert cap is not None
+            if self.paced_file and self.fps > 0:
+                # Wait until the file's clock reaches the next frame (interruptible by close()).
+                delay = self.clock + (index + 1) / self.fps - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    break
+            index += 1
+            if self.paced_file and index % every != 0:
+                ok = cap.grab()
+                if ok:
+                    with self._cond:
+                        self._skipped += 1
+                    continue
+                image = None
+            else:
+                ok, image = cap.read()
+            if self._stop.is_set():
+                break
+            if valid_frame(ok, image):
+                self._store(image, index)
+                continue
+            if self.paced_file:
+                self._set_state(ENDED, f"end of {Path(str(self.target)).name}")
+                return
+            if not self._reconnect():
+                return
+
+    def _reconnect(self) -> bool:
+        """Reopen with exponential backoff; False (state FAILED) after the last try or when closed."""
+        assert self._cap is not None
+        self._cap.release()
+        tries = self.options.reconnect
+        for attempt in range(1, tries + 1):
+            delay = min(self.options.backoff * 2 ** (attempt - 1), self.options.backoff_max)
+            self._set_state(RECONNECTING, f"{self.name} dropped; reconnecting, try {attempt} of {tries}")
+            if self._stop.wait(delay):
+                return False
+            opened = self._try_open()
+            if opened is not None:
+                self._cap = opened[0]
+                self.fps = file_fps(self._cap) or self.fps
+                with self._cond:
+                    self._reconnects += 1
+                self._store(opened[1], 0)
+                return True
+            if self._stop.is_set():
+                return False
+        tried = f"after {tries} reconnect attempt{'s' if tries != 1 else ''}" if tries else "(--reconnect 0)"
+        self._set_state(FAILED, f"Stream {self.name} dropped and did not come back {tried}.")
+        return False
+
+    def read(self, timeout: float = 0.1) -> Frame | None:
+        """The newest frame not handed out yet, waiting up to `timeout`; None if none came (see `status()`
+        for why). Raises StreamLost once the stream is given up."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                latest = self._latest
+                if latest is not None and latest.seq > self._last_given:
+                    self._last_given = latest.seq
+                    self._delivered += 1
+                    return latest
+                if self._state == FAILED:
+                    raise StreamLost(self._message)
+                if self._state == ENDED:
+                    return None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+
+    def status(self) -> SourceStatus:
+        now = time.monotonic()
+        with self._cond:
+            state, message = self._state, self._message
+            if (
+                state == LIVE
+                and self._latest is not None
+                and now - self._last_time > self.options.stale_after
+            ):
+                state, message = STALE, f"no new frame for {now - self._last_time:.1f} s"
+            size = self._latest.image.shape[:2] if self._latest is not None else None
+            return SourceStatus(
+                state,
+                message,
+                self._read,
+                self._delivered,
+                self._skipped,
+                self._reconnects,
+                self._meter.rate(now),
+                size,
+            )
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            # A read blocked on a silent stream returns within the read timeout; Ctrl-C should not wait
+            # that long, and the thread is a daemon, so it is left to finish on its own.
+            self._thread.join(timeout=min(self.options.read_timeout + 1, 3.0))
+        if self._cap is not None and (self._thread is None or not self._thread.is_alive()):
+            self._cap.release()
+        self._cap = None

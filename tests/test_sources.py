@@ -1,0 +1,324 @@
+"""Frame sources: every frame of a file, the newest frame of a live source (never a repeat, never a
+placeholder, at most one frame behind), reconnect with a bounded give-up, stale detection, timeouts,
+and URLs whose passwords are never shown."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mgc_edge.runtime import sources
+from mgc_edge.runtime.live import LiveSource
+from mgc_edge.runtime.sources import (
+    FileSource,
+    SourceError,
+    SourceOptions,
+    StreamLost,
+    open_source,
+    redact_url,
+)
+
+
+def wait_until(condition, seconds: float = 5.0) -> None:  # noqa: ANN001
+    """Poll `condition` until it holds; a bound so that a broken source fails the test instead of hanging."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def numbered(index: int, size: tuple[int, int] = (24, 32)) -> np.ndarray:
+    """A frame that carries its own index in its first two pixels (exact: no codec in between)."""
+    img = np.full((*size, 3), 128, np.uint8)
+    img[0, 0, 0], img[0, 0, 1] = index % 256, index // 256
+    return img
+
+
+def index_of(image: np.ndarray) -> int:
+    return int(image[0, 0, 0]) + 256 * int(image[0, 0, 1])
+
+
+class FakeCamera:
+    """A cv2.VideoCapture stand-in producing numbered frames; `gate` lets a test release them one by one,
+    `limit` makes the stream drop after that many frames."""
+
+    def __init__(
+        self,
+        limit: int | None = None,
+        delay: float = 0.0,
+        size: tuple[int, int] = (24, 32),
+        gate: threading.Semaphore | None = None,
+        opened: bool = True,
+        start: int = 0,
+    ) -> None:
+        self.limit, self.delay, self.size, self.gate, self.opened = limit, delay, size, gate, opened
+        self.count, self.start, self.stop, self.released = 0, start, False, False
+
+    def isOpened(self) -> bool:  # noqa: N802
+        return self.opened
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.gate is not None:
+            while not self.gate.acquire(timeout=0.02):
+                if self.stop:
+                    return False, None
+        if self.stop or (self.limit is not None and self.count >= self.limit):
+            return False, None
+        if self.delay:
+            time.sleep(self.delay)
+        image = numbered(self.start + self.count, self.size)
+        self.count += 1
+        return True, image
+
+    def grab(self) -> bool:
+        return self.read()[0]
+
+    def get(self, prop: int) -> float:
+        return 0.0
+
+    def release(self) -> None:
+        self.released = True
+
+
+def write_video(path: Path, n: int, fps: float = 25.0, size: tuple[int, int] = (48, 64)) -> Path:
+    """A video whose frame i is a flat grey of brightness 8 * i (survives the codec to within a few levels)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size[1], size[0]))
+    assert writer.isOpened()
+    for i in range(n):
+        writer.write(np.full((*size, 3), 8 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def brightness_index(image: np.ndarray) -> int:
+    return round(float(image.mean()) / 8)
+
+
+# -- files ---------------------------------------------------------------------------------------------
+
+
+def test_a_file_gives_every_frame_in_order_with_its_index_and_timestamp(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "v.mp4", 20, fps=25)
+    with FileSource(video) as src:
+        frames = list(src)
+        status = src.status()
+    assert [f.seq for f in frames] == list(range(20))
+    assert [brightness_index(f.image) for f in frames] == list(range(20))
+    assert [f.t for f in frames] == pytest.approx([i / 25 for i in range(20)])
+    assert src.fps == pytest.approx(25) and src.frame_count == 20 and src.ended
+    assert (status.read, status.delivered, status.skipped) == (20, 20, 0)
+
+
+def test_every_nth_frame_of_a_file(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "v.mp4", 20)
+    with FileSource(video, SourceOptions(every=3)) as src:
+        frames = list(src)
+    assert [f.seq for f in frames] == list(range(0, 20, 3))
+    assert [brightness_index(f.image) for f in frames] == list(range(0, 20, 3))
+    assert src.status().skipped == 20 - len(frames)
+
+
+def test_missing_and_undecodable_files_are_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"does not exist\.$"):
+        open_source(str(tmp_path / "nope.mp4"))
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00not a video" * 100)
+    with pytest.raises(SourceError, match=r"cannot be decoded"):
+        open_source(str(junk))
+    with pytest.raises(SourceError, match=r"cannot be decoded"):
+        open_source(str(junk), SourceOptions(realtime=True))
+
+
+def test_a_paced_file_behaves_like_a_live_source(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "v.mp4", 30, fps=100)
+    frames = []
+    with open_source(str(video), SourceOptions(realtime=True)) as src:
+        assert src.live
+        for frame in src:
+            frames.append(frame)
+            time.sleep(0.035)  # a consumer slower than the file's 100 fps
+    seqs = [f.seq for f in frames]
+    assert seqs == sorted(set(seqs)) and seqs[0] == 0 and len(seqs) < 30  # newest only: frames were missed
+    assert all(brightness_index(f.image) == f.seq for f in frames)
+    assert [f.t for f in frames] == pytest.approx([s / 100 for s in seqs])
+    assert src.ended
+
+
+# -- live sources --------------------------------------------------------------------------------------
+
+
+def test_a_live_source_hands_out_the_newest_frame_once() -> None:
+    gate = threading.Semaphore(1)  # the frame read at open
+    cam = FakeCamera(gate=gate)
+    src = LiveSource("camera", SourceOptions(read_timeout=1), opener=lambda: cam).open()
+    try:
+        assert src.read(1.0).seq == 0
+        assert src.read(0.05) is None  # nothing new: no repeat, no placeholder
+        for _ in range(5):
+            gate.release()
+        wait_until(lambda: src.latest_seq == 5)
+        frame = src.read(1.0)
+        assert frame.seq == 5 and index_of(frame.image) == 5  # the newest, not the oldest waiting one
+        assert src.read(0.05) is None
+        status = src.status()
+        assert (status.read, status.delivered) == (6, 2)
+    finally:
+        cam.stop = True
+        src.close()
+
+
+def test_a_slow_consumer_of_a_fast_source_lags_by_at_most_one_frame() -> None:
+    cam = FakeCamera(delay=0.002)
+    src = LiveSource("camera", SourceOptions(read_timeout=1), opener=lambda: cam).open()
+    seqs = []
+    try:
+        for _ in range(25):
+            produced = cam.count  # frames 0 .. produced-1 were captured (the last may still be in flight)
+            frame = src.read(2.0)
+            assert frame is not None
+            assert frame.seq == index_of(frame.image)
+            assert frame.seq >= produced - 2  # at most one frame behind the newest captured
+            seqs.append(frame.seq)
+            time.sleep(0.015)
+    finally:
+        cam.stop = True
+        src.close()
+    assert all(b > a for a, b in zip(seqs, seqs[1:]))  # strictly increasing: never a repeat
+    assert seqs[-1] - seqs[0] > len(seqs)  # frames were skipped, not queued
+    assert src.status().read - src.status().delivered > 0
+
+
+def test_a_dropped_stream_reconnects_with_a_new_size_then_gives_up_in_one_sentence() -> None:
+    cams = [
+        FakeCamera(limit=5, delay=0.01),
+        FakeCamera(opened=False),
+        FakeCamera(limit=5, delay=0.01, size=(30, 40), start=100),
+    ]
+    opened: list[FakeCamera] = []
+
+    def opener() -> FakeCamera:
+        cam = cams.pop(0) if cams else FakeCamera(opened=False)
+        opened.append(cam)
+        return cam
+
+    options = SourceOptions(reconnect=3, backoff=0.01, backoff_max=0.04)
+    src = LiveSource("rtsp://admin:s3cret@10.0.0.7/live", options, opener=opener).open()
+    frames = []
+    with pytest.raises(StreamLost) as lost:
+        for frame in src:
+            frames.append(frame)
+    src.close()
+    message = str(lost.value)
+    assert (
+        message
+        == "Stream rtsp://admin:***@10.0.0.7/live dropped and did not come back after 3 reconnect attempts."
+    )
+    assert len(opened) == 1 + 2 + 3  # the open, two tries to come back, three to give up
+    seqs = [f.seq for f in frames]
+    assert seqs == sorted(set(seqs))
+    assert {f.image.shape[:2] for f in frames} == {(24, 32), (30, 40)}
+    assert all(f.image.size and f.image.any() for f in frames)  # never a black placeholder
+    assert src.status().reconnects == 1 and src.status().state == "failed"
+
+
+def test_while_reconnecting_the_consumer_gets_nothing_and_sees_the_state() -> None:
+    cams = [FakeCamera(limit=1), FakeCamera(limit=3)]
+    src = LiveSource(
+        "camera",
+        SourceOptions(reconnect=1, backoff=0.3),
+        opener=lambda: cams.pop(0) if cams else FakeCamera(opened=False),
+    ).open()
+    try:
+        assert src.read(1.0).seq == 0
+        wait_until(lambda: src.status().state == "reconnecting")
+        assert src.read(0.05) is None
+        frame = src.read(2.0)
+        assert frame is not None and frame.seq > 0  # numbering goes on across the reconnect
+        wait_until(lambda: src.status().reconnects == 1)
+    finally:
+        src.close()
+
+
+def test_a_live_source_without_new_frames_turns_stale_and_recovers() -> None:
+    gate = threading.Semaphore(1)
+    cam = FakeCamera(gate=gate)
+    src = LiveSource("camera", SourceOptions(stale_after=0.05, read_timeout=1), opener=lambda: cam).open()
+    try:
+        assert src.read(1.0) is not None
+        wait_until(lambda: src.status().state == "stale")
+        assert src.read(0.01) is None
+        gate.release()
+        assert src.read(2.0) is not None and src.status().state == "live"
+    finally:
+        cam.stop = True
+        src.close()
+
+
+def test_a_camera_that_does_not_open_is_one_sentence() -> None:
+    with pytest.raises(SourceError, match=r"^Camera 99 did not open .*\.$"):
+        open_source("99")
+
+
+def test_a_url_that_never_answers_fails_within_the_timeout() -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts the connection (kernel backlog) and never says a word
+    port = silent.getsockname()[1]
+    try:
+        start = time.monotonic()
+        with pytest.raises(SourceError, match=r"did not open or gave no frame within 1 s") as err:
+            open_source(
+                f"http://viewer:pa55word@127.0.0.1:{port}/video.mjpg",
+                SourceOptions(open_timeout=1, read_timeout=1),
+            )
+        assert time.monotonic() - start < 30  # bounded: the open timeout works
+        assert "pa55word" not in str(err.value) and "viewer:***@" in str(err.value)
+    finally:
+        silent.close()
+
+
+@pytest.mark.parametrize(
+    ("source", "options", "needle"),
+    [
+        ("ftp://cam.local/x", SourceOptions(), "scheme 'ftp'"),
+        ("0", SourceOptions(every=2), "--every and --realtime apply to video files"),
+        ("rtsp://cam/x", SourceOptions(realtime=True), "--every and --realtime apply to video files"),
+    ],
+)
+def test_options_that_do_not_fit_the_source_are_refused(
+    source: str, options: SourceOptions, needle: str
+) -> None:
+    with pytest.raises(SourceError, match=needle):
+        open_source(source, options)
+
+
+@pytest.mark.parametrize("bad", [dict(reconnect=-1), dict(every=0), dict(open_timeout=0)])
+def test_bad_source_options_are_refused(bad: dict) -> None:
+    with pytest.raises(SourceError):
+        SourceOptions(**bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("rtsp://admin:hunter2@10.0.0.7:554/stream1", "rtsp://admin:***@10.0.0.7:554/stream1"),
+        ("could not open http://u:p%40ss@cam/x.mjpg now", "could not open http://u:***@cam/x.mjpg now"),
+        ("http://cam/x.mjpg?user=a&password=hunter2&fps=5", "http://cam/x.mjpg?user=a&password=***&fps=5"),
+        ("rtsp://cam.local/stream", "rtsp://cam.local/stream"),
+        ("rtsp://justuser@cam/x", "rtsp://justuser@cam/x"),
+    ],
+)
+def test_redact_url_masks_passwords(text: str, shown: str) -> None:
+    assert redact_url(text) == shown
+
+
+def test_the_live_source_is_part_of_the_sources_interface() -> None:
+    assert sources.LiveSource is LiveSource and callable(sources.open_capture)
+    with pytest.raises(AttributeError):
+        sources.NoSuchThing  # noqa: B018
