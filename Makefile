@@ -6,6 +6,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.mgc-edge-deps
 DEMO ?= demo
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install demo test test-fast bench lint format clean
 
@@ -30,8 +31,9 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m "not gpu and not slow" $(PYTEST_ARGS)
 
+# Every benchmark in one run (<= 10 min on two cores); BENCH_ARGS=--quick for a smaller smoke run.
 bench: install
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

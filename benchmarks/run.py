@@ -1,101 +1,170 @@
-"""Benchmarks (measurements, not tests): preprocessing and training throughput on this machine.
+"""`make bench`: every benchmark in one run on this machine, on synthetic data made here.
 
-`make bench` runs it; paste the table into benchmarks/RESULTS.md with the machine it ran on.
-Timings use warm-up iterations and, on CUDA, synchronise before reading the clock.
+1. training images/s: (a) tensors in memory, (b) the cached path, (c) decode every epoch; demo size and 224
+2. inference: batch-1 p50/p95/p99 and batch-32 images/s, torch eager vs ONNX Runtime fp32 / int8 (fp16 on GPU)
+3. install footprint: the edge runtime's venv against the [train] one (cached, see bench_footprint)
+4. cache build images/s, and the first epoch against later ones (inside 1)
+5. the live loop against bare inference, when benchmarks/loop.py exists
+
+Each writes benchmarks/results/<name>.json; summary.json holds the flat ratios monitoring reads (a run with
+--only updates the ratios it measured); one dated section with the machine and every table is appended to
+benchmarks/RESULTS.md.
+`python -m benchmarks.run --quick` is a smaller run (fewer batches and repetitions) to check that it works.
+torch is imported inside the functions: a cache build's spawned workers import this module again.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import importlib.util
+import tempfile
 import time
-from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
-from mgc_edge.config import PreprocessSpec
-from mgc_edge.models import build_model
-from mgc_edge.preprocess import preprocess
-from mgc_edge.train.distributed import resolve_device
+from benchmarks.common import append_section, demo_size, machine, machine_line, read_result, write_result
+from benchmarks.report import TARGETS, render, summary_of
 
-
-def timed(fn: Callable[[], None], warmup: int, iters: int, sync: Callable[[], None] = lambda: None) -> float:
-    """Median seconds per call after `warmup` calls."""
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+ALL = {"train", "infer", "footprint", "loop"}
 
 
-def bench_preprocess(size: int, batch: int) -> dict[str, float]:
-    """Frames/s of the shared preprocess() on 320x180 BGR frames, against a per-frame float pipeline."""
-    rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (180, 320, 3), dtype=np.uint8) for _ in range(batch)]
-    spec = PreprocessSpec(size=(size, size))
+def synthetic_data(folder: Path, quick: bool) -> Any:
+    """The demo's synthetic data (same generator and seed), smaller with --quick."""
+    from mgc_edge.data.synth import SynthConfig, make_dataset
 
-    def naive() -> None:  # the common per-frame float-first pipeline, for the ratio
-        import cv2
-
-        for f in frames:
-            x = cv2.cvtColor(f, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-            x = cv2.resize(x, (size, size))
-            ((x - spec.mean) / spec.std).transpose(2, 0, 1)
-
-    ours = timed(lambda: preprocess(frames, spec), 2, 10)
-    base = timed(naive, 2, 10)
-    return {
-        "size": size,
-        "frames_per_s": batch / ours,
-        "naive_frames_per_s": batch / base,
-        "speedup": base / ours,
-    }
+    cfg = SynthConfig(scale=0.012 if quick else 0.03, seed=0, video_seconds=6.0 if quick else 16.0)
+    return make_dataset(folder / "data", cfg)
 
 
-def bench_train_step(arch: str, size: int, batch: int, device: torch.device) -> dict[str, float]:
-    """Images/s of one SGD training step (forward, backward, update) at a batch size."""
-    model = build_model(arch, 32).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, size, size, device=device)
-    y = torch.randint(0, 32, (batch,), device=device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+def training(data: Path, sizes: list[int], device: Any, quick: bool) -> dict[str, Any]:
+    from benchmarks.bench_train import TrainBench, bench_training
+    from mgc_edge.data.scan import scan_folder
 
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    samples = list(scan_folder(data, r"^(?P<group>[^.]+)\.").samples)
+    order = np.random.default_rng(0).permutation(len(samples))  # a mix of every class, as an epoch sees
+    samples = [samples[i] for i in order]
+    cuda = device.type == "cuda"
+    out: dict[str, Any] = {}
+    for size in sizes:
+        small = size <= 128
+        bench = TrainBench(
+            size=size,
+            batch=256 if cuda else 30,
+            batches=(4 if cuda else (8 if quick else 12)) if small else (4 if cuda else 3),
+            repeats=1 if quick else 3,
+        )
+        print(f"training at {size}: {bench}", flush=True)
+        out[str(size)] = bench_training(bench, data, samples, device)
+        if cuda:
+            from dataclasses import replace
 
-    sec = timed(step, 2, 5, sync)
-    return {"arch": arch, "size": size, "batch": batch, "images_per_s": batch / sec}
+            out[f"{size}_compiled"] = bench_training(replace(bench, compile=True), data, samples, device)
+    return out
+
+
+def inference(data: Path, work: Path, sizes: list[int], device: Any, quick: bool) -> dict[str, Any]:
+    from benchmarks.bench_infer import InferBench, bench_inference
+
+    out = {}
+    for size in sizes:
+        bench = InferBench(
+            size=size,
+            b1_iters=50 if quick else 100,
+            b32_iters=3 if quick else 5,
+            calib_images=32,
+            verify_images=64 if quick else 100,
+        )
+        print(f"inference at {size}: {bench}", flush=True)
+        out[str(size)] = bench_inference(data, work, bench, device, work / "cache")
+    return out
+
+
+def live_loop(model: str, video: Path) -> dict[str, Any]:
+    """benchmarks/loop.py's bench_loop (the runtime's own benchmark), when it exists."""
+    if importlib.util.find_spec("benchmarks.loop") is None:
+        return {"loop_over_inference": None, "note": "benchmarks/loop.py does not exist yet"}
+    from benchmarks.loop import bench_loop  # type: ignore[import-not-found]
+
+    return bench_loop(model, video)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--archs", default="alexnet_bn,mobilenet_v3_small,resnet18")
-    parser.add_argument("--sizes", default="64,112,224")
-    parser.add_argument("--batch", type=int, default=30)
-    args = parser.parse_args()
-    device = resolve_device(args.device)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device {device}"
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    print(f"torch {torch.__version__}\n")
-    print("| preprocess size | ours frames/s | naive frames/s | ratio |\n| --- | --- | --- | --- |")
-    for size in (64, 224):
-        r = bench_preprocess(size, 64)
-        print(f"| {size} | {r['frames_per_s']:.0f} | {r['naive_frames_per_s']:.0f} | {r['speedup']:.2f}x |")
-    print("\n| arch | input | batch | train images/s |\n| --- | --- | --- | --- |")
-    for arch in args.archs.split(","):
-        for size in (int(s) for s in args.sizes.split(",")):
-            r = bench_train_step(arch, size, args.batch, device)
-            print(f"| {arch} | {size} | {args.batch} | {r['images_per_s']:.1f} |")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--quick", action="store_true", help="fewer batches and repetitions (a smoke run)")
+    parser.add_argument("--only", default=",".join(sorted(ALL)), help="comma-separated subset")
+    parser.add_argument(
+        "--footprint",
+        default="cached",
+        choices=("cached", "fresh", "skip"),
+        help="venv sizes: see bench_footprint",
+    )
+    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    from mgc_edge.train.distributed import resolve_device
+
+    device = resolve_device(args.device)
+    demo = demo_size()
+    sizes = [demo] + ([224] if demo != 224 else [])
+    info = machine()
+    print(f"machine: {machine_line(info)}\ndevice: {device}", flush=True)
+    started = time.perf_counter()
+    results: dict[str, Any] = {"machine": info, "quick": args.quick, "demo_size": demo}
+
+    with tempfile.TemporaryDirectory(prefix="mgc-bench-") as tmp:
+        work = Path(tmp)
+        synth = synthetic_data(work, args.quick)
+        print(f"synthetic data: {synth.n_images} images", flush=True)
+        stages = results["stage_seconds"] = {}
+        if "train" in only:
+            t = time.perf_counter()
+            results["train"] = training(synth.image_dir, sizes, device, args.quick)
+            stages["train"] = time.perf_counter() - t
+            write_result("train", {"machine": info, **results["train"]})
+        if "infer" in only or "loop" in only:
+            results["infer"] = inference(
+                synth.image_dir, work, sorted(sizes, reverse=True), device, args.quick
+            )
+            write_result("infer", {"machine": info, **results["infer"]})
+        if "loop" in only:
+            model = results["infer"][str(demo)]["fp32_model"]
+            t = time.perf_counter()
+            try:
+                results["loop"] = live_loop(model, synth.video)
+            except Exception as exc:  # a broken neighbour benchmark must not lose the others' results
+                results["loop"] = {"loop_over_inference": None, "note": f"bench_loop failed: {exc!r}"[:300]}
+            stages["loop"] = time.perf_counter() - t
+            write_result("loop", {"machine": info, **results["loop"]})
+    if "footprint" in only:
+        from benchmarks.bench_footprint import bench_footprint
+
+        print("install footprint ...", flush=True)
+        t = time.perf_counter()
+        results["footprint"] = bench_footprint(args.footprint)
+        results["stage_seconds"]["footprint"] = time.perf_counter() - t
+        write_result("footprint", results["footprint"])
+
+    results["seconds"] = time.perf_counter() - started
+    summary = summary_of(results)
+    if only != ALL:  # a partial run updates the ratios it measured and keeps the others
+        old = read_result("summary") or {}
+        summary = {**old, **{k: v for k, v in summary.items() if v is not None}}
+    write_result("summary", summary)
+    body = render(results)
+    if not args.no_record:
+        title = f"`make bench`{' --quick' if args.quick else ''} on {info['cpu']}, {info['cores']} cores"
+        append_section(title + (f", {info['gpu']}" if info["gpu"] else ", no GPU"), body)
+    print(body)
+    print("\nsummary:", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in summary.items()})
+    missed = [
+        k for k, (op, target) in TARGETS.items() if summary.get(k) is not None and not op(summary[k], target)
+    ]
+    print(f"{len(missed)} target(s) missed: {', '.join(missed) or '-'}; {results['seconds']:.0f}s in all")
 
 
 if __name__ == "__main__":

@@ -131,6 +131,8 @@ class TrainConfig:
     class_names: str | None = None
     strict: bool = False
     max_train_batches: int = 0  # 0 = all; a cap for smoke runs
+    cache: bool = True  # decode + resize every image once into a memory-mapped uint8 cache
+    cache_dir: str | None = None  # None = $XDG_CACHE_HOME/mgc-edge or ~/.cache/mgc-edge
 
     def __post_init__(self) -> None:
         if self.balance not in ("none", "loss", "sampler"):

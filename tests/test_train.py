@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import make_cue_tree, make_tree
+from rich.console import Console
 
 from mgc_edge.config import PreprocessSpec, TrainConfig
+from mgc_edge.data.scan import scan_folder
 from mgc_edge.errors import UserError
 from mgc_edge.train.checkpoint import CheckpointError, load_checkpoint
 from mgc_edge.train.loop import fit
@@ -26,6 +30,12 @@ RUN_FILES = {
     "confusion.png",
     "report.json",
 }
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs here cache their images under the test's folder, never in the user's cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
 
 
 def tiny_config(data: Path, run_dir: Path, **kw: object) -> TrainConfig:
@@ -138,11 +148,95 @@ def test_cuda_asked_for_where_there_is_none(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("balance", ["loss", "sampler"])
-def test_balance_options_train(tmp_path: Path, balance: str) -> None:
-    data = make_tree(tmp_path / "d", {"a": 8, "b": 2})
-    result = fit(tiny_config(data, tmp_path / "run", balance=balance))
-    assert (result.run_dir / "best.pt").is_file()
+@pytest.mark.parametrize("balance", ["none", "loss", "sampler"])
+def test_balance_options_change_what_is_trained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, balance: str
+) -> None:
+    """`--balance sampler` draws the rare class far more often than its share; `--balance loss` weighs it
+    up in the loss by the square root of the frequency ratio; `none` does neither."""
+    import mgc_edge.train.loop as loop
+
+    data = make_tree(tmp_path / "d", {"a": 24, "b": 3})
+    made: list = []
+    real_setup, real_epoch = loop.setup, loop.train_one_epoch
+    monkeypatch.setattr(loop, "setup", lambda *a, **k: made.append(real_setup(*a, **k)) or made[-1])
+    trained: list[int] = []
+
+    def spy(net: object, batches: object, *args: object, **kwargs: object) -> dict[str, float]:
+        class Recording:
+            def __len__(self) -> int:
+                return len(batches)  # type: ignore[arg-type]
+
+            def __iter__(self):  # noqa: ANN204
+                for x, y in batches:  # type: ignore[attr-defined]
+                    trained.extend(y.tolist())
+                    yield x, y
+
+        return real_epoch(net, Recording(), *args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_one_epoch", spy)
+    assert (fit(tiny_config(data, tmp_path / "run", balance=balance)).run_dir / "best.pt").is_file()
+    t = made[0]
+    n_common, n_rare = t.data.counts("train")
+    assert n_rare > 0
+    labels = [s.label for s in t.data.samples("train")]
+    sampler = t.train.sampler
+    sampler.set_epoch(1)
+    assert sorted(trained) == sorted(labels[i] for i in sampler)  # what was trained is what it drew
+    drawn = []
+    for epoch in range(300):
+        sampler.set_epoch(epoch)
+        drawn += [labels[i] for i in sampler]
+    share, natural = float(np.mean(drawn)), n_rare / (n_common + n_rare)
+    weight = t.loss_fn.weight
+    if balance == "sampler":
+        expected = np.sqrt(n_rare) / (np.sqrt(n_rare) + np.sqrt(n_common))  # inverse sqrt-frequency weights
+        assert share > 2 * natural and abs(share - expected) < 0.02, (share, natural, expected)
+    else:
+        assert abs(share - natural) < 1e-9  # every image once per epoch
+    if balance == "loss":
+        assert weight is not None
+        assert float(weight[1] / weight[0]) == pytest.approx(np.sqrt(n_common / n_rare), rel=1e-5)
+    else:
+        assert weight is None
+
+
+def test_fit_caches_the_images_once_and_the_next_run_reuses_them(tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "d", {"a": 6, "b": 6})
+    cache = tmp_path / "cache"
+    first, second = io.StringIO(), io.StringIO()
+    fit(tiny_config(data, tmp_path / "one", cache_dir=str(cache)), console=Console(file=first, width=300))
+    files = sorted(p.name for p in cache.glob("*.u8cache"))
+    assert len(files) == 3  # train (a margin above the model size), val and test (at the model size)
+    assert first.getvalue().count("Cached ") == 2 and "train images at 40x40" in first.getvalue()
+    fit(tiny_config(data, tmp_path / "two", cache_dir=str(cache)), console=Console(file=second, width=300))
+    assert sorted(p.name for p in cache.glob("*.u8cache")) == files
+    assert "Cached " not in second.getvalue() and second.getvalue().count("Using the cache") == 2
+
+
+def test_no_cache_trains_from_the_files_and_writes_no_cache(tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "d", {"a": 6, "b": 6})
+    run = fit(tiny_config(data, tmp_path / "run", cache=False, cache_dir=str(tmp_path / "cache"))).run_dir
+    assert RUN_FILES <= {p.name for p in run.iterdir()}
+    assert not (tmp_path / "cache").exists()
+
+
+def test_persistent_loader_workers_see_each_new_epoch(tmp_path: Path) -> None:
+    """The decode path keeps its workers between epochs; their augmentation still changes per epoch."""
+    from mgc_edge.data.dataset import Augment, FrameDataset
+    from mgc_edge.train.batches import LoaderBatches, make_loader
+
+    data = make_tree(tmp_path / "d", {"a": 2, "b": 2}, size=(40, 40))
+    samples = scan_folder(data, r"^(?P<group>[^.]+)\.").samples
+    ds = FrameDataset(data, samples, PreprocessSpec(size=(32, 32)), Augment(), seed=0)
+    batches = LoaderBatches(make_loader(ds, 8, workers=1, persistent=True), torch.device("cpu"))
+    epochs = []
+    for epoch in (1, 2, 1):
+        batches.set_epoch(epoch)
+        epochs.append(torch.cat([x for x, _ in batches]))
+    assert not torch.equal(epochs[0], epochs[1]) and torch.equal(epochs[0], epochs[2])
+    ds.set_epoch(2)
+    assert torch.equal(epochs[1][0], ds[0][0])  # the workers used the epoch the main process set
 
 
 @pytest.mark.slow
@@ -164,3 +258,63 @@ def test_training_on_synthetic_data_beats_the_majority_baseline(tmp_path: Path) 
     assert test is not None
     assert test["top1"] >= test["baseline"]["top1"] + 0.2, (test["top1"], test["baseline"]["top1"])
     assert test["balanced_accuracy"] > 0.5  # more than the majority class is recognised
+
+
+def test_cli_cache_options_reach_the_run(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mgc_edge.cli import app
+
+    data = make_tree(tmp_path / "d", {"a": 4, "b": 4})
+    fast = ["--arch", "resnet18", "--size", "32", "--epochs", "1", "--batch-size", "8", "--device", "cpu"]
+    cache = tmp_path / "my cache"
+    result = CliRunner().invoke(
+        app, ["train", str(data), "-o", str(tmp_path / "r1"), *fast, "--cache-dir", str(cache)]
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "r1" / "config.json").read_text())
+    assert config["cache"] is True and config["cache_dir"] == str(cache)
+    assert len(list(cache.glob("*.u8cache"))) == 3
+    result = CliRunner().invoke(
+        app, ["train", str(data), "-o", str(tmp_path / "r2"), *fast, "--no-cache", "--workers", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r2" / "config.json").read_text())["cache"] is False
+    (tmp_path / "a file").write_text("x")
+    result = CliRunner().invoke(
+        app, ["train", str(data), "-o", str(tmp_path / "r3"), *fast, "--cache-dir", str(tmp_path / "a file")]
+    )
+    assert result.exit_code == 2 and "Cannot create the cache folder" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_epoch_reads_its_figures_from_the_device_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No host-device synchronisation per step: loss and hits add up on the device and are read once."""
+    import mgc_edge.train.loop as loop
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    batches = [(torch.randn(5, 3, 8, 8), torch.randint(0, 4, (5,))) for _ in range(12)]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    reads: list[str] = []
+    for name in ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__"):
+        real = getattr(torch.Tensor, name)
+
+        def counted(
+            self: torch.Tensor, *a: object, _real: object = real, _name: str = name, **k: object
+        ) -> object:
+            reads.append(_name)
+            return _real(self, *a, **k)  # type: ignore[operator]
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    monkeypatch.setattr(loop, "REFRESH_S", 1e9)  # the bar's figures are never due during this epoch
+    progress: list[tuple[int, object]] = []
+    stats = loop.train_one_epoch(
+        model, batches, opt, sched, torch.nn.CrossEntropyLoss(), torch.device("cpu"), False, None,
+        on_batch=lambda done, s: progress.append((done, s)),
+    )  # fmt: skip
+    monkeypatch.undo()
+    assert reads == ["tolist"], reads  # one read, at the end of the epoch
+    assert [d for d, _ in progress] == list(range(1, 13)) and all(s is None for _, s in progress)
+    assert stats["seen"] == 60 and 0 <= stats["acc"] <= 1 and stats["loss"] > 0

@@ -17,6 +17,27 @@ def synth(
         float, typer.Option(help="Fraction of the real iMiGUE frame counts (0.01 tiny, 1.0 full).")
     ] = 0.05,
     min_clips: Annotated[int, typer.Option(help="Every class gets at least this many clips.")] = 3,
+    difficulty: Annotated[
+        str,
+        typer.Option(
+            help="How much placement, size, clutter and camera vary per clip: easy (the demo: a small "
+            "CNN learns it in minutes), medium or hard."
+        ),
+    ] = "hard",
+    max_frames: Annotated[
+        int,
+        typer.Option(
+            help="Cap on frames per clip (iMiGUE's go up to 18, median 3); lower means more, shorter clips."
+        ),
+    ] = 18,
+    cue: Annotated[
+        bool,
+        typer.Option(
+            "--cue/--no-cue",
+            help="--no-cue writes control data: the same people and scenes with the hands at rest, "
+            "so no image shows its class and a model should score the majority baseline.",
+        ),
+    ] = True,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical files.")] = 0,
     video_seconds: Annotated[float, typer.Option(help="Length of the demo video.")] = 16.0,
     force: Annotated[
@@ -28,10 +49,19 @@ def synth(
         from mgc_edge.data.synth import SynthConfig, make_dataset
 
         start = time.perf_counter()
-        config = SynthConfig(scale=scale, min_clips=min_clips, seed=seed, video_seconds=video_seconds)
+        config = SynthConfig(
+            scale=scale,
+            min_clips=min_clips,
+            difficulty=difficulty.lower(),
+            max_frames=max_frames,
+            cue=cue,
+            seed=seed,
+            video_seconds=video_seconds,
+        )
         summary = make_dataset(out, config, overwrite=force)
         console.print(
             f"Wrote {summary.n_images} images in {sum(summary.clips.values())} clips of {len(summary.counts)} classes "
-            f"to [bold]{summary.image_dir}[/] and a demo video {summary.video} ({time.perf_counter() - start:.1f}s)."
+            f"({difficulty} difficulty{'' if cue else ', CUE REMOVED'}) to [bold]{summary.image_dir}[/] and a "
+            f"demo video {summary.video} ({time.perf_counter() - start:.1f}s)."
         )
         stdout.print(str(summary.image_dir))

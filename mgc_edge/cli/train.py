@@ -105,7 +105,9 @@ def train(
     patience: Annotated[
         int | None, typer.Option(help="Stop after this many epochs without validation gain; 0 = never [0].")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Data-loading processes [2].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Data-loading processes of the --no-cache path [2].")
+    ] = None,
     weights: Annotated[
         Path | None, typer.Option(help="Start from a local state-dict file (the head is refitted).")
     ] = None,
@@ -121,6 +123,18 @@ def train(
     ] = None,
     strict: Annotated[
         bool | None, typer.Option("--strict", help="Fail on any unreadable file instead of skipping it.")
+    ] = None,
+    cache: Annotated[
+        bool | None,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Decode and resize every image once into a memory-mapped uint8 cache that later epochs and "
+            "runs reuse; --no-cache decodes every epoch in --workers processes [on].",
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where the cache lives [$XDG_CACHE_HOME/mgc-edge or ~/.cache/mgc-edge]."),
     ] = None,
     max_train_batches: Annotated[
         int | None, typer.Option(help="Cap batches per epoch (smoke runs).", hidden=True)
@@ -165,6 +179,8 @@ def train(
             class_names=class_names,
             strict=strict,
             max_train_batches=max_train_batches,
+            cache=cache,
+            cache_dir=str(cache_dir) if cache_dir is not None else None,
         )
         from mgc_edge.train.loop import fit
 

@@ -1,4 +1,5 @@
-"""Torch Dataset over scanned samples: read -> (augment on uint8) -> the shared preprocess()."""
+"""The decode-every-epoch path: a torch Dataset over scanned samples, read -> (augment on uint8) -> the
+shared preprocess(); and the samplers both training paths draw indices from."""
 
 from __future__ import annotations
 
@@ -28,22 +29,40 @@ class Augment:
     brightness: float = 0.25  # +- fraction of 255
     contrast: float = 0.25  # +- gain
 
-    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        h, w = image.shape[:2]
+    def draw(self, h: int, w: int, rng: np.random.Generator) -> AugmentDraw:
+        """One image's random draws: crop box, flip, gain and bias."""
         area = rng.uniform(*self.crop_scale)
         ratio = math.exp(rng.uniform(math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])))
         ch = min(h, max(1, round(h * math.sqrt(area / ratio))))
         cw = min(w, max(1, round(w * math.sqrt(area * ratio))))
         top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        image = image[top : top + ch, left : left + cw]
-        if self.hflip and rng.random() < 0.5:
-            image = image[:, ::-1]
+        flip = bool(self.hflip and rng.random() < 0.5)
         gain = 1.0 + rng.uniform(-self.contrast, self.contrast)
         bias = 255.0 * rng.uniform(-self.brightness, self.brightness)
+        return AugmentDraw(top, left, ch, cw, flip, gain, bias)
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        d = self.draw(image.shape[0], image.shape[1], rng)
+        image = image[d.top : d.top + d.height, d.left : d.left + d.width]
+        if d.flip:
+            image = image[:, ::-1]
         # A lookup table, not convertScaleAbs: that one takes |x|, so a negative bias would turn dark
         # pixels bright instead of clipping them at black.
-        lut = np.clip(np.arange(256, dtype=np.float32) * gain + bias, 0, 255).astype(np.uint8)
+        lut = np.clip(np.arange(256, dtype=np.float32) * d.gain + d.bias, 0, 255).astype(np.uint8)
         return cv2.LUT(np.ascontiguousarray(image), lut)
+
+
+@dataclass(frozen=True)
+class AugmentDraw:
+    """The random draws of one augmented image (pixels of the input frame)."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    flip: bool
+    gain: float
+    bias: float  # on the 0-255 scale
 
 
 class FrameDataset(Dataset):
@@ -62,11 +81,16 @@ class FrameDataset(Dataset):
         self.spec = spec
         self.augment = augment
         self.seed = seed
-        self.epoch = 0
+        # In shared memory, so that persistent DataLoader workers see the epoch the main process sets.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation draws depend on (seed, epoch, index) only, so runs repeat whatever the worker count."""
-        self.epoch = epoch
+        self._epoch.fill_(epoch)
 
     def __len__(self) -> int:
         return len(self.samples)

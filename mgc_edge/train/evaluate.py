@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,9 @@ import numpy as np
 import torch
 from rich.console import Console
 from torch import nn
-from torch.utils.data import DataLoader
 
 from mgc_edge.config import PreprocessSpec
+from mgc_edge.data.cache import open_cache
 from mgc_edge.data.dataset import FrameDataset
 from mgc_edge.data.scan import Sample, folder_samples
 from mgc_edge.errors import UserError
@@ -21,6 +22,7 @@ from mgc_edge.labels import Labels
 from mgc_edge.metrics import evaluate_predictions
 from mgc_edge.reports import render_report
 from mgc_edge.train import rundir as R
+from mgc_edge.train.batches import BatchSource, CachedBatches, LoaderBatches, make_loader
 from mgc_edge.train.checkpoint import load_checkpoint
 from mgc_edge.train.distributed import resolve_device
 
@@ -33,35 +35,45 @@ def autocast_for(device: torch.device, enabled: bool) -> contextlib.AbstractCont
     return torch.autocast("cuda", dtype=dtype)
 
 
-def make_loader(
-    dataset: FrameDataset, batch_size: int, workers: int, sampler: Any = None, shuffle: bool = False
-) -> DataLoader:
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle and sampler is None,
-        sampler=sampler,
-        num_workers=workers,
-        pin_memory=torch.cuda.is_available(),
-        drop_last=False,
-    )
-
-
 @torch.no_grad()
 def infer(
-    model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False, channels_last: bool = False
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    amp: bool = False,
+    channels_last: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Logits [N, C] (float32) and labels [N] over a loader, in loader order."""
+    """Logits [N, C] (float32) and labels [N] over batches (a BatchSource or a DataLoader), in order.
+
+    Outputs stay on the device until the end: one copy back, not one synchronisation per batch."""
     model.eval()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     outs, ys = [], []
-    for images, targets in loader:
-        images = images.to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+    for images, targets in batches:
+        images = images.to(device, non_blocking=True).contiguous(memory_format=fmt)
         with autocast_for(device, amp):
-            outs.append(model(images).float().cpu())
-        ys.append(targets)
-    return torch.cat(outs).numpy(), torch.cat(ys).numpy()
+            outs.append(model(images).float())
+        ys.append(targets.to(device, non_blocking=True))
+    return torch.cat(outs).cpu().numpy(), torch.cat(ys).cpu().numpy()
+
+
+def sample_batches(
+    root: Path,
+    samples: list[Sample],
+    spec: PreprocessSpec,
+    device: torch.device,
+    batch_size: int,
+    workers: int = 0,
+    cache_dir: Path | None = None,
+    role: str = "eval",
+    on_progress: Callable[[int, int], None] | None = None,
+) -> BatchSource:
+    """Evaluation batches of `samples` in order: from the uint8 cache at exactly the model size when
+    `cache_dir` is given (bit-identical to preprocess() of the decoded files), else decoded by a DataLoader."""
+    if cache_dir is None:
+        return LoaderBatches(make_loader(FrameDataset(root, samples, spec), batch_size, workers), device)
+    cached = open_cache(root, samples, spec, role, cache_dir, on_progress=on_progress)
+    return CachedBatches(cached.images, [s.label for s in samples], spec, batch_size, device)
 
 
 def evaluate_samples(
@@ -74,10 +86,12 @@ def evaluate_samples(
     batch_size: int,
     workers: int = 0,
     train_counts: list[int] | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """The full evaluation report (evaluate_predictions) of a model on a list of samples."""
-    loader = make_loader(FrameDataset(root, samples, spec), batch_size, workers)
-    logits, y = infer(model, loader, device)
+    """The full evaluation report (evaluate_predictions) of a model on a list of samples; `cache_dir` reads
+    them through the training cache (see sample_batches)."""
+    batches = sample_batches(root, samples, spec, device, batch_size, workers, cache_dir, role="test")
+    logits, y = infer(model, batches, device)
     probs = torch.softmax(torch.from_numpy(logits), 1).numpy()
     return evaluate_predictions(
         y, probs, labels, groups=[s.group for s in samples], train_counts=train_counts

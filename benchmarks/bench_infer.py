@@ -1,0 +1,132 @@
+"""Inference: batch-1 latency (p50, p95, p99) and batch-32 throughput of one checkpoint through torch eager,
+ONNX Runtime fp32 and int8 (and fp16 where a GPU runs it), at one input size.
+
+The checkpoint is made here (a short `fit()` on the synthetic data) and exported with `export_run`, the
+function behind `mgc-edge export`, so its parity gate (verify) reports each file's accuracy change too.
+Inputs are already preprocessed float32 tensors: this times the model, not the decode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.common import percentiles, time_calls
+from mgc_edge.config import PreprocessSpec, TrainConfig
+from mgc_edge.export.onnx_export import ExportOptions, export_run
+from mgc_edge.export.verify import VerifyOptions
+from mgc_edge.train.checkpoint import load_checkpoint
+from mgc_edge.train.loop import fit
+
+
+@dataclasses.dataclass(frozen=True)
+class InferBench:
+    size: int
+    arch: str = "alexnet_bn"
+    b1_iters: int = 100
+    b32_iters: int = 5
+    train_batches: int = 4  # the checkpoint is barely trained: only its speed and parity matter here
+    calib_images: int = 32
+    verify_images: int = 100
+
+
+def make_checkpoint(data: Path, run_dir: Path, b: InferBench, device: str, cache_dir: Path) -> Path:
+    """A real run directory (best.pt, split.csv) from one short epoch: what export and verify need."""
+    config = TrainConfig(
+        data=str(data),
+        run_dir=str(run_dir),
+        arch=b.arch,
+        epochs=1,
+        preprocess=PreprocessSpec(size=(b.size, b.size)),
+        max_train_batches=b.train_batches,
+        device=device,
+        workers=1,
+        cache_dir=str(cache_dir),
+    )
+    from rich.console import Console
+
+    return fit(config, overwrite=True, console=Console(quiet=True)).run_dir
+
+
+def export(run_dir: Path, b: InferBench, gpu: bool) -> dict[str, Any]:
+    """fp32 + int8 (+ fp16 on a GPU) files behind the parity gate; each one's path and verify figures."""
+    precisions = ("fp32", "fp16", "int8") if gpu else ("fp32", "int8")
+    result = export_run(
+        run_dir,
+        ExportOptions(
+            precisions=precisions,
+            calib_images=b.calib_images,
+            force=True,
+            check=VerifyOptions(max_images=b.verify_images),
+        ),
+    )
+    out = {}
+    for m in result.models:
+        r = m.report
+        out[m.precision] = {
+            "path": str(m.path),
+            "size_mb": m.size_mb,
+            "gate_passed": m.passed,
+            "agreement": r.agreement if r else None,
+            "acc_checkpoint": r.acc_checkpoint if r else None,
+            "acc_model": r.acc_model if r else None,
+            "acc_change_points": (r.acc_model - r.acc_checkpoint) * 100 if r else None,
+            "verify_images": r.n_images if r else None,
+        }
+    return out
+
+
+def _torch_engine(run_dir: Path, device: torch.device) -> Any:
+    model = load_checkpoint(run_dir / "best.pt").build().to(device).eval()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def run(x: np.ndarray) -> Any:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x).to(device)).float().cpu()
+
+    return run, sync
+
+
+def _ort_engine(path: str, gpu: bool) -> Any:
+    from mgc_edge.runtime.session import Classifier
+
+    clf = Classifier(path, device="cuda" if gpu else "cpu")
+    return clf.logits, (lambda: None)  # ORT returns host arrays: each call is already synchronous
+
+
+def bench_inference(
+    data: Path, work: Path, b: InferBench, device: torch.device, cache_dir: Path
+) -> dict[str, Any]:
+    """Latency and throughput of every engine at one size; `work` receives the run directory and models."""
+    gpu = device.type == "cuda"
+    run_dir = make_checkpoint(data, work / f"run-{b.size}", b, device.type, cache_dir)
+    exported = export(run_dir, b, gpu)
+    rng = np.random.default_rng(0)
+    x1 = rng.standard_normal((1, 3, b.size, b.size), dtype=np.float32)
+    x32 = rng.standard_normal((32, 3, b.size, b.size), dtype=np.float32)
+    engines: dict[str, Any] = {"torch_eager": _torch_engine(run_dir, device)}
+    for precision, info in exported.items():
+        engines[f"ort_{precision}"] = _ort_engine(info["path"], gpu)
+    figures: dict[str, Any] = {}
+    for name, (run, sync) in engines.items():
+        b1 = time_calls(lambda run=run: run(x1), 10, b.b1_iters, sync)
+        b32 = time_calls(lambda run=run: run(x32), 1, b.b32_iters, sync)
+        figures[name] = {**percentiles(b1), "b32_images_per_s": 32 / float(np.median(b32))}
+    torch_p50 = figures["torch_eager"]["p50_ms"]
+    fp32_p50 = figures["ort_fp32"]["p50_ms"]
+    return {
+        "size": b.size,
+        "arch": b.arch,
+        "device": str(device),
+        "b1_iters": b.b1_iters,
+        "b32_iters": b.b32_iters,
+        "engines": figures,
+        "exported": exported,
+        "ort_fp32_over_torch_b1": fp32_p50 / torch_p50,
+        "int8_over_fp32_b1": figures["ort_int8"]["p50_ms"] / fp32_p50 if "ort_int8" in figures else None,
+        "fp32_model": exported["fp32"]["path"],
+    }

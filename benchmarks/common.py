@@ -1,0 +1,170 @@
+"""What every benchmark shares: the machine it ran on, timing helpers, the demo's input size, and where
+results go (JSON under benchmarks/results/, a dated section appended to benchmarks/RESULTS.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS_DIR = HERE / "results"
+RESULTS_MD = HERE / "RESULTS.md"
+DEMO_SCRIPT = ROOT / "scripts" / "demo.sh"
+
+
+def demo_size(default: int = 64) -> int:
+    """The input size `make demo` trains at (scripts/demo.sh's SIZE default), so the benchmark follows it."""
+    try:
+        m = re.search(r'SIZE="\$\{SIZE:-(\d+)\}"', DEMO_SCRIPT.read_text(encoding="utf-8"))
+    except OSError:
+        return default
+    return int(m.group(1)) if m else default
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The vector and int8 instruction sets that decide CPU inference speed (Linux only)."""
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            have = set(line.split(":", 1)[1].split())
+            return [f for f in wanted if f in have]
+    return []
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, memory, GPU and library versions: what a reader needs to compare runs."""
+    import cv2
+    import onnxruntime
+    import torch
+
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "cores": cores(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "onnxruntime": onnxruntime.__version__,
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()]
+        if hasattr(os, "getloadavg")
+        else None,
+    }
+    try:
+        import torchvision
+
+        info["torchvision"] = torchvision.__version__
+    except ImportError:
+        pass
+    try:
+        mem = Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
+        info["memory_gib"] = round(int(mem) / 2**20, 1)
+    except (OSError, IndexError, ValueError):
+        pass
+    return info
+
+
+def machine_line(m: dict[str, Any]) -> str:
+    gpu = m["gpu"] or "no GPU"
+    mem = f", {m['memory_gib']} GiB" if "memory_gib" in m else ""
+    flags = f", {' '.join(m['cpu_flags'])}" if m.get("cpu_flags") else ""
+    return (
+        f"{m['cpu']} ({m['cores']} cores{mem}{flags}), {gpu}; Python {m['python']}, torch {m['torch']} "
+        f"({m['torch_threads']} threads), torchvision {m.get('torchvision', '-')}, onnxruntime "
+        f"{m['onnxruntime']}, OpenCV {m['opencv']}, numpy {m['numpy']}; load average at start "
+        f"{m['load_average_at_start']}"
+    )
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    """p50 / p95 / p99 in milliseconds."""
+    p = np.percentile(np.asarray(seconds) * 1000, [50, 95, 99])
+    return {"p50_ms": float(p[0]), "p95_ms": float(p[1]), "p99_ms": float(p[2])}
+
+
+def time_calls(
+    fn: Callable[[], object], warmup: int, iters: int, sync: Callable[[], None] = lambda: None
+) -> list[float]:
+    """Seconds of each of `iters` calls after `warmup` calls (synchronised when the device is asynchronous)."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    out = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        sync()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def write_result(name: str, data: dict[str, Any]) -> Path:
+    """benchmarks/results/<name>.json (the latest run; RESULTS.md keeps the history)."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_result(name: str) -> dict[str, Any] | None:
+    try:
+        return json.loads((RESULTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def append_section(title: str, body: str) -> None:
+    """Add a dated section at the end of RESULTS.md (old sections are never edited)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else "# Benchmark results\n"
+    RESULTS_MD.write_text(
+        text.rstrip("\n") + f"\n\n## {stamp}, {title}\n\n{body.strip()}\n", encoding="utf-8"
+    )
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"

@@ -1,0 +1,299 @@
+"""The benchmark's summary (flat ratios for monitoring), its targets, and the Markdown section for RESULTS.md,
+including why a missed target was missed and what would close it."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from benchmarks.common import fmt, machine_line, table
+from mgc_edge.data.cache import PARALLEL_FROM
+
+# key -> (comparison that must hold, target): the two-core targets of the speed work.
+TARGETS: dict[str, tuple[Callable[[float, float], bool], float]] = {
+    "cached_over_compute_demo": (operator.ge, 0.9),
+    "cached_over_compute_224": (operator.ge, 0.9),
+    "ort_fp32_over_torch_b1": (operator.le, 0.7),
+    "int8_over_fp32_b1": (operator.le, 0.35),
+    "runtime_install_over_train": (operator.le, 0.2),
+}
+SUMMARY_KEYS = (
+    "cached_over_compute_demo",
+    "cached_over_compute_224",
+    "decode_over_compute_demo",
+    "ort_fp32_over_torch_b1",
+    "int8_over_fp32_b1",
+    "runtime_install_over_train",
+    "loop_over_inference",
+    "ort_fp32_over_torch_b1_224",
+    "int8_over_fp32_b1_224",
+)
+
+
+def _get(d: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def summary_of(results: dict[str, Any]) -> dict[str, Any]:
+    """The flat object of benchmarks/results/summary.json: every ratio (None where not measured)."""
+    demo = str(results["demo_size"])
+    s: dict[str, Any] = {
+        "cached_over_compute_demo": _get(results, "train", demo, "cached_over_compute"),
+        "cached_over_compute_224": _get(results, "train", "224", "cached_over_compute"),
+        "decode_over_compute_demo": _get(results, "train", demo, "decode_over_compute"),
+        # At the demo size: the model the demo exports and the edge runtime runs (224 under *_224).
+        "ort_fp32_over_torch_b1": _get(results, "infer", demo, "ort_fp32_over_torch_b1"),
+        "int8_over_fp32_b1": _get(results, "infer", demo, "int8_over_fp32_b1"),
+        "runtime_install_over_train": _get(results, "footprint", "runtime_install_over_train"),
+        "loop_over_inference": _get(results, "loop", "loop_over_inference"),
+        "ort_fp32_over_torch_b1_224": _get(results, "infer", "224", "ort_fp32_over_torch_b1"),
+        "int8_over_fp32_b1_224": _get(results, "infer", "224", "int8_over_fp32_b1"),
+        "demo_size": results["demo_size"],
+        "quick": results["quick"],
+        "device": _get(results, "machine", "gpu") or "cpu",
+        "cores": _get(results, "machine", "cores"),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return s
+
+
+def _training(train: dict[str, Any]) -> str:
+    rows, epochs = [], []
+    for r in train.values():
+        ips = r["images_per_s"]
+        label = f"{r['size']}x{r['size']}" + (" compiled" if r["compile"] else "")
+        rows.append(
+            [
+                label,
+                r["batch"],
+                fmt(ips["memory"]),
+                fmt(ips["cached"]),
+                fmt(ips["decode"]),
+                f"{r['cached_over_compute']:.2f}",
+                f"{r['decode_over_compute']:.2f}",
+            ]
+        )
+        c, e = r["cache"], r["epochs_seconds"]
+        epochs.append(
+            [
+                label,
+                f"{c['stored_size'][0]}x{c['stored_size'][1]}",
+                c["images"],
+                f"{c['build_seconds']:.1f} s ({fmt(c['build_images_per_s'], 0)}/s)",
+                f"{fmt(c['parallel_build_images_per_s'], 0)}/s ({c['parallel_build_images']} images, "
+                f"{c['parallel_build_processes']} processes)",
+                f"{e['cached_first']:.1f} s ({e['cached_first_training_only']:.1f} training)",
+                f"{e['cached_later']:.1f} s",
+                f"{e['decode_first']:.1f} s",
+                f"{e['decode_later']:.1f} s",
+                f"{e['memory_later']:.1f} s",
+            ]
+        )
+    any_r = next(iter(train.values()))
+    head = (
+        f"`{any_r['arch']}`, SGD step of `fit()` (`train_one_epoch`), {any_r['repeats']} interleaved measured "
+        f"pass(es) per path after a first one, median; device {any_r['device']}"
+        + (", bf16 autocast + channels_last" if any_r["amp_bf16"] else "")
+        + f"; the decode path uses {any_r['decode_workers']} DataLoader workers (the `train` default)."
+    )
+    return (
+        "### Training throughput (images/s)\n"
+        + head
+        + "\n\n"
+        + table(
+            ["input", "batch", "(a) tensors in memory", "(b) cached", "(c) decode every epoch", "b/a", "c/a"],
+            rows,
+        )
+        + "\n\n### Cache build, first epoch against later ones\n"
+        + f"One pass = {any_r['images_per_pass']} images at the demo size (the passes are the benchmark's epochs). "
+        + f"`fit()` builds a cache in one process per core from {PARALLEL_FROM} images up, in-process below; "
+        + "both rates are measured.\n\n"
+        + table(
+            [
+                "input",
+                "stored",
+                "images",
+                "build, in-process",
+                "build, processes",
+                "(b) first pass (build + training)",
+                "(b) later",
+                "(c) first",
+                "(c) later",
+                "(a) later",
+            ],
+            epochs,
+        )
+    )
+
+
+def _inference(infer: dict[str, Any]) -> str:
+    rows = []
+    for r in infer.values():
+        torch_p50 = r["engines"]["torch_eager"]["p50_ms"]
+        for name, f in r["engines"].items():
+            precision = name.removeprefix("ort_")
+            ex = r["exported"].get(precision, {}) if name != "torch_eager" else {}
+            gate = "-"
+            if ex:
+                change = ex["acc_change_points"]
+                gate = (
+                    f"{'pass' if ex['gate_passed'] else 'FAIL'}: agreement {ex['agreement']:.1%}, "
+                    f"accuracy {change:+.1f} pt on {ex['verify_images']}"
+                )
+            rows.append(
+                [
+                    f"{r['size']}x{r['size']}",
+                    name.replace("_", " "),
+                    f"{f['p50_ms']:.2f}",
+                    f"{f['p95_ms']:.2f}",
+                    f"{f['p99_ms']:.2f}",
+                    fmt(f["b32_images_per_s"]),
+                    f"{f['p50_ms'] / torch_p50:.2f}",
+                    fmt(ex.get("size_mb")),
+                    gate,
+                ]
+            )
+    any_r = next(iter(infer.values()))
+    return (
+        "### Inference\n"
+        + f"`{any_r['arch']}` checkpoint made and exported by the benchmark (`export_run`, parity gate on), "
+        + f"{any_r['b1_iters']} batch-1 calls and {any_r['b32_iters']} batch-32 calls per engine; inputs already "
+        + f"preprocessed; device {any_r['device']}.\n\n"
+        + table(
+            [
+                "input",
+                "engine",
+                "b1 p50 ms",
+                "p95",
+                "p99",
+                "b32 images/s",
+                "b1 / torch",
+                "file MB",
+                "verify gate",
+            ],
+            rows,
+        )
+    )
+
+
+def _footprint(fp: dict[str, Any]) -> str:
+    if fp.get("skipped"):
+        return "### Install footprint\nNot measured in this run (--footprint skip and no cached result)."
+    cached = " (cached result: same dependencies)" if fp.get("from_cache") else ""
+    return (
+        "### Install footprint\n"
+        + table(
+            ["edge runtime venv (base install)", "[train] venv", "runtime / train"],
+            [
+                [
+                    f"{fp['runtime_venv_mb']:,.0f} MB",
+                    f"{fp['train_venv_mb']:,.0f} MB",
+                    f"{fp['runtime_install_over_train']:.3f}",
+                ]
+            ],
+        )
+        + f"\n\nHow: {fp['how']}{cached}."
+    )
+
+
+def _summary(summary: dict[str, Any]) -> str:
+    rows = []
+    for key in SUMMARY_KEYS:
+        value = summary.get(key)
+        target = TARGETS.get(key)
+        met = "-"
+        if target is not None and value is not None:
+            met = "yes" if target[0](value, target[1]) else "**no**"
+        want = "-" if target is None else f"{'>=' if target[0] is operator.ge else '<='} {target[1]}"
+        rows.append([f"`{key}`", "-" if value is None else f"{value:.3f}", want, met])
+    return "### Summary (`benchmarks/results/summary.json`)\n" + table(
+        ["key", "value", "target", "met"], rows
+    )
+
+
+def render(results: dict[str, Any]) -> str:
+    """The RESULTS.md section of one run: machine, every table, the summary and notes on missed targets."""
+    summary = summary_of(results)
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in results.get("stage_seconds", {}).items())
+    parts = [
+        f"Machine: {machine_line(results['machine'])}. Whole run {results['seconds']:.0f} s ({stages}; "
+        "each pass, call count and image count is in the tables)."
+    ]
+    if results["quick"]:
+        parts.append("`--quick`: fewer batches and repetitions than `make bench`; indicative only.")
+    if "train" in results:
+        parts.append(_training(results["train"]))
+    if "infer" in results:
+        parts.append(_inference(results["infer"]))
+    if "footprint" in results:
+        parts.append(_footprint(results["footprint"]))
+    parts.append(_summary(summary))
+    notes = missed_notes(summary, results)
+    if notes:
+        parts.append(
+            "### Targets missed: why, and what would close them\n" + "\n".join(f"- {n}" for n in notes)
+        )
+    loop_note = _get(results, "loop", "note")
+    if loop_note:
+        parts.append(f"Live loop: {loop_note}.")
+    return "\n\n".join(parts)
+
+
+def missed_notes(summary: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    """One sentence or two per missed target, from what this run measured."""
+    notes = []
+    for key, (op, target) in TARGETS.items():
+        value = summary.get(key)
+        if value is None or op(value, target):
+            continue
+        notes.append(f"`{key}` = {value:.3f} (target {target}): {EXPLAIN[key](results)}")
+    return notes
+
+
+def _explain_cached(results: dict[str, Any], size: str) -> str:
+    r = _get(results, "train", size) or {}
+    load = _get(results, "machine", "load_average_at_start")
+    return (
+        "on the CPU the cached path adds only the gather, the crop-resize (`grid_sample`) and the normalisation "
+        "of each batch to the model's step; they run on the same cores as the model, so the gap is their share "
+        f"of the step plus run-to-run noise (load average at start {load}: other processes share the cores). "
+        "Closing it: run on a quiet machine; overlap augmentation with the step in a background thread; on a GPU "
+        f"the batch work is a small fraction of the step. Passes of {r.get('images_per_pass')} images."
+    )
+
+
+EXPLAIN: dict[str, Callable[[dict[str, Any]], str]] = {
+    "cached_over_compute_demo": lambda r: _explain_cached(r, str(r["demo_size"])),
+    "cached_over_compute_224": lambda r: _explain_cached(r, "224"),
+    "ort_fp32_over_torch_b1": lambda r: (
+        "AlexNet at batch 1 is dominated by its fully connected layers (57 M weights, 228 MB in fp32; about "
+        "three quarters of the time at 64x64 and half at 224 when measured in PyTorch): a matrix-vector "
+        "product bound by memory bandwidth, which both runtimes stream at the same speed, while the "
+        "convolutions run on comparable kernels (oneDNN in PyTorch, MLAS in ONNX Runtime) and AlexNet has no "
+        "small operators for graph fusion to remove. Closing it: int8 weights (a quarter of the bytes), a "
+        "smaller head (global pooling before one linear layer), or a GPU."
+    ),
+    "int8_over_fp32_b1": lambda r: (
+        "int8 reads a quarter of the weight bytes, so a memory-bound pass gains at most about 4x (0.25), less "
+        "where quantising activations and the convolutions dominate"
+        + (
+            "; this CPU has no VNNI int8 dot-product instructions (only "
+            + ", ".join(_get(r, "machine", "cpu_flags") or ["none listed"])
+            + "), so int8 convolutions gain little over fp32"
+            if not {"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"}
+            & set(_get(r, "machine", "cpu_flags") or [])
+            else ""
+        )
+        + ". Closing it: a CPU with VNNI (or AMX / ARM dot-product) instructions, or fewer fully connected weights."
+    ),
+    "runtime_install_over_train": lambda r: (
+        "the base install carries onnxruntime-gpu with its CUDA provider and OpenCV; closing it: the CPU-only "
+        "`onnxruntime` wheel for boxes without a GPU, or `opencv-python-headless`."
+    ),
+}

@@ -1,0 +1,178 @@
+"""Batch augmentation on the training device (run here on the CPU, the same code as on a GPU): its draws and
+outputs follow the per-image augmentation of the decode path, and its normalisation is preprocess()'s."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from mgc_edge.config import PreprocessSpec
+from mgc_edge.data.dataset import Augment
+from mgc_edge.preprocess import normalize, preprocess
+from mgc_edge.train.augment import BatchAugment, BatchDraw, crop_resize, draw, normalize_uint8, photometric
+
+CPU = torch.device("cpu")
+Q = [1, 5, 25, 50, 75, 95, 99]
+
+
+def _per_image(aug: Augment, h: int, w: int, n: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    d = [aug.draw(h, w, rng) for _ in range(n)]
+    height = np.array([x.height / h for x in d])
+    width = np.array([x.width / w for x in d])
+    return {
+        "area": height * width,
+        "log_aspect": np.log(width / height),
+        "top": np.array([x.top / h for x in d]),
+        "left": np.array([x.left / w for x in d]),
+        "flip": np.array([x.flip for x in d], float),
+        "gain": np.array([x.gain for x in d]),
+        "bias": np.array([x.bias for x in d]),
+    }
+
+
+def _batched(aug: Augment, h: int, w: int, n: int) -> dict[str, np.ndarray]:
+    d = draw(aug, n, (h, w), torch.Generator().manual_seed(0), CPU)
+    height, width = (d.height / h).numpy(), (d.width / w).numpy()
+    return {
+        "area": height * width,
+        "log_aspect": np.log(width / height),
+        "top": (d.top / h).numpy(),
+        "left": (d.left / w).numpy(),
+        "flip": d.flip.float().numpy(),
+        "gain": d.gain.numpy(),
+        "bias": d.bias.numpy(),
+    }
+
+
+def test_batch_draws_follow_the_per_image_distribution() -> None:
+    """Crop area and aspect, crop position, flips, gain and bias: the decode path draws them per image on the
+    full frame (180x320), the cached path per batch on the cache's 80x80 image; relative to the frame both
+    have the same distribution (quantiles agree to about a pixel of the frame)."""
+    n = 20000
+    per, bat = _per_image(Augment(), 180, 320, n), _batched(Augment(), 80, 80, n)
+    tolerance = {"area": 0.01, "log_aspect": 0.015, "top": 0.01, "left": 0.01, "gain": 0.015, "bias": 4.0}
+    for key, tol in tolerance.items():
+        a, b = np.percentile(per[key], Q), np.percentile(bat[key], Q)
+        assert np.abs(a - b).max() <= tol, (key, a, b)
+    assert 0.8 - 1e-6 <= bat["area"].min() and bat["area"].max() <= 1.0
+    assert np.log(0.8) - 1e-6 <= bat["log_aspect"].min() and bat["log_aspect"].max() <= np.log(1.25) + 1e-6
+    assert abs(per["flip"].mean() - 0.5) < 0.02 and abs(bat["flip"].mean() - 0.5) < 0.02
+    assert bat["gain"].min() >= 0.75 and bat["gain"].max() <= 1.25
+    assert bat["bias"].min() >= -63.75 and bat["bias"].max() <= 63.75
+    no_flip = _batched(Augment(hflip=False), 80, 80, 1000)
+    assert no_flip["flip"].sum() == 0
+
+
+def _draw(top: float, left: float, h: float, w: float, flip: bool = False) -> BatchDraw:
+    t = lambda v: torch.tensor([float(v)])  # noqa: E731
+    return BatchDraw(t(top), t(left), t(h), t(w), torch.tensor([flip]), t(1.0), t(0.0))
+
+
+@pytest.mark.parametrize("box", [(0, 0, 80, 80), (5, 9, 64, 70), (16, 0, 64, 80), (3, 11, 71, 59)])
+@pytest.mark.parametrize("flip", [False, True])
+def test_crop_and_resize_match_opencv_on_the_crop(box: tuple[int, int, int, int], flip: bool) -> None:
+    """One bilinear resampling per image does what the decode path does in two steps: cut the crop, resize it
+    with cv2.INTER_LINEAR (and mirror it); up to OpenCV's fixed-point rounding."""
+    rng = np.random.default_rng(1)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (80, 80, 3), dtype=np.uint8), (5, 5), 1.5)
+    top, left, h, w = box
+    crop = image[top : top + h, left : left + w]
+    if flip:
+        crop = crop[:, ::-1]
+    want = cv2.resize(np.ascontiguousarray(crop), (64, 64), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    got = crop_resize(torch.from_numpy(image)[None], _draw(top, left, h, w, flip), (64, 64))
+    got = got[0].permute(1, 2, 0).numpy()
+    assert np.abs(got - want).max() <= 2.0  # OpenCV interpolates uint8 in 11-bit fixed point
+    assert np.abs(got - want).mean() < 0.3
+
+
+def test_an_identity_crop_at_the_model_size_returns_the_pixels() -> None:
+    image = np.random.default_rng(2).integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    got = crop_resize(torch.from_numpy(image)[None], _draw(0, 0, 64, 48), (64, 48))
+    # Up to float rounding of the sampling grid: no blur, no shift by half a pixel.
+    assert torch.allclose(got[0].permute(1, 2, 0), torch.from_numpy(image).float(), atol=1e-3)
+
+
+def test_photometric_jitter_clips_like_the_lookup_table() -> None:
+    """Gain and bias as Augment's lookup table applies them, clipped at 0 and 255 (never reflected)."""
+    ramp = torch.arange(256, dtype=torch.float32).view(1, 1, 1, 256).repeat(1, 3, 1, 1)
+    for gain, bias in [(1.25, 63.0), (0.75, -63.0), (1.0, -20.0), (1.1, 5.5)]:
+        d = BatchDraw(
+            *[torch.zeros(1)] * 4, torch.tensor([False]), torch.tensor([gain]), torch.tensor([bias])
+        )
+        got = photometric(ramp.clone(), d)[0, 0, 0].numpy()
+        lut = np.clip(np.arange(256, dtype=np.float32) * np.float32(gain) + np.float32(bias), 0, 255)
+        assert np.abs(got - lut).max() < 1e-3
+    black = torch.zeros(400, 80, 80, 3, dtype=torch.uint8)
+    spec = PreprocessSpec(size=(64, 64), mean=(0.0, 0.0, 0.0), std=(1 / 255, 1 / 255, 1 / 255), color="bgr")
+    out = BatchAugment(Augment(), spec)(black, torch.Generator().manual_seed(0))  # values back on 0-255
+    per_image_max = out.amax(dim=(1, 2, 3))
+    assert per_image_max.min() == 0  # darkening draws keep black at black
+    assert 0 < per_image_max.max() <= 0.25 * 255 + 1e-3
+
+
+def _pipelines(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same frame through the decode path (Augment + preprocess per image) and the cached path (stored
+    at the margin size, BatchAugment): per-image statistics [n, 3] of the model inputs."""
+    from mgc_edge.data.cache import margin_size, stored_spec
+    from mgc_edge.preprocess import resize_frame
+
+    spec = PreprocessSpec(size=(64, 64), mean=(0.0, 0.0, 0.0), std=(1 / 255, 1 / 255, 1 / 255), color="bgr")
+    frame = np.zeros((180, 320, 3), np.uint8)
+    frame[:, :, :] = np.linspace(40, 215, 320, dtype=np.float32).astype(np.uint8)[None, :, None]  # ramp
+    frame[60:120, 40:90] = 250  # a bright patch on the left, about a third of the height
+
+    def stats(x: np.ndarray) -> np.ndarray:  # [N, 3, H, W] on the 0-255 scale
+        left, right = x[..., :8].mean(axis=(1, 2, 3)), x[..., -8:].mean(axis=(1, 2, 3))
+        patch = x.max(axis=(1, 2)).argmax(axis=-1) / x.shape[-1]  # the brightest column: the patch
+        patch = np.where(right < left, 1 - patch, patch)  # seen unflipped
+        return np.stack([x.mean(axis=(1, 2, 3)), np.abs(right - left), patch, right < left], 1)
+
+    aug, rng = Augment(), np.random.default_rng(0)
+    per = np.concatenate([preprocess(aug(frame, rng), spec) for _ in range(n)])
+    cached = resize_frame(frame, stored_spec(spec, margin_size(spec.size)))
+    batch = torch.from_numpy(np.repeat(cached[None], n, axis=0))
+    bat = BatchAugment(aug, spec)(batch, torch.Generator().manual_seed(0)).numpy()
+    return stats(per), stats(bat)
+
+
+def test_augmented_batches_follow_the_per_image_pipeline() -> None:
+    """End to end on one frame: brightness, the left-right contrast, the position of a feature and the flip
+    rate have the same distribution whichever path made the model inputs."""
+    per, bat = _pipelines(1500)
+    # A contrast of 0.4 moves the mean by 6.8, a crop of 0.6-1.0 the left-right contrast by 29.
+    mean_tol, diff_tol, pos_tol = 5.0, 6.0, 0.04
+    for column, tol in enumerate([mean_tol, diff_tol, pos_tol]):
+        a, b = (
+            np.percentile(per[:, column], [5, 25, 50, 75, 95]),
+            np.percentile(bat[:, column], [5, 25, 50, 75, 95]),
+        )
+        assert np.abs(a - b).max() <= tol, (column, a, b)
+    assert abs(per[:, 3].mean() - 0.5) < 0.05 and abs(bat[:, 3].mean() - 0.5) < 0.05  # flip rate
+
+
+@pytest.mark.parametrize("color", ["rgb", "bgr"])
+def test_device_normalisation_is_bit_identical_to_preprocess(color: str) -> None:
+    spec = PreprocessSpec(size=(24, 40), color=color)
+    batch = np.random.default_rng(3).integers(0, 256, (5, 24, 40, 3), dtype=np.uint8)
+    got = normalize_uint8(torch.from_numpy(batch), spec).numpy()
+    assert got.tobytes() == normalize(batch, spec).tobytes()
+    last = normalize_uint8(torch.from_numpy(batch), spec, channels_last=True)
+    assert last.is_contiguous(memory_format=torch.channels_last)
+    assert last.numpy().tobytes() != b"" and torch.equal(last, torch.from_numpy(got))
+
+
+def test_batch_augment_output_shape_layout_and_determinism() -> None:
+    spec = PreprocessSpec(size=(64, 56))
+    batch = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (6, 80, 70, 3), dtype=np.uint8))
+    aug = BatchAugment(Augment(), spec)
+    a = aug(batch, torch.Generator().manual_seed(7))
+    assert a.shape == (6, 3, 64, 56) and a.dtype == torch.float32 and a.is_contiguous()
+    assert torch.equal(a, aug(batch, torch.Generator().manual_seed(7)))
+    assert not torch.equal(a, aug(batch, torch.Generator().manual_seed(8)))
+    assert aug(batch, torch.Generator().manual_seed(7), channels_last=True).is_contiguous(
+        memory_format=torch.channels_last
+    )
