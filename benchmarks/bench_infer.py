@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.common import percentiles, time_calls
+from benchmarks.common import demo_resize, percentiles, time_calls
 from mgc_edge.config import PreprocessSpec, TrainConfig
 from mgc_edge.export.onnx_export import ExportOptions, export_run
 from mgc_edge.export.verify import VerifyOptions
@@ -41,7 +41,7 @@ def make_checkpoint(data: Path, run_dir: Path, b: InferBench, device: str, cache
         run_dir=str(run_dir),
         arch=b.arch,
         epochs=1,
-        preprocess=PreprocessSpec(size=(b.size, b.size)),
+        preprocess=PreprocessSpec(size=(b.size, b.size), resize=demo_resize()),
         max_train_batches=b.train_batches,
         device=device,
         workers=1,

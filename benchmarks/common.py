@@ -22,13 +22,24 @@ RESULTS_MD = HERE / "RESULTS.md"
 DEMO_SCRIPT = ROOT / "scripts" / "demo.sh"
 
 
-def demo_size(default: int = 64) -> int:
-    """The input size `make demo` trains at (scripts/demo.sh's SIZE default), so the benchmark follows it."""
+def _demo_default(name: str) -> str | None:
+    """The default of `NAME="${NAME:-value}"` in scripts/demo.sh, so the benchmark follows the demo."""
     try:
-        m = re.search(r'SIZE="\$\{SIZE:-(\d+)\}"', DEMO_SCRIPT.read_text(encoding="utf-8"))
+        m = re.search(rf'{name}="\$\{{{name}:-([^}}]+)\}}"', DEMO_SCRIPT.read_text(encoding="utf-8"))
     except OSError:
-        return default
-    return int(m.group(1)) if m else default
+        return None
+    return m.group(1) if m else None
+
+
+def demo_size(default: int = 64) -> int:
+    """The input size `make demo` trains at."""
+    value = _demo_default("SIZE")
+    return int(value) if value and value.isdigit() else default
+
+
+def demo_resize(default: str = "stretch") -> str:
+    """The resize policy `make demo` trains with (used at every benchmarked size)."""
+    return _demo_default("RESIZE") or default
 
 
 def cores() -> int:

@@ -98,9 +98,10 @@ def _training(train: dict[str, Any]) -> str:
     any_r = next(iter(train.values()))
     head = (
         f"`{any_r['arch']}`, SGD step of `fit()` (`train_one_epoch`), {any_r['repeats']} interleaved measured "
-        f"pass(es) per path after a first one, median; device {any_r['device']}"
+        f"pass(es) per path after a first one, the best pass of each; device {any_r['device']}"
         + (", bf16 autocast + channels_last" if any_r["amp_bf16"] else "")
-        + f"; the decode path uses {any_r['decode_workers']} DataLoader workers (the `train` default)."
+        + f"; the decode path uses {any_r['decode_workers']} DataLoader workers (the `train` default); "
+        + f"resize policy {any_r.get('resize', 'stretch')} (the demo's)."
     )
     return (
         "### Training throughput (images/s)\n"
