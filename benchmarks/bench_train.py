@@ -99,7 +99,7 @@ def bench_training(
 
     torch.manual_seed(0)
     model = build_model(b.arch, num_classes).to(device)
-    if cuda:
+    if config.channels_last:  # as fit() trains
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(10**6, 0))
@@ -112,7 +112,7 @@ def bench_training(
         "device": device,
         "amp": cuda,
     }
-    fmt = torch.channels_last if cuda else torch.contiguous_format
+    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
     g = torch.Generator().manual_seed(0)
     xs = torch.randn(4, b.batch, 3, b.size, b.size, generator=g).to(device)
     memory = MemoryBatches(
@@ -140,7 +140,7 @@ def bench_training(
             device,
             sampler,
             BatchAugment(Augment(), spec),
-            channels_last=cuda,
+            channels_last=config.channels_last,
         )
         loader = make_loader(
             FrameDataset(root, subset, spec, Augment(), seed=0),
@@ -149,7 +149,7 @@ def bench_training(
             DistributedSampler(range(n_images), 1, 0, shuffle=True, seed=0),
             persistent=True,
         )
-        decode = LoaderBatches(loader, device, channels_last=cuda)
+        decode = LoaderBatches(loader, device, channels_last=config.channels_last)
 
         warm = _pass(step, memory, min(3, n_batches), 0)  # the model's own warm-up (allocations, kernels)
         first = {"cached": _pass(step, cached, n_batches, 1), "decode": _pass(step, decode, n_batches, 1)}
@@ -175,7 +175,7 @@ def bench_training(
         "decode_workers": b.workers,
         "compile": b.compile,
         "amp_bf16": cuda,
-        "channels_last": cuda,
+        "channels_last": config.channels_last,
         "device": str(device),
         "images_per_s": rate,
         "cached_over_compute": rate["cached"] / rate["memory"],

@@ -52,7 +52,7 @@ def training(data: Path, sizes: list[int], device: Any, quick: bool) -> dict[str
         bench = TrainBench(
             size=size,
             batch=256 if cuda else 30,
-            batches=(4 if cuda else (8 if quick else 12)) if small else (4 if cuda else 3),
+            batches=(4 if cuda else (8 if quick else 12)) if small else (4 if cuda else (3 if quick else 6)),
             repeats=1 if quick else 3,
         )
         print(f"training at {size}: {bench}", flush=True)

@@ -113,6 +113,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
+    dropout: float | None = None  # None = the architecture's own (0.5 in AlexNet's classifier)
     balance: str = "none"  # none | loss | sampler
     augment: bool = True
     hflip: bool = True  # most iMiGUE gestures are done with either hand
@@ -122,7 +123,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # only takes effect on CUDA
-    channels_last: bool = True  # only takes effect on CUDA
+    channels_last: bool = True  # NHWC activations: faster on CUDA and on the CPU (oneDNN)
     compile: bool = False
     patience: int = 0  # 0 = no early stopping
     workers: int = 2
@@ -143,6 +144,8 @@ class TrainConfig:
             raise ConfigError("Epochs and batch size must be at least 1.")
         if self.lr <= 0:
             raise ConfigError("The learning rate must be positive.")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must lie in [0, 1), got {self.dropout}.")
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -147,6 +147,35 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) 
 # ----------------------------------------------------------------------------- full report
 
 
+def clip_bootstrap_se(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    groups: Sequence[str],
+    num_classes: int,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Standard errors of top-1 and macro-F1 under resampling whole clips with replacement: how far a
+    figure on this split moves by the luck of which clips it holds (frames of a clip are not independent).
+    """
+    y, pred = _check_pair(y_true, y_pred, num_classes)
+    if len(groups) != len(y):
+        raise ValueError(f"groups has {len(groups)} entries for {len(y)} samples.")
+    _, clip_of = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
+    n_clips = int(clip_of.max()) + 1 if len(y) else 0
+    if n_clips < 2:
+        return {"top1": float("nan"), "macro_f1": float("nan")}
+    rng = np.random.default_rng(seed)
+    hit, cell = (y == pred).astype(np.float64), y * num_classes + pred
+    top1, f1 = np.empty(n_boot), np.empty(n_boot)
+    for b in range(n_boot):
+        w = np.bincount(rng.integers(0, n_clips, n_clips), minlength=n_clips)[clip_of].astype(np.float64)
+        top1[b] = (w * hit).sum() / w.sum()
+        cm = np.bincount(cell, weights=w, minlength=num_classes * num_classes).reshape(num_classes, -1)
+        f1[b] = _macro_f1_from_cm(cm)
+    return {"top1": float(top1.std(ddof=1)), "macro_f1": float(f1.std(ddof=1))}
+
+
 def _opt(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
 

@@ -33,6 +33,7 @@ def demo_synth(seed: int = 0) -> SynthConfig:
         scale=REDUCED_SCALE,
         difficulty=s["DIFFICULTY"],
         max_frames=int(s["MAX_FRAMES"]),
+        min_clips=int(s["MIN_CLIPS"]),
         seed=seed,
         video_seconds=1.0,
     )
@@ -49,6 +50,8 @@ def train_demo_recipe(data: Path, run_dir: Path, cache_dir: Path) -> dict[str, A
         epochs=int(s["EPOCHS"]),
         lr=float(s["LR"]),
         batch_size=int(s["BATCH"]),
+        dropout=float(s["DROPOUT"]),
+        balance=s["BALANCE"],
         preprocess=PreprocessSpec(size=(int(s["SIZE"]), int(s["SIZE"])), resize=s["RESIZE"]),
         device="cpu",
         workers=0,
@@ -61,7 +64,19 @@ def train_demo_recipe(data: Path, run_dir: Path, cache_dir: Path) -> dict[str, A
 
 def test_demo_script_settings_are_readable() -> None:
     s = demo_settings()
-    assert {"SCALE", "MAX_FRAMES", "DIFFICULTY", "SIZE", "RESIZE", "EPOCHS", "LR", "BATCH"} <= set(s)
+    assert {
+        "SCALE",
+        "MAX_FRAMES",
+        "MIN_CLIPS",
+        "DIFFICULTY",
+        "SIZE",
+        "RESIZE",
+        "EPOCHS",
+        "LR",
+        "BATCH",
+        "DROPOUT",
+        "BALANCE",
+    } <= set(s)
     SynthConfig(scale=float(s["SCALE"]), difficulty=s["DIFFICULTY"], max_frames=int(s["MAX_FRAMES"]))
 
 

@@ -11,6 +11,7 @@ from mgc_edge.labels import Labels
 from mgc_edge.metrics import (
     accuracy,
     balanced_accuracy,
+    clip_bootstrap_se,
     confusion_matrix,
     evaluate_predictions,
     macro_f1,
@@ -194,3 +195,32 @@ def test_helpers_reject_bad_inputs():
         macro_f1(Y, np.array([0, 0, 0, 1, 1, 5]), 3)
     with pytest.raises(ValueError, match="empty"):
         macro_f1(np.array([], dtype=int), np.array([], dtype=int), 3)
+
+
+def _clips(n_clips: int, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Two classes; each clip is right or wrong as a whole (frames of one clip look alike)."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(rng.integers(0, 2, n_clips), frames)
+    right = np.repeat(rng.random(n_clips) < 0.5, frames)
+    pred = np.where(right, y, 1 - y)
+    return y, pred, [f"c{i}" for i in np.repeat(np.arange(n_clips), frames)]
+
+
+def test_clip_bootstrap_se_follows_the_number_of_clips_not_frames() -> None:
+    y, pred, groups = _clips(40, 10, seed=1)
+    by_clip = clip_bootstrap_se(y, pred, groups, 2, n_boot=400)
+    by_frame = clip_bootstrap_se(y, pred, [str(i) for i in range(len(y))], 2, n_boot=400)
+    p = float(np.mean(y == pred))
+    assert by_clip["top1"] == pytest.approx(np.sqrt(p * (1 - p) / 40), rel=0.25)
+    assert by_clip["top1"] > 2.5 * by_frame["top1"]  # 400 frames are only 40 independent draws
+    many = clip_bootstrap_se(*_clips(1000, 2, seed=2), 2, n_boot=400)
+    assert by_clip["top1"] > 3 * many["top1"] and by_clip["macro_f1"] > 3 * many["macro_f1"]
+
+
+def test_clip_bootstrap_se_is_zero_when_every_clip_is_right() -> None:
+    y = np.array([0, 0, 1, 1, 2, 2])
+    se = clip_bootstrap_se(y, y, ["a", "a", "b", "b", "c", "c"], 3)
+    assert se == {"top1": 0.0, "macro_f1": 0.0}
+    assert np.isnan(clip_bootstrap_se(y, y, ["a"] * 6, 3)["top1"])  # one clip: no spread to measure
+    with pytest.raises(ValueError, match="groups"):
+        clip_bootstrap_se(y, y, ["a"], 3)

@@ -24,6 +24,21 @@ def test_alexnet_bn_is_the_seeds_model() -> None:
     assert isinstance(model.avgpool, torch.nn.AdaptiveAvgPool2d)
 
 
+def test_dropout_rate_changes_training_only() -> None:
+    rates = lambda m: {layer.p for layer in m.modules() if isinstance(layer, torch.nn.Dropout)}  # noqa: E731
+    torch.manual_seed(0)
+    own = build_model("alexnet_bn", 5)
+    torch.manual_seed(0)
+    none = build_model("alexnet_bn", 5, dropout=0.0)
+    assert rates(own) == {0.5} and rates(none) == {0.0}
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(own.eval()(x), none.eval()(x))  # same weights, same inference
+        assert not torch.equal(own.train()(x), none.train()(x))  # differ only while training
+    with pytest.raises(ModelError, match="Dropout must lie"):
+        build_model("alexnet_bn", 5, dropout=1.0)
+
+
 def test_torchvision_alexnet_layout_loads_imagenet_shaped_weights(tmp_path: Path) -> None:
     """A 1000-class torchvision state dict (as ImageNet weights are) loads; only the head is refitted."""
     source = build_model("alexnet", 1000)

@@ -61,6 +61,9 @@ def test_run_dir_holds_every_file_of_the_contract(tiny_run: Path) -> None:
     assert test["baseline"]["label"] == "32"  # the train majority, as in the real data
     rows = list(csv.DictReader((tiny_run / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2] and "val_macro_f1" in rows[0]
+    assert all(0.0 < float(r["val_acc_se"]) < 0.5 for r in rows)  # clip-bootstrap error of each epoch
+    # The synthetic long tail leaves most classes with a clip or two in validation: said, not hidden.
+    assert "fewer than 5 clips" in report["val_warning"] and "--val-frac" in report["val_warning"]
 
 
 def test_split_csv_puts_every_clip_in_one_split(tiny_run: Path) -> None:
@@ -137,6 +140,15 @@ def test_resume_without_last_pt_is_refused(tmp_path: Path) -> None:
     data = make_tree(tmp_path / "d", {"a": 2, "b": 2})
     with pytest.raises(UserError, match="Cannot resume"):
         fit(tiny_config(data, tmp_path / "nothing"), resume=True)
+
+
+def test_a_diverging_run_stops_with_one_sentence_and_keeps_earlier_epochs(tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "d", {"a": 8, "b": 8})
+    cfg = tiny_config(data, tmp_path / "run", lr=1e30, warmup_epochs=0.0, epochs=3, batch_size=4)
+    with pytest.raises(UserError, match=r"Training diverged in epoch \d.*smaller --lr") as caught:
+        fit(cfg)
+    assert "\n" not in str(caught.value)
+    assert (tmp_path / "run" / "config.json").is_file()
 
 
 def test_cuda_asked_for_where_there_is_none(tmp_path: Path) -> None:

@@ -66,6 +66,10 @@ def train(
     label_smoothing: Annotated[
         float | None, typer.Option(help="Label smoothing of the cross-entropy [0.1].")
     ] = None,
+    dropout: Annotated[
+        float | None,
+        typer.Option(help="Dropout rate of the classifier; 0 learns faster in short runs [the arch's own]."),
+    ] = None,
     balance: Annotated[
         str | None, typer.Option(help="Long-tail handling: none, loss (class weights) or sampler [none].")
     ] = None,
@@ -155,6 +159,7 @@ def train(
             weight_decay=weight_decay,
             warmup_epochs=warmup_epochs,
             label_smoothing=label_smoothing,
+            dropout=dropout,
             balance=balance,
             augment=augment,
             hflip=hflip,

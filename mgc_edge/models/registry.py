@@ -139,14 +139,26 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def build_model(
-    arch: str, num_classes: int, weights: str | Path | None = None, pretrained: bool = False
+    arch: str,
+    num_classes: int,
+    weights: str | Path | None = None,
+    pretrained: bool = False,
+    dropout: float | None = None,
 ) -> nn.Module:
     """Build `arch` for `num_classes`, optionally starting from a local weights file or torchvision's
-    ImageNet weights (whose head is replaced to fit the classes)."""
+    ImageNet weights (whose head is replaced to fit the classes); `dropout` replaces the rate of every
+    dropout layer (None keeps the architecture's own). Dropout only acts in training: inference and the
+    exported model are the same for any rate."""
     builder, tv_weights, _ = _arch(arch)
     if num_classes < 2:
         raise ModelError(f"A classifier needs at least two classes, got {num_classes}.")
+    if dropout is not None and not 0.0 <= dropout < 1.0:
+        raise ModelError(f"Dropout must lie in [0, 1), got {dropout}.")
     model = builder(num_classes)
+    if dropout is not None:
+        for layer in model.modules():
+            if isinstance(layer, nn.Dropout):
+                layer.p = dropout
     if weights is not None and pretrained:
         raise ModelError("Pass either --weights FILE or --pretrained, not both.")
     if weights is not None:

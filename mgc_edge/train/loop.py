@@ -8,6 +8,7 @@ on test.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from torch import nn
 from mgc_edge.config import TrainConfig
 from mgc_edge.errors import UserError
 from mgc_edge.fileio import write_json
-from mgc_edge.metrics import accuracy, balanced_accuracy, macro_f1
+from mgc_edge.metrics import accuracy, balanced_accuracy, clip_bootstrap_se, macro_f1
 from mgc_edge.models import min_input_size
 from mgc_edge.train import distributed as D
 from mgc_edge.train import rundir as R
@@ -41,6 +42,11 @@ from mgc_edge.train.trainer import (
 )
 
 REFRESH_S = 0.5  # seconds between progress-bar figures (each read synchronises with the device once)
+MIN_VAL_CLIPS = 5  # as evaluate's min_clips_to_judge: fewer clips of a class and its F1 is mostly luck
+
+
+class DivergedError(UserError):
+    """The training loss stopped being a number; the checkpoints of earlier epochs are left as they were."""
 
 
 @dataclass(frozen=True)
@@ -115,17 +121,27 @@ def _read(loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, seconds: flo
     }
 
 
-def evaluate(logits: np.ndarray, y: np.ndarray, num_classes: int) -> dict[str, float]:
-    """The per-epoch validation figures (cheap); the full report comes from evaluate_predictions."""
+def evaluate(
+    logits: np.ndarray, y: np.ndarray, num_classes: int, groups: list[str] | None = None
+) -> dict[str, float]:
+    """The per-epoch validation figures (cheap); the full report comes from evaluate_predictions.
+
+    With the clip of each frame, also the figures' standard errors over clips: a small validation split
+    moves by several points between epochs by chance alone, and the epoch line says how many.
+    """
     probs = torch.softmax(torch.from_numpy(logits), 1).numpy()
     loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)).item()
     pred = probs.argmax(1)
-    return {
+    out = {
         "loss": loss,
         "acc": accuracy(y, probs),
         "macro_f1": macro_f1(y, pred, num_classes),
         "balanced_acc": balanced_accuracy(y, pred, num_classes),
     }
+    if groups is not None:
+        se = clip_bootstrap_se(y, pred, groups, num_classes)
+        out.update(acc_se=se["top1"], macro_f1_se=se["macro_f1"])
+    return out
 
 
 def _check_input_size(config: TrainConfig) -> None:
@@ -160,6 +176,7 @@ def fit(
         history = restore(trainer) if resume else History()
         for epoch in range(history.start_epoch, config.epochs + 1):
             row = run_epoch(trainer, epoch)
+            _check_finite(row, config, run_dir)
             if info.is_main:
                 record(trainer, history, row, validate(trainer))
             if D.broadcast(info, bool(config.patience and history.stale >= config.patience)):
@@ -172,6 +189,36 @@ def fit(
         D.teardown()
 
 
+def _check_finite(row: dict[str, float], config: TrainConfig, run_dir: Path) -> None:
+    # The row is summed over ranks, so every rank stops here together.
+    if not math.isfinite(row["train_loss"]):
+        kept = "the checkpoints of earlier epochs are kept" if row["epoch"] > 1 else "nothing was saved"
+        raise DivergedError(
+            f"Training diverged in epoch {int(row['epoch'])} (the loss is {row['train_loss']}); {kept} in "
+            f"{run_dir}; try a smaller --lr than {config.lr:g}."
+        )
+
+
+def validation_note(data: R.RunData, min_clips: int = MIN_VAL_CLIPS) -> str | None:
+    """One sentence when the validation split is too small to judge every class on, else None."""
+    val = data.samples("val")
+    if not val:
+        return None
+    clips: dict[int, set[str]] = {}
+    for s in val:
+        clips.setdefault(s.label, set()).add(s.group)
+    trained = [i for i, n in enumerate(data.counts("train")) if n > 0]
+    thin = [i for i in trained if len(clips.get(i, ())) < min_clips]
+    if not thin:
+        return None
+    n_clips = len({s.group for s in val})
+    return (
+        f"Validation holds {len(val)} images in {n_clips} clips and {len(thin)} of {len(trained)} classes have "
+        f"fewer than {min_clips} clips there: its figures move by several points between epochs by chance "
+        f"(the ± on each epoch line), and the best epoch is chosen on them; a larger --val-frac steadies them."
+    )
+
+
 def _describe_data(config: TrainConfig, data: R.RunData, out: Console) -> None:
     train_s, val_s, test_s = data.samples("train"), data.samples("val"), data.samples("test")
     out.print(
@@ -179,6 +226,9 @@ def _describe_data(config: TrainConfig, data: R.RunData, out: Console) -> None:
         f"(train {len(train_s)}, val {len(val_s)}, test {len(test_s)}; split by "
         f"{'clip' if config.split.mode == 'group' else 'RANDOM IMAGE (leaky)'})"
     )
+    note = validation_note(data)
+    if note:
+        out.print(f"[yellow]{note}[/]")
     if data.scan.skipped:
         shown = "; ".join(f"{p} ({why})" for p, why in data.scan.skipped[:5])
         more = f" and {len(data.scan.skipped) - 5} more" if len(data.scan.skipped) > 5 else ""
@@ -232,7 +282,7 @@ def validate(t: Trainer) -> dict[str, float] | None:
     if t.val is None:
         return None
     logits, y = infer(t.model, t.val, t.device, t.amp, t.channels_last)
-    return evaluate(logits, y, len(t.data.labels))
+    return evaluate(logits, y, len(t.data.labels), [s.group for s in t.data.samples("val")])
 
 
 # --- checkpoints ------------------------------------------------------------------------------------------
@@ -288,6 +338,7 @@ def finish(t: Trainer, h: History) -> dict[str, Any] | None:
         "split_mode": config.split.mode,
         "split_counts": {s: len(data.samples(s)) for s in ("train", "val", "test")},
         "world_size": t.info.world_size,
+        "val_warning": validation_note(data),
         "test": None,
     }
     if config.split.mode == "random":
@@ -322,7 +373,12 @@ def _epoch_line(row: dict[str, float], improved: bool) -> str:
     )
     if "val_loss" in row:
         text += (
-            f"  | val loss {row['val_loss']:.3f} acc {row['val_acc']:.1%} "
-            f"bal {row['val_balanced_acc']:.1%} F1 {row['val_macro_f1']:.3f}"
+            f"  | val loss {row['val_loss']:.3f} acc {row['val_acc']:.1%}{_pm(row, 'val_acc_se', '.1%')} "
+            f"bal {row['val_balanced_acc']:.1%} F1 {row['val_macro_f1']:.3f}{_pm(row, 'val_macro_f1_se', '.3f')}"
         )
     return text + ("  [green]*best[/]" if improved else "")
+
+
+def _pm(row: dict[str, float], key: str, fmt: str) -> str:
+    value = row.get(key)
+    return f" ±{value:{fmt}}" if value is not None and math.isfinite(value) else ""

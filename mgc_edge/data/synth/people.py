@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mgc_edge.data.synth.config import DIFFICULTIES, Nuisance
+from mgc_edge.data.synth.config import DIFFICULTIES, Difficulty
 
 Colour = tuple[int, int, int]  # BGR
 
@@ -39,6 +39,8 @@ class Person:
     object_colour: Colour
     pose_offset: float = 0.07  # sd of this person's own hand placement, body units
     pose_angle: float = 10.0  # sd of this person's own hand angle, degrees
+    outline: int = 2  # dark edge around the arms, pixels
+    posture: float = 1.0  # scale of head, shoulder and torso movements
 
 
 def _colour(g: np.random.Generator, lo: int = 0, hi: int = 255) -> Colour:
@@ -50,9 +52,9 @@ def _distance(a: Colour, b: Colour) -> int:
     return sum(abs(int(x) - int(y)) for x, y in zip(a, b))
 
 
-def random_person(rng: np.random.Generator, nuisance: Nuisance = DIFFICULTIES["hard"]) -> Person:
-    """A random person, background and camera for one clip, varying as much as `nuisance` says."""
-    g, n = rng, nuisance
+def random_person(rng: np.random.Generator, level: Difficulty = DIFFICULTIES["hard"]) -> Person:
+    """A random person, background and camera for one clip, varying as much as `level` says."""
+    g, n = rng, level
     # The order of the draws is part of the output: `hard` repeats the files of earlier versions.
     unit = g.uniform(*n.unit)
     # Skin anywhere between a dark and a light tone, drawn independently of the class.
@@ -82,7 +84,7 @@ def random_person(rng: np.random.Generator, nuisance: Nuisance = DIFFICULTIES["h
         shirt=shirt,
         hair=hair,
         hair_style=int(g.integers(4)),
-        short_sleeves=bool(g.random() < 0.3),
+        short_sleeves=bool(g.random() < n.short_sleeves),
         hat=_colour(g, 20, 230) if g.random() < 0.08 else None,
         mask=(grey, grey, grey),
         bg_corners=bg_corners,
@@ -98,4 +100,6 @@ def random_person(rng: np.random.Generator, nuisance: Nuisance = DIFFICULTIES["h
         object_colour=_colour(g, 20, 235),
         pose_offset=n.pose_offset,
         pose_angle=n.pose_angle,
+        outline=n.outline,
+        posture=n.posture,
     )

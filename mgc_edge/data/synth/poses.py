@@ -159,6 +159,15 @@ def clip_pose(index: int, person: Person) -> Pose:
 
     head_dx = pose.head_dx + float(g.normal(0.0, 0.05))
     pose = replace(pose, left=vary(pose.left), right=vary(pose.right), head_dx=head_dx)
+    if person.posture != 1.0:
+        k = person.posture
+        pose = replace(
+            pose,
+            head_dy=pose.head_dy * k,
+            raise_left=pose.raise_left * k,
+            raise_right=pose.raise_right * k,
+            lean=None if pose.lean is None else pose.lean * k,
+        )
     if person.side < 0:
         pose = replace(
             pose,

@@ -79,7 +79,7 @@ def _video_frames(n_labels: int, cfg: SynthConfig) -> Iterator[tuple[np.ndarray,
     while done < total:
         n = min(max(1, round(g.uniform(*cfg.segment_seconds) * cfg.fps)), total - done)
         label = int(g.choice([c for c in choices if c != previous] or choices))
-        person = random_person(g, cfg.nuisance)
+        person = random_person(g, cfg.level)
         for _ in range(n):
             yield render_frame(label, person, g, cfg.size, cfg.cue), label
         done, previous = done + n, label
@@ -201,7 +201,7 @@ def make_dataset(out: Path, cfg: SynthConfig = SynthConfig(), overwrite: bool = 
             for n_frames in lengths:
                 clip = int(next(ids))
                 g = np.random.default_rng([cfg.seed, 4, clip])
-                person = random_person(g, cfg.nuisance)
+                person = random_person(g, cfg.level)
                 for frame in range(1, n_frames + 1):
                     img = render_frame(index, person, g, cfg.size, cfg.cue)
                     (folder / f"{clip}.{frame}.jpg").write_bytes(_encode_jpeg(img))
