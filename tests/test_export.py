@@ -85,6 +85,15 @@ def test_exported_files_are_self_contained_valid_and_carry_metadata(
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
+def test_int8_keeps_the_first_and_last_layers_in_float(alexnet_export: Any) -> None:
+    graph = onnx.load(str(by_precision(alexnet_export)["int8"].path)).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    weighted = [n for n in graph.node if n.op_type in ("Conv", "Gemm")]
+    assert len(weighted) == 8  # alexnet_bn: five convolutions, three linear layers
+    int8_weights = [n.input[1] in dequantized for n in weighted]
+    assert int8_weights == [False] + [True] * 6 + [False]
+
+
 @pytest.mark.slow
 def test_exported_models_run_in_a_fresh_process_that_never_imports_torch(
     alexnet_export: Any, tiny_run: Path

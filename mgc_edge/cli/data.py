@@ -40,6 +40,10 @@ def synth(
     ] = True,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical files.")] = 0,
     video_seconds: Annotated[float, typer.Option(help="Length of the demo video.")] = 16.0,
+    segment_seconds: Annotated[
+        tuple[float, float],
+        typer.Option(help="How long each gesture of the demo video lasts: LOW HIGH seconds (one person each)."),
+    ] = (3.0, 5.0),
     force: Annotated[
         bool, typer.Option("--force", help="Replace an earlier synthetic dataset in OUT.")
     ] = False,
@@ -57,6 +61,7 @@ def synth(
             cue=cue,
             seed=seed,
             video_seconds=video_seconds,
+            segment_seconds=segment_seconds,
         )
         summary = make_dataset(out, config, overwrite=force)
         console.print(
