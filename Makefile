@@ -26,10 +26,10 @@ demo: install
 	DEMO=$(DEMO) BIN=$(BIN) bash scripts/demo.sh
 
 test: install
-	$(PY) -m pytest -m "not gpu and not demo" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not gpu" $(PYTEST_ARGS)
 
 test-fast: install
-	$(PY) -m pytest -m "not gpu and not slow and not demo" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not gpu and not slow" $(PYTEST_ARGS)
 
 # Every benchmark in one run (<= 10 min on two cores); BENCH_ARGS=--quick for a smaller smoke run.
 bench: install

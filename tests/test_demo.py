@@ -1,8 +1,8 @@
 """The demo's recipe at reduced size: it learns the synthetic gesture cue, and only the cue.
 
-Marked `demo` (each trains alexnet_bn from scratch for several CPU minutes, and the recipe is still being
-tuned): deselected by default, run with `pytest -m demo`. The settings are read
-from scripts/demo.sh, so that what is tested is what `make demo` runs; only the data is smaller.
+Marked slow (each trains alexnet_bn from scratch for about 100 s on two cores); they run in `make test` and
+CI, being the only proof that the demo learns. The settings are read from scripts/demo.sh, so that what is
+tested is what `make demo` runs; only the data is smaller.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def test_demo_script_settings_are_readable() -> None:
     SynthConfig(scale=float(s["SCALE"]), difficulty=s["DIFFICULTY"], max_frames=int(s["MAX_FRAMES"]))
 
 
-@pytest.mark.demo
+@pytest.mark.slow
 def test_the_demo_recipe_learns_the_gesture_cue(tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "data", demo_synth()).image_dir
     test = train_demo_recipe(data, tmp_path / "run", tmp_path / "cache")
@@ -90,7 +90,7 @@ def test_the_demo_recipe_learns_the_gesture_cue(tmp_path: Path) -> None:
     assert test["macro_f1"] > 3 * test["baseline"]["macro_f1"], test["macro_f1"]
 
 
-@pytest.mark.demo
+@pytest.mark.slow
 def test_without_the_cue_the_demo_recipe_scores_the_baseline(tmp_path: Path) -> None:
     # The same people, scenes, cameras, class sizes and split, with every hand at rest: whatever the model
     # could learn from placement, colours or background would show here as accuracy above the baseline.
