@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 	@cd /tmp && $(abspath $(PY)) -c "import mgc_edge, pathlib, sys; \
 	sys.exit(pathlib.Path(mgc_edge.__file__).resolve().parents[1] != pathlib.Path('$(CURDIR)').resolve())" \
-	2>/dev/null || $(PY) -m pip install -q --no-deps -e .
+	2>/dev/null || $(abspath $(PY)) -m pip install -q --no-deps -e $(CURDIR)
 
 demo: install
 	DEMO=$(DEMO) BIN=$(BIN) bash scripts/demo.sh

@@ -25,9 +25,13 @@ import numpy as np
 
 from mgc_edge.labels import Labels
 
+MIN_CLIPS_TO_JUDGE = 5  # fewer clips of a class in an evaluated set and its figures are mostly luck
+
 __all__ = [
+    "MIN_CLIPS_TO_JUDGE",
     "accuracy",
     "balanced_accuracy",
+    "clip_bootstrap_se",
     "confusion_matrix",
     "evaluate_predictions",
     "macro_f1",
@@ -213,7 +217,7 @@ def evaluate_predictions(
     labels: Labels,
     groups: Sequence[str] | None = None,
     train_counts: Sequence[int] | None = None,
-    min_clips_to_judge: int = 5,
+    min_clips_to_judge: int = MIN_CLIPS_TO_JUDGE,
 ) -> dict[str, Any]:
     """Score softmax outputs against true labels and return a JSON-ready report (see the module docstring).
 

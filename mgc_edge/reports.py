@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from mgc_edge.metrics import MIN_CLIPS_TO_JUDGE
+
 __all__ = ["render_report"]
 
 
@@ -88,7 +90,7 @@ def render_report(report: Mapping[str, Any], console: Console, title: str = "Eva
     console.print(per_class)
 
     unit = report.get("judged_on", "clips")
-    threshold = report.get("min_clips_to_judge", 5)
+    threshold = report.get("min_clips_to_judge", MIN_CLIPS_TO_JUDGE)
     if too_small:
         shown = {str(r["label"]): str(r["name"]) for r in report["per_class"]}
         names = ", ".join(

@@ -42,7 +42,9 @@ def synth(
     video_seconds: Annotated[float, typer.Option(help="Length of the demo video.")] = 16.0,
     segment_seconds: Annotated[
         tuple[float, float],
-        typer.Option(help="How long each gesture of the demo video lasts: LOW HIGH seconds (one person each)."),
+        typer.Option(
+            help="How long each gesture of the demo video lasts: LOW HIGH seconds (one person each)."
+        ),
     ] = (3.0, 5.0),
     force: Annotated[
         bool, typer.Option("--force", help="Replace an earlier synthetic dataset in OUT.")

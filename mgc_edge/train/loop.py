@@ -24,7 +24,13 @@ from torch import nn
 from mgc_edge.config import TrainConfig
 from mgc_edge.errors import UserError
 from mgc_edge.fileio import write_json
-from mgc_edge.metrics import accuracy, balanced_accuracy, clip_bootstrap_se, macro_f1
+from mgc_edge.metrics import (
+    MIN_CLIPS_TO_JUDGE,
+    accuracy,
+    balanced_accuracy,
+    clip_bootstrap_se,
+    macro_f1,
+)
 from mgc_edge.models import min_input_size
 from mgc_edge.train import distributed as D
 from mgc_edge.train import rundir as R
@@ -42,7 +48,6 @@ from mgc_edge.train.trainer import (
 )
 
 REFRESH_S = 0.5  # seconds between progress-bar figures (each read synchronises with the device once)
-MIN_VAL_CLIPS = 5  # as evaluate's min_clips_to_judge: fewer clips of a class and its F1 is mostly luck
 
 
 class DivergedError(UserError):
@@ -199,7 +204,7 @@ def _check_finite(row: dict[str, float], config: TrainConfig, run_dir: Path) -> 
         )
 
 
-def validation_note(data: R.RunData, min_clips: int = MIN_VAL_CLIPS) -> str | None:
+def validation_note(data: R.RunData, min_clips: int = MIN_CLIPS_TO_JUDGE) -> str | None:
     """One sentence when the validation split is too small to judge every class on, else None."""
     val = data.samples("val")
     if not val:
