@@ -26,9 +26,7 @@ def model_of(result: Any, precision: str) -> Path:
 
 
 @pytest.mark.slow
-# int8 left out: on today's harder synthetic data the fixture's resnet18 (12 % test top-1) has margins too
-# thin for 98 % int8 agreement (96.7 %); the int8 gate itself is tested below and in test_export.
-@pytest.mark.parametrize("precision", ("fp32", "fp16"))
+@pytest.mark.parametrize("precision", PRECISIONS)
 def test_a_faithful_model_passes_and_a_perturbed_weight_fails(
     resnet_export: Any, resnet_run: Path, tmp_path: Path, precision: str
 ) -> None:
