@@ -176,6 +176,7 @@ def bench_training(
         "compile": b.compile,
         "amp_bf16": cuda,
         "channels_last": config.channels_last,
+        "fused_sgd": bool(optimizer.defaults.get("fused")),
         "device": str(device),
         "images_per_s": rate,
         "cached_over_compute": rate["cached"] / rate["memory"],

@@ -101,7 +101,7 @@ def _training(train: dict[str, Any]) -> str:
         f"pass(es) per path after a first one, the best pass of each; device {any_r['device']}"
         + (", bf16 autocast" if any_r["amp_bf16"] else "")
         + (", channels_last" if any_r.get("channels_last") else "")
-        + ", fused SGD"
+        + (", fused SGD" if any_r.get("fused_sgd") else "")
         + f"; the decode path uses {any_r['decode_workers']} DataLoader workers (the `train` default); "
         + f"resize policy {any_r.get('resize', 'stretch')} (the demo's)."
     )
