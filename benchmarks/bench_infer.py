@@ -91,10 +91,10 @@ def _torch_engine(run_dir: Path, device: torch.device) -> Any:
     return run, sync
 
 
-def _ort_engine(path: str, gpu: bool) -> Any:
+def _ort_engine(path: str, gpu: bool, **options: Any) -> Any:
     from mgc_edge.runtime.session import Classifier
 
-    clf = Classifier(path, device="cuda" if gpu else "cpu")
+    clf = Classifier(path, device="cuda" if gpu else "cpu", **options)
     return clf.logits, (lambda: None)  # ORT returns host arrays: each call is already synchronous
 
 
@@ -111,6 +111,11 @@ def bench_inference(
     engines: dict[str, Any] = {"torch_eager": _torch_engine(run_dir, device)}
     for precision, info in exported.items():
         engines[f"ort_{precision}"] = _ort_engine(info["path"], gpu)
+    if gpu:  # what the runtime's choices are worth: plain session.run, and TF32 (off by default)
+        engines["ort_fp16_unbound"] = _ort_engine(
+            exported["fp16"]["path"], gpu, io_binding=False, cuda_graph=False
+        )
+        engines["ort_fp32_tf32"] = _ort_engine(exported["fp32"]["path"], gpu, tf32=True)
     figures: dict[str, Any] = {}
     for name, (run, sync) in engines.items():
         b1 = time_calls(lambda run=run: run(x1), 10, b.b1_iters, sync)
@@ -129,4 +134,5 @@ def bench_inference(
         "ort_fp32_over_torch_b1": fp32_p50 / torch_p50,
         "int8_over_fp32_b1": figures["ort_int8"]["p50_ms"] / fp32_p50 if "ort_int8" in figures else None,
         "fp32_model": exported["fp32"]["path"],
+        "fp16_model": exported["fp16"]["path"] if "fp16" in exported else None,
     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from benchmarks.common import cores, demo_resize
-from mgc_edge.config import PreprocessSpec, TrainConfig
+from mgc_edge.config import PreprocessSpec, TrainConfig, default_workers
 from mgc_edge.data.cache import margin_size, open_cache, stored_spec
 from mgc_edge.data.dataset import Augment, FrameDataset
 from mgc_edge.data.scan import Sample
@@ -43,7 +43,7 @@ class TrainBench:
     batch: int = 30
     batches: int = 20  # per pass (an "epoch" of the benchmark)
     repeats: int = 2  # measured passes per path after the first
-    workers: int = 2  # DataLoader processes of the decode path (the `train` default)
+    workers: int = field(default_factory=default_workers)  # the decode path's processes (`train`'s default)
     compile: bool = False
 
 
@@ -158,6 +158,7 @@ def bench_training(
             runs["memory"].append(_pass(step, memory, n_batches, epoch))
             runs["cached"].append(_pass(step, cached, n_batches, epoch))
             runs["decode"].append(_pass(step, decode, n_batches, epoch))
+        cuda_graphs = cached.graphed
         del decode, loader, cached
         gc.collect()
 
@@ -177,6 +178,7 @@ def bench_training(
         "amp_bf16": cuda,
         "channels_last": config.channels_last,
         "fused_sgd": bool(optimizer.defaults.get("fused")),
+        "cuda_graphs": cuda_graphs,
         "device": str(device),
         "images_per_s": rate,
         "cached_over_compute": rate["cached"] / rate["memory"],

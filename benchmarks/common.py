@@ -18,6 +18,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS_DIR = HERE / "results"
+GPU_RESULTS_DIR = RESULTS_DIR / "gpu"  # the same files, measured on a GPU machine (the CPU's stay put)
 RESULTS_MD = HERE / "RESULTS.md"
 DEMO_SCRIPT = ROOT / "scripts" / "demo.sh"
 
@@ -143,19 +144,23 @@ def time_calls(
     return out
 
 
-def write_result(name: str, data: dict[str, Any]) -> Path:
-    """benchmarks/results/<name>.json (the latest run; RESULTS.md keeps the history)."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
+def results_dir(gpu: bool) -> Path:
+    return GPU_RESULTS_DIR if gpu else RESULTS_DIR
+
+
+def write_result(name: str, data: dict[str, Any], folder: Path = RESULTS_DIR) -> Path:
+    """<folder>/<name>.json, benchmarks/results/ by default (the latest run; RESULTS.md keeps the history)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
 
 
-def read_result(name: str) -> dict[str, Any] | None:
+def read_result(name: str, folder: Path = RESULTS_DIR) -> dict[str, Any] | None:
     try:
-        return json.loads((RESULTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+        return json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 

@@ -71,8 +71,9 @@ def resize_frame(frame_bgr: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return resized[top : top + out_h, left : left + out_w]
 
 
-def normalize(batch_bgr: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """[N, H, W, 3] BGR uint8 already at spec.size -> float32 [N, 3, H, W], colour-ordered and normalised."""
+def normalize(batch_bgr: np.ndarray, spec: PreprocessSpec, out: np.ndarray | None = None) -> np.ndarray:
+    """[N, H, W, 3] BGR uint8 already at spec.size -> float32 [N, 3, H, W], colour-ordered and normalised;
+    written into `out` (a C-contiguous float32 [N, 3, H, W], e.g. page-locked memory) when given."""
     if batch_bgr.ndim != 4 or batch_bgr.shape[1:] != (*spec.size, 3) or batch_bgr.dtype != np.uint8:
         raise PreprocessError(
             f"normalize() needs uint8 [N, {spec.size[0]}, {spec.size[1]}, 3], got {batch_bgr.dtype} "
@@ -83,14 +84,25 @@ def normalize(batch_bgr: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     # every caller gets bit-identical results.
     scale = np.array([1.0 / (255.0 * s) for s in spec.std], np.float32).reshape(1, 3, 1, 1)
     shift = np.array([m / s for m, s in zip(spec.mean, spec.std)], np.float32).reshape(1, 3, 1, 1)
-    out = np.ascontiguousarray(batch_bgr[..., order].transpose(0, 3, 1, 2)).astype(np.float32)
+    planes = batch_bgr[..., order].transpose(0, 3, 1, 2)
+    if out is None:
+        out = np.ascontiguousarray(planes).astype(np.float32)
+    else:
+        if out.dtype != np.float32 or out.shape != planes.shape or not out.flags.c_contiguous:
+            raise PreprocessError(
+                f"normalize() writes into a C-contiguous float32 {planes.shape}, got {out.dtype} {out.shape}."
+            )
+        np.copyto(out, planes, casting="unsafe")
     out *= scale
     out -= shift
     return out
 
 
-def preprocess(frames_bgr: np.ndarray | Sequence[np.ndarray], spec: PreprocessSpec) -> np.ndarray:
-    """One BGR uint8 frame (HxWxC) or a sequence / NHWC array of them -> float32 [N, 3, H, W]."""
+def preprocess(
+    frames_bgr: np.ndarray | Sequence[np.ndarray], spec: PreprocessSpec, out: np.ndarray | None = None
+) -> np.ndarray:
+    """One BGR uint8 frame (HxWxC) or a sequence / NHWC array of them -> float32 [N, 3, H, W] (into `out`
+    when given, see normalize)."""
     if isinstance(frames_bgr, np.ndarray) and frames_bgr.ndim in (2, 3):
         frames: Sequence[np.ndarray] = [frames_bgr]
     else:
@@ -98,4 +110,4 @@ def preprocess(frames_bgr: np.ndarray | Sequence[np.ndarray], spec: PreprocessSp
     if not frames:
         raise PreprocessError("preprocess() needs at least one frame.")
     batch = np.stack([resize_frame(f, spec) for f in frames])
-    return normalize(batch, spec)
+    return normalize(batch, spec, out)

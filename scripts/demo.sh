@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole flow on built-in synthetic data, sized for at most 6 minutes on two CPU cores:
-# synth -> train (ending in the test report) -> export (fp32 + int8, each behind the parity gate) -> verify ->
-# live loop + predict.
+# The whole flow on built-in synthetic data, sized for at most 6 minutes on two CPU cores (about a minute on
+# a GPU): synth -> train (ending in the test report) -> export (fp32 + int8 on a CPU, fp32 + fp16 where ONNX
+# Runtime runs on a GPU; each behind the parity gate) -> verify -> live loop + predict.
 #
 # The data: iMiGUE's 32 classes with its long tail, clips of near-duplicate frames, every clip its own
 # person, scene and camera; the class is shown only by the gesture. `--difficulty easy` narrows how much
@@ -28,6 +28,14 @@ BATCH="${BATCH:-64}"
 DROPOUT="${DROPOUT:-0}"
 BALANCE="${BALANCE:-sampler}"
 
+# The precision the runtime should get: int8 on a CPU; on a GPU fp16, since int8 runs slower than fp32 there
+# (QDQ through ONNX Runtime's CUDA provider, benchmarks/RESULTS.md).
+if [ "$("$BIN/python" -c 'from mgc_edge.runtime.session import gpu_runtime_available as g; print(int(g()))' 2>/dev/null)" = 1 ]; then
+  RUNTIME_PRECISION="${RUNTIME_PRECISION:-fp16}"; DEVICE="${DEVICE:-cuda}"
+else
+  RUNTIME_PRECISION="${RUNTIME_PRECISION:-int8}"; DEVICE="${DEVICE:-cpu}"
+fi
+
 start=$(date +%s)
 mark=$start
 took() {  # seconds since the previous step, for benchmarks/RESULTS.md
@@ -49,23 +57,24 @@ echo "== 2/4 train alexnet_bn from scratch (the seed's AlexNet with batch norm) 
   --class-names imigue --cache-dir "$DEMO/cache" >/dev/null
 took
 
-echo "== 3/4 export fp32 + int8, each behind the parity gate on the test split; verify the int8 model"
+echo "== 3/4 export fp32 + $RUNTIME_PRECISION, each behind the parity gate on the test split ($DEVICE); verify the $RUNTIME_PRECISION model"
 # Exit 1 from export means a model failed its gate and was kept as *.FAILED.onnx: the demo reports it
 # instead of stopping, so that the rest of the flow still shows.
 gate=0
-"$MGC" export "$DEMO/run" --precision fp32 --precision int8 --calib-images 1024 --force >/dev/null || gate=$?
+"$MGC" export "$DEMO/run" --precision fp32 --precision "$RUNTIME_PRECISION" --calib-images 1024 --device "$DEVICE" \
+  --force >/dev/null || gate=$?
 [ "$gate" -le 1 ] || exit "$gate"
-model="$DEMO/run/model.int8.onnx"
+model="$DEMO/run/model.$RUNTIME_PRECISION.onnx"
 if [ -f "$model" ]; then
-  "$MGC" verify "$model" --checkpoint "$DEMO/run" >/dev/null
+  "$MGC" verify "$model" --checkpoint "$DEMO/run" --device "$DEVICE" >/dev/null
 else
-  echo "note: the int8 model failed its parity gate and was not put in place (see the table above)."
+  echo "note: the $RUNTIME_PRECISION model failed its parity gate and was not put in place (see the table above)."
   model="$DEMO/run/model.onnx"
 fi
 took
 
 echo "== 4/4 the live loop over the demo video (its true labels in $DEMO/data/demo.csv), and predict"
-# The edge runtime: no torch needed from here on; the int8 model where it passed its gate.
+# The edge runtime: no torch needed from here on; the $RUNTIME_PRECISION model where it passed its gate.
 "$MGC" webcam "$model" --source "$DEMO/data/demo.mp4" --display off \
   --save "$DEMO/webcam.mp4" --jsonl "$DEMO/webcam.jsonl" --force 2>/dev/null
 "$BIN/python" -m mgc_edge.runtime.agreement "$DEMO/webcam.jsonl" "$DEMO/data/demo.csv"

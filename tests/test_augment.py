@@ -11,7 +11,14 @@ import torch
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.data.dataset import Augment
 from mgc_edge.preprocess import normalize, preprocess
-from mgc_edge.train.augment import BatchAugment, BatchDraw, crop_resize, draw, normalize_uint8, photometric
+from mgc_edge.train.augment import (
+    BatchAugment,
+    BatchDraw,
+    crop_resize,
+    draw,
+    normalize_uint8,
+    photometric_normalize,
+)
 
 CPU = torch.device("cpu")
 Q = [1, 5, 25, 50, 75, 95, 99]
@@ -97,17 +104,23 @@ def test_an_identity_crop_at_the_model_size_returns_the_pixels() -> None:
 
 
 def test_photometric_jitter_clips_like_the_lookup_table() -> None:
-    """Gain and bias as Augment's lookup table applies them, clipped at 0 and 255 (never reflected)."""
+    """Gain and bias as Augment's lookup table applies them, clipped at 0 and 255 (never reflected), then
+    normalised: with ImageNet's mean and std, and with an identity normalisation (values on 0-255)."""
     ramp = torch.arange(256, dtype=torch.float32).view(1, 1, 1, 256).repeat(1, 3, 1, 1)
+    spec = PreprocessSpec(size=(64, 64), mean=(0.0, 0.0, 0.0), std=(1 / 255, 1 / 255, 1 / 255), color="bgr")
+    imagenet = PreprocessSpec(size=(64, 64))
+    scale = np.array([1 / (255 * s) for s in imagenet.std], np.float32)
+    shift = np.array([m / s for m, s in zip(imagenet.mean, imagenet.std)], np.float32)
     for gain, bias in [(1.25, 63.0), (0.75, -63.0), (1.0, -20.0), (1.1, 5.5)]:
         d = BatchDraw(
             *[torch.zeros(1)] * 4, torch.tensor([False]), torch.tensor([gain]), torch.tensor([bias])
         )
-        got = photometric(ramp.clone(), d)[0, 0, 0].numpy()
         lut = np.clip(np.arange(256, dtype=np.float32) * np.float32(gain) + np.float32(bias), 0, 255)
+        got = photometric_normalize(ramp, d, spec)[0, :, 0].numpy()
         assert np.abs(got - lut).max() < 1e-3
+        got = photometric_normalize(ramp, d, imagenet)[0, :, 0].numpy()
+        assert np.abs(got - (lut[None] * scale[:, None] - shift[:, None])).max() < 1e-5
     black = torch.zeros(400, 80, 80, 3, dtype=torch.uint8)
-    spec = PreprocessSpec(size=(64, 64), mean=(0.0, 0.0, 0.0), std=(1 / 255, 1 / 255, 1 / 255), color="bgr")
     out = BatchAugment(Augment(), spec)(black, torch.Generator().manual_seed(0))  # values back on 0-255
     per_image_max = out.amax(dim=(1, 2, 3))
     assert per_image_max.min() == 0  # darkening draws keep black at black
@@ -146,10 +159,10 @@ def test_augmented_batches_follow_the_per_image_pipeline() -> None:
     # A contrast of 0.4 moves the mean by 6.8, a crop of 0.6-1.0 the left-right contrast by 29.
     mean_tol, diff_tol, pos_tol = 5.0, 6.0, 0.04
     for column, tol in enumerate([mean_tol, diff_tol, pos_tol]):
-        a, b = (
-            np.percentile(per[:, column], [5, 25, 50, 75, 95]),
-            np.percentile(bat[:, column], [5, 25, 50, 75, 95]),
-        )
+        # The feature's position is coarse (1/64 steps) with two modes whose gap falls at the median, which
+        # then jumps by 3 pixels between random seeds of either path: its quartiles and tails are compared.
+        q = [5, 25, 50, 75, 95] if column < 2 else [5, 25, 75, 95]
+        a, b = np.percentile(per[:, column], q), np.percentile(bat[:, column], q)
         assert np.abs(a - b).max() <= tol, (column, a, b)
     assert abs(per[:, 3].mean() - 0.5) < 0.05 and abs(bat[:, 3].mean() - 0.5) < 0.05  # flip rate
 

@@ -72,3 +72,25 @@ def test_importing_plots_leaves_pyplot_alone():
     code = "import sys, mgc_edge.train.plots; print('matplotlib.pyplot' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_font_cache_is_built_in_the_background_once_per_machine(tmp_path):
+    """A machine without matplotlib's font cache gets it from a background process started when training
+    starts; the first plot waits for it, and a machine that has it starts nothing."""
+    script = (
+        "import sys, pathlib; from mgc_edge.train import plots; plots.warm_font_cache(); "
+        "started = plots._font_scan is not None; "
+        "plots.plot_curves([{'epoch': 1, 'train_loss': 1.0, 'train_acc': 0.5}], pathlib.Path(sys.argv[1])); "
+        "print(started)"
+    )
+    env = {**__import__("os").environ, "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / f"curves{i}.png")],
+            env=env, capture_output=True, text=True, check=True, timeout=300,
+        ).stdout.split()[-1]
+        for i in range(2)
+    ]  # fmt: skip
+    assert runs == ["True", "False"]
+    assert list((tmp_path / "mpl").glob("fontlist-v*.json"))
+    _read_png(tmp_path / "curves0.png")

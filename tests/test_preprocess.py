@@ -103,3 +103,17 @@ def test_augmentation_clips_instead_of_reflecting_dark_pixels() -> None:
     # A darkening draw keeps black at 0; only brightening draws may lift it, never above 0.25 * 255.
     assert min(int(o.max()) for o in outs) == 0
     assert max(int(o.max()) for o in outs) <= 64
+
+
+def test_preprocess_into_a_given_buffer_is_bit_identical() -> None:
+    """The runtime preprocesses straight into page-locked memory on a GPU: the same bits as a new array."""
+    spec = PreprocessSpec(size=(12, 10), resize="center_crop")
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (30, 41, 3), dtype=np.uint8) for _ in range(3)]
+    out = np.full((3, 3, 12, 10), np.nan, np.float32)
+    got = preprocess(frames, spec, out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, preprocess(frames, spec))
+    for bad in (np.zeros((2, 3, 12, 10), np.float32), np.zeros((3, 3, 12, 10), np.float64)):
+        with pytest.raises(PreprocessError, match="writes into"):
+            preprocess(frames, spec, out=bad)

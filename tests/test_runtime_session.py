@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx_helpers import tiny_onnx
+from onnx_helpers import set_props, tiny_onnx
 
 from mgc_edge.errors import UserError
 from mgc_edge.metadata import MetadataError
@@ -164,7 +164,10 @@ def test_bad_device_names_are_refused(device: str) -> None:
 def test_gpu_providers_ask_for_heuristic_convolution_search(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(S.ort, "get_available_providers", lambda: [S.TENSORRT, S.CUDA, S.CPU])
     cuda = S.choose_providers("cuda:1")
-    assert cuda[0] == (S.CUDA, {"device_id": 1, "cudnn_conv_algo_search": "HEURISTIC"}) and cuda[-1] == S.CPU
+    want = {"device_id": 1, "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": "0"}
+    assert cuda[0] == (S.CUDA, want) and cuda[-1] == S.CPU
+    # TF32 only where asked: the CUDA provider's own default (on) moves fp32 probabilities by ~1e-3.
+    assert S.choose_providers("cuda", tf32=True)[0][1]["use_tf32"] == "1"
     trt = S.choose_providers("tensorrt")
     assert [p if isinstance(p, str) else p[0] for p in trt] == [S.TENSORRT, S.CUDA, S.CPU]
     assert trt[0][1]["trt_engine_cache_enable"] is True
@@ -263,10 +266,42 @@ def test_cuda_that_cannot_start_is_never_a_silent_fallback(
         Classifier(model, device="cuda")
 
 
+def test_io_binding_gives_the_plain_run_bit_for_bit(model: Path) -> None:
+    """The bound path (the GPU's) checked on the CPU: same logits for every batch size, buffers reused per
+    size and bounded in number, and a batch shape never mixed up with another."""
+    plain, bound = Classifier(model, device="cpu"), Classifier(model, device="cpu", io_binding=True)
+    assert bound.io_bound and not plain.io_bound and not bound.graphed  # graphs are for CUDA only
+    sizes = [1, 3, 1, 2, 5, 4, 7, 3, 1]  # more sizes than BOUND_SIZES: the oldest are dropped, not kept
+    for i, n in enumerate(sizes):
+        x = preprocess(frames(n, seed=i), plain.spec)
+        np.testing.assert_array_equal(bound.logits(x), plain.logits(x))
+    assert len(bound._runner._slots) == S.BOUND_SIZES
+    batch = frames(3, seed=9)
+    np.testing.assert_array_equal(bound.predict(batch), plain.predict(batch))
+    np.testing.assert_array_equal(bound.preprocess(batch), preprocess(batch, bound.spec))
+    bound.close()
+    np.testing.assert_array_equal(bound.predict(batch), plain.predict(batch))  # unbound after close()
+
+
+def test_an_int8_model_on_cuda_gets_one_line_of_advice(model: Path, tmp_path: Path) -> None:
+    int8 = set_props(model, tmp_path / "int8.onnx", precision="int8")
+    clf = Classifier(int8, device="cpu")
+    assert clf.advice == ()  # the CPU is int8's device
+    clf.providers = (S.CUDA, S.CPU)
+    (line,) = clf.advice
+    assert "fp16" in line and "\n" not in line
+    assert Classifier(model, device="cpu").advice == ()
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(NO_GPU, reason="needs a CUDA GPU")
 def test_cuda_runs_and_matches_the_cpu(model: Path) -> None:
+    """True fp32 on the GPU (TF32 off, the default) matches the CPU closely; batch 1 runs as a CUDA graph."""
     gpu, cpu = Classifier(model, device="cuda"), Classifier(model, device="cpu")
-    assert gpu.device == "cuda"
+    assert gpu.device == "cuda" and gpu.io_bound and not gpu.tf32
     batch = frames(4)
     np.testing.assert_allclose(gpu.predict(batch), cpu.predict(batch), atol=1e-5)
+    for i in range(3):  # batch 1, repeatedly: the captured graph replays on new inputs
+        one = frames(1, seed=10 + i)
+        np.testing.assert_allclose(gpu.predict(one), cpu.predict(one), atol=1e-5)
+    assert gpu.graphed, gpu._runner.graph_error

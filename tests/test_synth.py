@@ -117,6 +117,20 @@ def test_same_seed_same_bytes_other_seed_differs(synth: SynthSummary, tmp_path: 
     assert _files(other.root / "training") != first
 
 
+def test_worker_processes_write_the_same_bytes(
+    synth: SynthSummary, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a many-core machine clips are drawn by worker processes: the dataset is byte for byte the same."""
+    from mgc_edge.data.synth import writer
+
+    monkeypatch.setattr(writer, "_workers", lambda n_images: 2)
+    monkeypatch.setattr(writer, "CHUNK_CLIPS", 5)  # several tasks, finishing in any order
+    parallel = make_dataset(tmp_path / "parallel", CFG)
+    assert _files(parallel.root / "training") == _files(synth.root / "training")
+    assert parallel.counts == synth.counts and parallel.clips == synth.clips
+    assert parallel.video.read_bytes() == synth.video.read_bytes()
+
+
 def test_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     out = tmp_path / "mine"
     out.mkdir()

@@ -35,6 +35,7 @@ def test_a_faithful_model_passes_and_a_perturbed_weight_fails(
     assert ok.passed, ok.failures()
     assert ok.batch_sizes[0] == 1 and max(ok.batch_sizes) > 1  # the dynamic axis, proven
     assert ok.batch_prob_max_abs < 1e-3
+    assert ok.provider == "CPUExecutionProvider" and ok.reference_device == "cpu"  # where each side ran
 
     bad = perturb_head(src, tmp_path / f"bad.{precision}.onnx", mode="roll")
     report = verify_model(bad, resnet_run, VerifyOptions())

@@ -23,6 +23,10 @@ MaxAccDrop = Annotated[
     float | None,
     typer.Option(help="Gate: accuracy points the model may lose against PyTorch (default: int8 1)."),
 ]
+PARITY_DEVICE = (
+    "Where the parity check runs: cpu, cuda, cuda:N or auto. On CUDA both sides compute in true fp32 "
+    "(TF32 off), so the gates are the same as on the CPU."
+)
 
 
 def _gate_overrides(
@@ -129,6 +133,7 @@ def export(
     batch_size: Annotated[
         int, typer.Option(help="Batch size of the parity check (at least 2; batch 1 is checked too).")
     ] = 16,
+    device: Annotated[str, typer.Option(help=PARITY_DEVICE)] = "cpu",
     min_agreement: MinAgreement = None,
     max_prob_diff: MaxProbDiff = None,
     max_acc_drop: MaxAccDrop = None,
@@ -143,6 +148,7 @@ def export(
             split=split,
             max_images=max_images,
             batch_size=batch_size,
+            device=device,
             gates=_gate_overrides(min_agreement, max_prob_diff, max_acc_drop),
         )
         options = ExportOptions(
@@ -195,9 +201,7 @@ def verify(
     split: Annotated[str, typer.Option(help="Split of the checkpoint's run: train, val or test.")] = "test",
     max_images: Annotated[int, typer.Option(help="Images to check; 0 = all.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Batch size (at least 2; batch 1 is checked too).")] = 16,
-    device: Annotated[
-        str, typer.Option(help="Where ONNX Runtime runs: cpu (the reference), cuda or auto.")
-    ] = "cpu",
+    device: Annotated[str, typer.Option(help=PARITY_DEVICE)] = "cpu",
     json_out: Annotated[
         Path | None,
         typer.Option("--json", help="Write the report here (default: MODEL.verify.json beside the model)."),

@@ -110,7 +110,10 @@ def train(
         int | None, typer.Option(help="Stop after this many epochs without validation gain; 0 = never [0].")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Data-loading processes of the --no-cache path [2].")
+        int | None,
+        typer.Option(
+            help="Data-loading processes of the --no-cache path (default: the cores but one, 2-12)."
+        ),
     ] = None,
     weights: Annotated[
         Path | None, typer.Option(help="Start from a local state-dict file (the head is refitted).")

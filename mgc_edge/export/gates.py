@@ -117,6 +117,8 @@ class ParityReport:
     acc_model: float | None = None  # the ONNX model's top-1 on the labelled images
     acc_checkpoint: float | None = None  # PyTorch's top-1 on the same images
     notes: tuple[str, ...] = ()
+    provider: str | None = None  # the ONNX Runtime execution provider that ran the model
+    reference_device: str | None = None  # where PyTorch ran the reference ("cpu", "cuda:0")
 
     @property
     def passed(self) -> bool:

@@ -8,7 +8,8 @@ forward shapes, and accuracy when labelled images are given); that path never im
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,7 +51,7 @@ class VerifyOptions:
     split: str = "test"
     max_images: int = 1000  # 0 = all; a seeded random subset otherwise
     batch_size: int = 16
-    device: str = "cpu"  # where ONNX Runtime runs; the CPU is the reference (no TF32, deterministic)
+    device: str = "cpu"  # where ONNX Runtime (and PyTorch's reference) run: cpu, auto, cuda[:N]
     gates: GateOverrides = field(default_factory=GateOverrides)
 
     def __post_init__(self) -> None:
@@ -62,6 +63,11 @@ class VerifyOptions:
             )
         if self.max_images < 0:
             raise UserError(f"--max-images must be 0 (all) or more, got {self.max_images}.")
+
+
+def parity_classifier(model: str | Path, options: VerifyOptions) -> Classifier:
+    """The ONNX side of a parity check: true fp32 on CUDA (TF32 off), like the reference."""
+    return Classifier(model, device=options.device, tf32=False)
 
 
 # --- which images ---------------------------------------------------------------------------------
@@ -87,6 +93,7 @@ class Reference:
     samples: tuple[Sample, ...]
     source: str
     logits: np.ndarray  # float32 [N, C]
+    device: str = "cpu"  # where PyTorch ran
 
     @property
     def labels(self) -> np.ndarray:
@@ -99,8 +106,36 @@ def _batches(root: Path, samples: Sequence[Sample], batch_size: int) -> Any:
         yield read_images([root / s.path for s in samples[i : i + batch_size]]).images
 
 
+def reference_device(device: str) -> str:
+    """Where PyTorch computes the reference: on the GPU when ONNX Runtime is asked to run there and this
+    torch sees CUDA (the same kind of arithmetic, and no CPU pass over the images), else on the CPU."""
+    import torch
+
+    from mgc_edge.runtime.session import parse_device
+
+    kind, index = parse_device(device)
+    if kind != "cpu" and torch.cuda.is_available():
+        return f"cuda:{index}"
+    return "cpu"
+
+
+@contextlib.contextmanager
+def true_fp32() -> Iterator[None]:
+    """PyTorch in true fp32 on CUDA while the reference runs: TF32 off for matmuls and cuDNN convolutions
+    (cuDNN's default is on), restored afterwards."""
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 def reference_logits(checkpoint: Checkpoint, options: VerifyOptions = VerifyOptions()) -> Reference:
-    """The checkpoint's logits in eval mode on the CPU, float32, fed by preprocess() with its own spec."""
+    """The checkpoint's logits in eval mode in true fp32 (on the CPU, or on the GPU with TF32 off where
+    the check runs on CUDA), fed by preprocess() with its own spec."""
     import torch
 
     if options.data is not None:
@@ -121,13 +156,14 @@ def reference_logits(checkpoint: Checkpoint, options: VerifyOptions = VerifyOpti
         raise DataError(
             f"There are no images to verify on in the {source}; pass --data DIR or another --split."
         )
-    model = checkpoint.build()
+    device = reference_device(options.device)
+    model = checkpoint.build().to(device)
     outs = []
-    with torch.inference_mode():
+    with torch.inference_mode(), true_fp32():
         for frames in _batches(root, samples, options.batch_size):
-            x = torch.from_numpy(preprocess(frames, checkpoint.preprocess))
-            outs.append(model(x).float().numpy())
-    return Reference(checkpoint, root, tuple(samples), source, np.concatenate(outs))
+            x = torch.from_numpy(preprocess(frames, checkpoint.preprocess)).to(device)
+            outs.append(model(x).float().cpu().numpy())
+    return Reference(checkpoint, root, tuple(samples), source, np.concatenate(outs), device)
 
 
 def _onnx_logits(
@@ -251,6 +287,8 @@ def compare(
         gates=tuple(results),
         thresholds=gates,
         notes=tuple(notes),
+        provider=clf.provider,
+        reference_device=reference.device,
     )
 
 
@@ -259,7 +297,7 @@ def check_model_alone(
 ) -> ParityReport:
     """What an edge box can check without the checkpoint (and without torch): metadata readable, graph
     valid, a forward pass of the right shape at batch 1 and several, and accuracy on --data if given."""
-    clf = Classifier(model, device=options.device)  # refuses a model without our metadata
+    clf = parity_classifier(model, options)  # refuses a model without our metadata
     notes: list[str] = []
     results: list[GateResult] = []
     try:
@@ -319,6 +357,7 @@ def check_model_alone(
         gates=tuple(results),
         acc_model=acc,
         notes=tuple(notes),
+        provider=clf.provider,
     )
 
 
@@ -339,7 +378,7 @@ def verify_model(
         step(f"checking {Path(model).name} on its own")
         report = check_model_alone(model, options)
     else:
-        clf = Classifier(model, device=options.device)
+        clf = parity_classifier(model, options)
         if reference is None:
             from mgc_edge.train.checkpoint import Checkpoint, load_checkpoint
 

@@ -26,6 +26,7 @@ from mgc_edge.errors import UserError
 from mgc_edge.labels import Labels
 from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, ModelMetadata
 from mgc_edge.preprocess import PreprocessError, preprocess
+from mgc_edge.runtime.iobinding import BoundRunner
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,13 @@ _CUDA_LIBRARIES = (
     else ("libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcudnn.so.9")
 )
 _TENSORRT_LIBRARIES = ("nvinfer_10.dll",) if sys.platform == "win32" else ("libnvinfer.so.10",)
+# What an int8 model costs through the CUDA provider, measured (benchmarks/RESULTS.md, H200, 224x224,
+# batch 1 p50): int8 0.97 ms against fp16 0.52 and fp32 0.54. Its QDQ pairs run as extra kernels there.
+INT8_ON_CUDA = (
+    "int8 models run slower than fp16 and fp32 through ONNX Runtime's CUDA provider (0.97 ms against "
+    "0.52 ms per frame at 224x224 on an H200); on a GPU use `mgc-edge export --precision fp16`."
+)
+BOUND_SIZES = 4  # batch sizes whose bound device buffers a Classifier keeps (the oldest is dropped first)
 
 
 class ModelFileError(UserError):
@@ -161,12 +169,23 @@ def _tensorrt_problem() -> str:
     return "TensorRT refused this model or GPU"
 
 
+def gpu_runtime_available() -> bool:
+    """Whether `--device auto` would run on a GPU here: ONNX Runtime's CUDA provider, an NVIDIA GPU and the
+    CUDA 13 / cuDNN 9 libraries it needs (the demo picks the GPU's precision by this)."""
+    if CUDA not in ort.get_available_providers() or cuda_device_count() == 0:
+        return False
+    _preload_cuda_libraries()
+    return not _unloadable(_CUDA_LIBRARIES)
+
+
 def choose_providers(
-    device: str, cuda_options: dict[str, object] | None = None
+    device: str, cuda_options: dict[str, object] | None = None, tf32: bool = False
 ) -> list[str | tuple[str, dict[str, object]]]:
     """Execution providers for `device`: TensorRT, then CUDA, then the CPU as far as asked (or where `auto`
     finds a GPU). `cudnn_conv_algo_search` defaults to HEURISTIC: EXHAUSTIVE benchmarks every convolution
-    on the first frame, which makes a live loop start seconds late for a gain of a few percent."""
+    on the first frame, which makes a live loop start seconds late for a gain of a few percent. TF32 is off
+    unless asked for: the CUDA provider's default (on) rounds fp32 convolutions and GEMMs to 10-bit
+    mantissas, which moves probabilities by ~1e-3 and fails the fp32 parity gate."""
     kind, index = parse_device(device)
     if kind == "cpu":
         return [CPU]
@@ -179,7 +198,12 @@ def choose_providers(
         )
     if kind == "auto" and (not has_provider or cuda_device_count() == 0):
         return [CPU]
-    cuda = {"device_id": index, "cudnn_conv_algo_search": "HEURISTIC", **(cuda_options or {})}
+    cuda = {
+        "device_id": index,
+        "cudnn_conv_algo_search": "HEURISTIC",
+        "use_tf32": "1" if tf32 else "0",
+        **(cuda_options or {}),
+    }
     providers: list[str | tuple[str, dict[str, object]]] = [(CUDA, cuda), CPU]
     if kind == "tensorrt":
         if TENSORRT not in available:
@@ -210,18 +234,24 @@ class Classifier:
         threads: int = 0,
         spinning: bool = True,
         notify: Callable[[str], None] | None = None,
+        tf32: bool = False,
+        io_binding: bool | None = None,
+        cuda_graph: bool | None = None,
     ) -> None:
         """`threads`: intra-op threads, 0 = ONNX Runtime's default (all cores; a live loop passes
         `live_threads()`). `spinning=False` stops idle intra-op threads from busy-waiting between runs,
         which a loop with capture and drawing threads beside inference wants. `notify` receives the one
-        sentence of an `auto` fallback (default: a log warning)."""
+        sentence of an `auto` fallback (default: a log warning). `tf32` lets the CUDA provider round fp32
+        math to TF32 (off: parity checks need true fp32). `io_binding` (default: on a GPU) keeps each
+        batch size's input and output bound on the device; `cuda_graph` (default: on CUDA) replays batch 1
+        as a CUDA graph."""
         self._notify = notify
         self.path = Path(model)
         if not self.path.is_file():
             raise ModelFileError(f"Model file {self.path} does not exist.")
-        kind, _ = parse_device(device)
+        kind, index = parse_device(device)
         self.requested = kind
-        providers = choose_providers(device)
+        providers = choose_providers(device, tf32=tf32)
         wants_gpu = providers[0] != CPU
         if wants_gpu:
             _preload_cuda_libraries()
@@ -233,15 +263,7 @@ class Classifier:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only; we report fallbacks ourselves
         ort.set_default_logger_severity(4 if wants_gpu else 3)  # provider load failures: we say it once
-        try:
-            # ONNX Runtime prints its provider fallback banner with print(): keep stdout clean for results.
-            with contextlib.redirect_stdout(io.StringIO()):
-                self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
-        except Exception as exc:  # InvalidProtobuf, InvalidGraph, NotImplemented, ... all mean "not usable"
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelFileError(
-                f"{self.path} is not a model ONNX Runtime can load ({reason[:300]})."
-            ) from None
+        self.session = self._open(options, providers)
         self.providers: tuple[str, ...] = tuple(self.session.get_providers())
         self.threads = threads
         self.fallback: str | None = None  # the sentence `auto` said when a GPU ended up unused
@@ -250,6 +272,41 @@ class Classifier:
             dict(self.session.get_modelmeta().custom_metadata_map), source=str(self.path)
         )
         self._check_contract()
+        on_gpu = self.device in ("cuda", "tensorrt")
+        self.tf32 = tf32 and on_gpu
+        self._runner: BoundRunner | None = None
+        if io_binding if io_binding is not None else on_gpu:
+            graph = None
+            if (cuda_graph if cuda_graph is not None else True) and self.device == "cuda":
+                cuda = dict(next(p[1] for p in providers if isinstance(p, tuple) and p[0] == CUDA))
+
+                def graph() -> ort.InferenceSession:
+                    # CUDA alone: a graph needs every node on the GPU and refuses the session otherwise.
+                    return self._open(options, [(CUDA, {**cuda, "enable_cuda_graph": "1"})])
+
+            self._runner = BoundRunner(
+                self.session,
+                "cuda" if on_gpu else "cpu",
+                index if on_gpu else 0,
+                INPUT_NAME,
+                OUTPUT_NAME,
+                self.num_classes,
+                graph_session=graph,
+                max_sizes=BOUND_SIZES,
+            )
+
+    def _open(
+        self, options: ort.SessionOptions, providers: Sequence[str | tuple[str, dict[str, object]]]
+    ) -> ort.InferenceSession:
+        try:
+            # ONNX Runtime prints its provider fallback banner with print(): keep stdout clean for results.
+            with contextlib.redirect_stdout(io.StringIO()):
+                return ort.InferenceSession(str(self.path), sess_options=options, providers=list(providers))
+        except Exception as exc:  # InvalidProtobuf, InvalidGraph, NotImplemented, ... all mean "not usable"
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFileError(
+                f"{self.path} is not a model ONNX Runtime can load ({reason[:300]})."
+            ) from None
 
     def _check_providers(self, kind: str, asked: Sequence[str | tuple[str, dict[str, object]]]) -> None:
         """Compare the providers that run with the ones asked for: error for an explicit device, a warning
@@ -319,6 +376,23 @@ class Classifier:
         """The execution provider that runs the model (the first one ONNX Runtime kept)."""
         return self.providers[0] if self.providers else CPU
 
+    @property
+    def io_bound(self) -> bool:
+        """Whether inputs and outputs are bound to buffers on the device (I/O binding)."""
+        return self._runner is not None
+
+    @property
+    def graphed(self) -> bool:
+        """Whether batch 1 runs as a captured CUDA graph (known after the first batch-1 run)."""
+        return self._runner is not None and self._runner.graphed
+
+    @property
+    def advice(self) -> tuple[str, ...]:
+        """Sentences for the user about this model on this device (an int8 model on CUDA, say)."""
+        if self.device == "cuda" and self.metadata.precision == "int8":
+            return (INT8_ON_CUDA,)
+        return ()
+
     def logits(self, batch_nchw: np.ndarray) -> np.ndarray:
         """float32 [N, 3, H, W] (already preprocessed) -> float32 logits [N, C]."""
         x = np.asarray(batch_nchw)
@@ -330,12 +404,22 @@ class Classifier:
         if x.shape[0] == 0:
             return np.zeros((0, self.num_classes), np.float32)
         x = np.ascontiguousarray(x, dtype=np.float32)
+        if self._runner is not None:
+            return self._runner.run(x)
         (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: x})
         return np.asarray(out, dtype=np.float32)
 
+    def preprocess(self, frames_bgr: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """The shared preprocess() with this model's spec; on a GPU straight into page-locked memory, from
+        which the device copies the batch once."""
+        single = isinstance(frames_bgr, np.ndarray) and frames_bgr.ndim in (2, 3)
+        n = 1 if single else len(frames_bgr)
+        staging = self._runner.staging((n, 3, *self.spec.size)) if self._runner and n else None
+        return preprocess(frames_bgr, self.spec, out=staging)
+
     def predict(self, frames_bgr: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """One BGR uint8 frame or a batch of them -> probabilities [N, C], via the shared preprocess()."""
-        return softmax(self.logits(preprocess(frames_bgr, self.spec)))
+        return softmax(self.logits(self.preprocess(frames_bgr)))
 
     def classify(self, frames_bgr: np.ndarray | Sequence[np.ndarray], k: int = 1) -> list[Prediction]:
         """The top-k classes of each frame, with label ids, human names and probabilities."""
@@ -354,7 +438,7 @@ class Classifier:
 
     def warmup(self, batch_size: int = 1, runs: int = 2) -> float:
         """Forward passes on zeros so that the first real frame pays for neither allocation nor (on CUDA)
-        kernel selection; returns the seconds the first one took."""
+        kernel selection and graph capture; returns the seconds the first one took."""
         h, w = self.spec.size
         x = np.zeros((batch_size, 3, h, w), np.float32)
         start = time.perf_counter()
@@ -363,6 +447,12 @@ class Classifier:
         for _ in range(runs - 1):
             self.logits(x)
         return first
+
+    def close(self) -> None:
+        """Return page-locked host memory now rather than at exit; later calls run without I/O binding."""
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
 
     def __repr__(self) -> str:
         m = self.metadata

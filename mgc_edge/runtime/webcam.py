@@ -66,14 +66,19 @@ def open_classifier(
     clf = Classifier(model, device=device, threads=threads, spinning=not live, notify=notify)
     first = clf.warmup()
     h, w = clf.spec.size
+    how = ""
+    if threads and clf.device == "cpu":
+        how = f" ({threads} thread{'s' if threads != 1 else ''})"
+    elif clf.io_bound:
+        how = " (I/O bound on the device" + (", batch 1 as a CUDA graph)" if clf.graphed else ")")
     console.print(
         f"[bold]{escape(model.name)}[/]: {clf.metadata.arch} {clf.metadata.precision}, {clf.num_classes} classes, "
-        f"{h}x{w}, on [bold]{clf.provider}[/]"
-        + (f" ({threads} thread{'s' if threads != 1 else ''})" if threads and clf.device == "cpu" else "")
-        + f"; warm-up {first * 1000:.0f} ms",
+        f"{h}x{w}, on [bold]{clf.provider}[/]{how}; warm-up {first * 1000:.0f} ms",
         highlight=False,
         soft_wrap=True,
     )
+    for line in clf.advice:
+        notify(line)
     return clf
 
 

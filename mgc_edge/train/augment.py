@@ -38,53 +38,68 @@ class BatchDraw:
     bias: torch.Tensor  # in pixel values (0-255 scale)
 
 
-def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(n, generator=g, device=device)
+UNIFORMS = 7  # uniform draws per image: crop area, aspect, top, left, flip, gain, bias
+
+
+def uniforms(n: int, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    """The [n, UNIFORMS] uniform draws of `n` images (one call: an epoch's draws are made at once)."""
+    return torch.rand((n, UNIFORMS), generator=g, device=device)
+
+
+def draw_from(augment: Augment, u: torch.Tensor, size: tuple[int, int]) -> BatchDraw:
+    """The draws of images of `size` (H, W) from their uniforms u [n, UNIFORMS], distributed as
+    `Augment.draw` draws them one image at a time. Pure arithmetic on `u`: capturable in a CUDA graph."""
+    h, w = size
+    area = augment.crop_scale[0] + (augment.crop_scale[1] - augment.crop_scale[0]) * u[:, 0]
+    lo, hi = math.log(augment.crop_ratio[0]), math.log(augment.crop_ratio[1])
+    ratio = torch.exp(lo + (hi - lo) * u[:, 1])
+    # Continuous boxes: the limit of Augment's integer boxes on the full-resolution frame, which a cache
+    # image a few times smaller would otherwise quantise coarsely (grid_sample takes sub-pixel boxes).
+    ch = (h * torch.sqrt(area / ratio)).clamp(1, h)
+    cw = (w * torch.sqrt(area * ratio)).clamp(1, w)
+    top = u[:, 2] * (h - ch)
+    left = u[:, 3] * (w - cw)
+    flip = u[:, 4] < 0.5 if augment.hflip else torch.zeros_like(u[:, 4], dtype=torch.bool)
+    gain = 1.0 + augment.contrast * (2 * u[:, 5] - 1)
+    bias = 255.0 * augment.brightness * (2 * u[:, 6] - 1)
+    return BatchDraw(top, left, ch, cw, flip, gain, bias)
 
 
 def draw(
     augment: Augment, n: int, size: tuple[int, int], g: torch.Generator, device: torch.device
 ) -> BatchDraw:
     """`n` draws for images of `size` (H, W), distributed as `Augment.draw` draws them one image at a time."""
-    h, w = size
-    area = _uniform(n, *augment.crop_scale, g, device)
-    ratio = torch.exp(
-        _uniform(n, math.log(augment.crop_ratio[0]), math.log(augment.crop_ratio[1]), g, device)
-    )
-    # Continuous boxes: the limit of Augment's integer boxes on the full-resolution frame, which a cache
-    # image a few times smaller would otherwise quantise coarsely (grid_sample takes sub-pixel boxes).
-    ch = (h * torch.sqrt(area / ratio)).clamp(1, h)
-    cw = (w * torch.sqrt(area * ratio)).clamp(1, w)
-    top = torch.rand(n, generator=g, device=device) * (h - ch)
-    left = torch.rand(n, generator=g, device=device) * (w - cw)
-    flip_u = torch.rand(n, generator=g, device=device)
-    flip = flip_u < 0.5 if augment.hflip else torch.zeros(n, dtype=torch.bool, device=device)
-    gain = 1.0 + _uniform(n, -augment.contrast, augment.contrast, g, device)
-    bias = 255.0 * _uniform(n, -augment.brightness, augment.brightness, g, device)
-    return BatchDraw(top, left, ch, cw, flip, gain, bias)
+    return draw_from(augment, uniforms(n, g, device), size)
+
+
+def _grid(d: BatchDraw, in_size: tuple[int, int], out_size: tuple[int, int]) -> torch.Tensor:
+    """grid_sample's sampling grid [B, oh, ow, 2] for each image's crop box (mirrored where d.flip).
+
+    What affine_grid makes of the crop's affine map, written out: the map has no rotation, so x depends on
+    the column and y on the row only, and the grid is two broadcasts instead of a batched matrix product
+    with an inner size of 3 (the slowest kernel of the whole augmentation on a GPU).
+    """
+    h, w = in_size
+    oh, ow = out_size
+    device = d.width.device
+    # Output pixel centre j in grid_sample's [-1, 1] coordinates (align_corners=False): (2j + 1) / ow - 1,
+    # so that it samples the crop at left + (j + 0.5) * width / ow - 0.5, exactly as cv2.resize.
+    base_x = (2 * torch.arange(ow, device=device, dtype=torch.float32) + 1) / ow - 1
+    base_y = (2 * torch.arange(oh, device=device, dtype=torch.float32) + 1) / oh - 1
+    sx = d.width / w * torch.where(d.flip, -1.0, 1.0)
+    gx = sx[:, None] * base_x + ((2 * d.left + d.width) / w - 1)[:, None]  # [B, ow]
+    gy = (d.height / h)[:, None] * base_y + ((2 * d.top + d.height) / h - 1)[:, None]  # [B, oh]
+    b = gx.shape[0]
+    return torch.stack((gx[:, None, :].expand(b, oh, ow), gy[:, :, None].expand(b, oh, ow)), dim=-1)
 
 
 def crop_resize(batch: torch.Tensor, d: BatchDraw, out_size: tuple[int, int]) -> torch.Tensor:
     """uint8 [B, H, W, 3] -> float32 [B, 3, oh, ow]: each image's crop box resized (bilinear) to `out_size`,
     mirrored where `d.flip`; values stay on the 0-255 scale, channels in the input's order."""
-    b, h, w, _ = batch.shape
-    oh, ow = out_size
-    x = batch.permute(0, 3, 1, 2).float()
-    # The affine map from output to input in grid_sample's [-1, 1] coordinates (align_corners=False), so that
-    # output pixel centre j samples the crop at left + (j + 0.5) * width / ow - 0.5, exactly as cv2.resize.
-    sx = d.width / w * torch.where(d.flip, -1.0, 1.0)
-    sy = d.height / h
-    tx = (2 * d.left + d.width) / w - 1
-    ty = (2 * d.top + d.height) / h - 1
-    zero = torch.zeros_like(sx)
-    theta = torch.stack([torch.stack([sx, zero, tx], 1), torch.stack([zero, sy, ty], 1)], 1)
-    grid = F.affine_grid(theta, [b, 3, oh, ow], align_corners=False)
+    _, h, w, _ = batch.shape
+    x = batch.permute(0, 3, 1, 2).float()  # channels-last in memory: no transpose pass
+    grid = _grid(d, (h, w), out_size)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def photometric(x: torch.Tensor, d: BatchDraw) -> torch.Tensor:
-    """x * gain + bias per image, clipped to [0, 255] (as the decode path's lookup table clips)."""
-    return x.mul_(d.gain.view(-1, 1, 1, 1)).add_(d.bias.view(-1, 1, 1, 1)).clamp_(0.0, 255.0)
 
 
 @functools.lru_cache(maxsize=16)
@@ -109,6 +124,22 @@ def scale_shift(x: torch.Tensor, spec: PreprocessSpec, channels_last: bool = Fal
     return out.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
+def photometric_normalize(
+    x: torch.Tensor, d: BatchDraw, spec: PreprocessSpec, channels_last: bool = False
+) -> torch.Tensor:
+    """x * gain + bias per image, clipped to [0, 255] as the decode path's lookup table clips, then
+    normalised as scale_shift() does: in two passes over the batch instead of five, since with a positive
+    scale clip(x * gain + bias, 0, 255) * scale - shift = clip(x * (gain * scale) + (bias * scale - shift),
+    -shift, 255 * scale - shift), per image and channel (equal up to float rounding)."""
+    scale, shift = _constants(spec, x.device)
+    gain = d.gain.view(-1, 1, 1, 1) * scale  # [B, 3, 1, 1]
+    bias = d.bias.view(-1, 1, 1, 1) * scale - shift
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    out = torch.empty(x.shape, dtype=torch.float32, device=x.device, memory_format=fmt)
+    torch.addcmul(bias, x, gain, out=out)
+    return out.clamp_(-shift, 255.0 * scale - shift)
+
+
 def normalize_uint8(batch: torch.Tensor, spec: PreprocessSpec, channels_last: bool = False) -> torch.Tensor:
     """uint8 BGR [B, H, W, 3] at spec.size -> float32 [B, 3, H, W], bit-identical to preprocess.normalize."""
     if batch.dtype != torch.uint8 or batch.ndim != 4 or tuple(batch.shape[1:]) != (*spec.size, 3):
@@ -128,6 +159,11 @@ class BatchAugment:
 
     def __call__(self, batch: torch.Tensor, g: torch.Generator, channels_last: bool = False) -> torch.Tensor:
         """uint8 BGR [B, H, W, 3] (any H, W: the cache's margin size) -> normalised float32 [B, 3, *spec.size]."""
-        d = draw(self.augment, batch.shape[0], (batch.shape[1], batch.shape[2]), g, batch.device)
-        x = photometric(crop_resize(model_order(batch, self.spec), d, self.spec.size), d)
-        return scale_shift(x, self.spec, channels_last)
+        return self.apply(batch, uniforms(batch.shape[0], g, batch.device), channels_last)
+
+    def apply(self, batch: torch.Tensor, u: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """The same with the batch's uniform draws given (u [B, UNIFORMS]): no generator, so a CUDA graph
+        can capture it with `u` as a static input."""
+        d = draw_from(self.augment, u, (batch.shape[1], batch.shape[2]))
+        x = crop_resize(model_order(batch, self.spec), d, self.spec.size)
+        return photometric_normalize(x, d, self.spec, channels_last)

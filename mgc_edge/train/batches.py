@@ -1,16 +1,22 @@
 """Batch sources for training and evaluation: each yields (model input, labels) already on the device.
 
 `CachedBatches` reads uint8 images from the training cache (data/cache.py), gathers a batch, moves it to
-the device and augments and normalises it there. `LoaderBatches` is the decode-every-epoch path: a
-DataLoader over `FrameDataset` with worker processes, pinned memory and prefetching. Both draw their
-indices from the same (distributed) samplers, so under torchrun each rank trains on its own shard.
+the device and augments and normalises it there. On CUDA with the cache resident on the GPU, full batches
+are gathered, augmented and normalised by replaying a CUDA graph on a side stream, one batch ahead of the
+model (`GraphedBatches`): the host launches three small operations per batch instead of dozens of kernels,
+which is what held a training step back (the step is bound by the host's kernel launches at 96x96).
+`LoaderBatches` is the decode-every-epoch path: a DataLoader over `FrameDataset` with worker processes,
+pinned memory and prefetching. Both draw their indices from the same (distributed) samplers, so under
+torchrun each rank trains on its own shard.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,7 +25,9 @@ from torch.utils.data import DataLoader, Sampler
 
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.data.dataset import FrameDataset
-from mgc_edge.train.augment import BatchAugment, normalize_uint8
+from mgc_edge.train.augment import UNIFORMS, BatchAugment, normalize_uint8, uniforms
+
+log = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # float32 [B, 3, H, W] normalised, int64 [B]
 RESIDENT_FRACTION = 0.5  # a CUDA cache is copied to the GPU when it takes at most this part of free memory
@@ -99,7 +107,10 @@ class CachedBatches:
         rank: int = 0,
         channels_last: bool = False,
         resident: bool | None = None,
+        graphs: bool | None = None,
     ) -> None:
+        """`resident` (default: on CUDA when it fits) copies the whole cache to the device; `graphs` (default:
+        on CUDA when resident and augmenting) replays full batches as CUDA graphs."""
         if augment is None and tuple(images.shape[1:3]) != spec.size:
             raise ValueError(f"un-augmented batches need images at {spec.size}, got {images.shape[1:3]}")
         self.images = images
@@ -112,18 +123,30 @@ class CachedBatches:
         self.channels_last = channels_last
         self.labels = torch.as_tensor(np.asarray(labels, dtype=np.int64)).to(device)
         self.resident = self._upload() if (resident is None and device.type == "cuda") or resident else None
+        cuda_graphs = self.resident is not None and augment is not None and device.type == "cuda"
+        self._graphs_wanted = cuda_graphs if graphs is None else graphs and cuda_graphs
+        self._graphed: GraphedBatches | None = None
 
     def _upload(self) -> torch.Tensor | None:
-        """The whole cache on the device when it fits comfortably (no host gather or copy per batch)."""
+        """The whole cache on the device when it fits comfortably (no host gather or copy per batch),
+        copied in chunks through one reused page-locked buffer."""
         nbytes = self.images.nbytes
-        if self.device.type == "cuda":
+        cuda = self.device.type == "cuda"
+        if cuda:
             free, _ = torch.cuda.mem_get_info(self.device)
             if nbytes > RESIDENT_FRACTION * free:
                 return None
+        n = len(self.images)
         out = torch.empty(self.images.shape, dtype=torch.uint8, device=self.device)
-        step = max(1, (64 << 20) // max(1, self.images[0].nbytes))  # about 64 MiB per copy
-        for i in range(0, len(self.images), step):
-            out[i : i + step].copy_(torch.from_numpy(np.ascontiguousarray(self.images[i : i + step])))
+        step = max(1, min(n, (64 << 20) // max(1, self.images[0].nbytes)))  # about 64 MiB per copy
+        staging = torch.empty((step, *self.images.shape[1:]), dtype=torch.uint8, pin_memory=cuda)
+        host = staging.numpy()  # writable: the read-only map is copied into it, never wrapped
+        for i in range(0, n, step):
+            k = min(step, n - i)
+            host[:k] = self.images[i : i + k]
+            out[i : i + k].copy_(staging[:k], non_blocking=cuda)
+            if cuda:
+                torch.cuda.current_stream(self.device).synchronize()  # the staging buffer is reused
         return out
 
     def __len__(self) -> int:
@@ -152,11 +175,39 @@ class CachedBatches:
             u8 = torch.from_numpy(self.images[order[s : s + self.batch_size]])  # a copy out of the map
             yield u8.pin_memory() if pin else u8
 
+    def _graphs(self) -> GraphedBatches | None:
+        """The CUDA-graph pipeline, captured on first use; None (the eager path) where capture fails."""
+        if self._graphed is None and self._graphs_wanted:
+            self._graphs_wanted = False  # one try
+            assert self.resident is not None and self.augment is not None
+            try:
+                self._graphed = GraphedBatches(
+                    self.resident, self.labels, self.augment, self.batch_size, self.channels_last
+                )
+            except RuntimeError as exc:  # capture refused (an old driver, a debugging mode): run eagerly
+                log.warning("training batches run without CUDA graphs: %s", str(exc).splitlines()[0][:200])
+        return self._graphed
+
+    @property
+    def graphed(self) -> bool:
+        """Whether full batches are replayed as CUDA graphs (known after the first epoch starts)."""
+        return self._graphed is not None
+
     def __iter__(self) -> Iterator[Batch]:
-        g = self._generator() if self.augment is not None else None
         order = self._order()
-        # The epoch's order goes to the device once: slicing it there needs no copy (no sync) per batch.
+        # The epoch's order and its augmentation draws go to the device once: slicing them there needs no
+        # copy (no sync) per batch, and the draws depend on (seed, epoch, rank) only.
         order_dev = torch.from_numpy(order).to(self.device)
+        u = uniforms(len(order), self._generator(), self.device) if self.augment is not None else None
+        graphed = self._graphs()
+        full = len(order) // self.batch_size
+        if graphed is not None and u is not None and full:
+            yield from graphed.epoch(order_dev, u, full)
+            if full * self.batch_size == len(order):
+                return
+            graphed.join()  # the last, partial batch runs eagerly after the graphed ones
+            order_dev, u = order_dev[full * self.batch_size :], u[full * self.batch_size :]
+            order = order[full * self.batch_size :]
         starts = range(0, len(order), self.batch_size)
         if self.resident is not None:
             resident = self.resident
@@ -168,11 +219,100 @@ class CachedBatches:
         for s, u8 in zip(starts, source):
             u8 = u8.to(self.device, non_blocking=True)
             y = self.labels[order_dev[s : s + self.batch_size]]
-            if g is not None and self.augment is not None:
-                x = self.augment(u8, g, self.channels_last)
+            if u is not None and self.augment is not None:
+                x = self.augment.apply(u8, u[s : s + self.batch_size], self.channels_last)
             else:
                 x = normalize_uint8(u8, self.spec, self.channels_last)
             yield x, y
+
+
+@dataclass
+class _Slot:
+    """One of the two graphs: its static inputs (indices, uniforms), outputs, and the events that order it
+    against the model's stream."""
+
+    index: torch.Tensor
+    u: torch.Tensor
+    graph: torch.cuda.CUDAGraph
+    x: torch.Tensor
+    y: torch.Tensor
+    ready: torch.cuda.Event  # the side stream wrote x, y
+    free: torch.cuda.Event  # the model's stream has queued everything that reads x, y
+
+
+class GraphedBatches:
+    """Full training batches from a GPU-resident cache: gather, augment and normalise captured as two CUDA
+    graphs (double buffered) and replayed on a side stream one batch ahead of the model.
+
+    Per batch the host queues two small copies (the batch's indices and draws into the graph's static
+    inputs) and one replay; the model's stream waits on an event for the batch, and a slot is overwritten
+    only after the model's stream has queued everything that reads it (its backward pass included), so a
+    yielded batch stays valid while the training step that took it runs. Yields the same values as the
+    eager path for the same indices and draws.
+    """
+
+    def __init__(
+        self,
+        resident: torch.Tensor,
+        labels: torch.Tensor,
+        augment: BatchAugment,
+        batch_size: int,
+        channels_last: bool,
+    ) -> None:
+        self.device = resident.device
+        self.batch_size = batch_size
+        self.stream = torch.cuda.Stream(self.device)
+        self.slots = [self._capture(resident, labels, augment, channels_last) for _ in range(2)]
+
+    def _capture(
+        self, resident: torch.Tensor, labels: torch.Tensor, augment: BatchAugment, channels_last: bool
+    ) -> _Slot:
+        index = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)
+        u = torch.full((self.batch_size, UNIFORMS), 0.5, device=self.device)
+
+        def step() -> tuple[torch.Tensor, torch.Tensor]:
+            batch = resident.index_select(0, index)
+            return augment.apply(batch, u, channels_last), labels.index_select(0, index)
+
+        main = torch.cuda.current_stream(self.device)
+        self.stream.wait_stream(main)
+        with torch.cuda.stream(self.stream):  # warm-up outside the capture (cuBLAS/cuDNN handles, caches)
+            for _ in range(2):
+                step()
+        main.wait_stream(self.stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
+            x, y = step()
+        return _Slot(index, u, graph, x, y, torch.cuda.Event(), torch.cuda.Event())
+
+    def _produce(self, k: int, order: torch.Tensor, u: torch.Tensor) -> None:
+        slot, b = self.slots[k % 2], self.batch_size
+        with torch.cuda.stream(self.stream):
+            if k >= 2:  # the slot's previous batch, k - 2, must be fully queued on the model's stream
+                self.stream.wait_event(slot.free)
+            slot.index.copy_(order[k * b : (k + 1) * b])
+            slot.u.copy_(u[k * b : (k + 1) * b])
+            slot.graph.replay()
+            slot.ready.record(self.stream)
+
+    def epoch(self, order: torch.Tensor, u: torch.Tensor, batches: int) -> Iterator[Batch]:
+        """The first `batches` full batches of the epoch's `order` with their draws `u` [len(order), UNIFORMS]."""
+        main = torch.cuda.current_stream(self.device)
+        self.stream.wait_stream(main)  # the order and draws were made, and the last epoch read, on it
+        for t in (order, u):
+            t.record_stream(self.stream)  # not recycled by the allocator while the side stream reads them
+        self._produce(0, order, u)
+        for k in range(batches):
+            if k + 1 < batches:
+                self._produce(k + 1, order, u)  # runs while the model trains on batch k
+            slot = self.slots[k % 2]
+            main.wait_event(slot.ready)
+            yield slot.x, slot.y
+            slot.free.record(main)
+
+    def join(self) -> None:
+        """Make the model's stream wait for everything queued on the side stream."""
+        torch.cuda.current_stream(self.device).wait_stream(self.stream)
 
 
 def _prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:

@@ -167,6 +167,10 @@ def fit(
     quiet = Console(quiet=True)
     out = console if info.is_main else quiet
     run_dir = Path(config.run_dir)
+    if info.is_main:
+        from mgc_edge.train.plots import warm_font_cache
+
+        warm_font_cache()  # the plots at the end need it; built while the run trains
     try:
         _check_input_size(config)
         R.check_run_dir(run_dir, overwrite, resume)

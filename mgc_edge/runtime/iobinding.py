@@ -1,0 +1,182 @@
+"""Device-resident inputs and outputs for an ONNX Runtime session: I/O binding, page-locked staging and a
+CUDA graph for batch 1.
+
+A plain `session.run` on the CUDA provider allocates the input on the device, copies it from pageable host
+memory, runs, allocates the output and copies it back, every call. Here each batch size gets its input and
+output once, on the device, bound to the session: a call is one copy in (from page-locked memory where the
+caller preprocessed into `staging()`), the kernels, and one small copy out. Batch 1 on CUDA also runs as a
+CUDA graph (a second session with `enable_cuda_graph`): its kernels are replayed by one launch instead of
+being launched one by one. Any of this that the machine refuses falls back to the plain path it replaces.
+
+numpy, ctypes and onnxruntime only: this module must NEVER import torch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+_CUDART = "cudart64_13.dll" if sys.platform == "win32" else "libcudart.so.13"
+GRAPH_WARMUP_RUNS = 3  # ONNX Runtime runs a graph-enabled session normally twice, then captures
+
+
+@lru_cache(maxsize=1)
+def _cudart() -> ctypes.CDLL | None:
+    """The CUDA runtime that ONNX Runtime's CUDA provider already loaded (None where there is none)."""
+    try:
+        return ctypes.CDLL(_CUDART)
+    except OSError:
+        return None
+
+
+class PinnedArray:
+    """A float32 numpy array in page-locked host memory (cudaHostAlloc): the GPU copies from it directly,
+    without the driver's staging copy that pageable memory needs. `free()` returns the memory; the array
+    must not be used after it."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        lib = _cudart()
+        nbytes = int(np.prod(shape)) * 4
+        ptr = ctypes.c_void_p()
+        if lib is None or lib.cudaHostAlloc(ctypes.byref(ptr), ctypes.c_size_t(nbytes), 0) != 0:
+            raise MemoryError("page-locked host memory is not available")
+        self._lib, self._ptr = lib, ptr
+        self.array = np.frombuffer((ctypes.c_byte * nbytes).from_address(ptr.value), np.float32).reshape(
+            shape
+        )
+
+    def free(self) -> None:
+        if self._ptr.value:
+            self._lib.cudaFreeHost(self._ptr)
+            self._ptr = ctypes.c_void_p()
+
+
+@dataclass
+class _Slot:
+    """One batch size's bound input and output (and its page-locked staging buffer, where there is one)."""
+
+    x: ort.OrtValue
+    y: ort.OrtValue
+    binding: ort.IOBinding
+    session: ort.InferenceSession
+    staging: PinnedArray | None = None
+
+
+class BoundRunner:
+    """Runs `session` on float32 [N, 3, H, W] batches through I/O binding on `device` ("cuda" or "cpu").
+
+    `graph_session`, when given, builds a CUDA-graph session that serves batch 1; if it cannot be built or
+    its first runs fail, batch 1 runs like every other size (said once in the log). Thread-safe: the bound
+    buffers are shared, so calls are serialised.
+    """
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        device: str,
+        device_id: int,
+        input_name: str,
+        output_name: str,
+        num_classes: int,
+        graph_session: Callable[[], ort.InferenceSession] | None = None,
+        max_sizes: int = 4,
+    ) -> None:
+        self.session = session
+        self.device, self.device_id = device, device_id
+        self.input_name, self.output_name = input_name, output_name
+        self.num_classes = num_classes
+        self.max_sizes = max_sizes
+        self._slots: OrderedDict[tuple[int, ...], _Slot] = OrderedDict()
+        self._graph_factory = graph_session
+        self._graph: _Slot | None = None
+        self.graph_error: str | None = None  # why batch 1 runs without a CUDA graph, once tried
+        self._lock = threading.Lock()
+
+    @property
+    def graphed(self) -> bool:
+        """Whether batch 1 runs as a captured CUDA graph."""
+        return self._graph is not None
+
+    def _new_slot(self, session: ort.InferenceSession, shape: tuple[int, ...]) -> _Slot:
+        x = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.float32, self.device, self.device_id)
+        y = ort.OrtValue.ortvalue_from_shape_and_type(
+            [shape[0], self.num_classes], np.float32, self.device, self.device_id
+        )
+        binding = session.io_binding()
+        binding.bind_ortvalue_input(self.input_name, x)
+        binding.bind_ortvalue_output(self.output_name, y)
+        staging = None
+        if self.device == "cuda":
+            try:
+                staging = PinnedArray(shape)
+            except MemoryError:
+                staging = None  # pageable memory works too, with one more copy inside the driver
+        return _Slot(x, y, binding, session, staging)
+
+    def _slot(self, shape: tuple[int, ...]) -> _Slot:
+        slot = self._slots.get(shape)
+        if slot is None:
+            slot = self._slots[shape] = self._new_slot(self.session, shape)
+            while len(self._slots) > self.max_sizes:  # a stream of odd batch sizes must not grow memory
+                _, old = self._slots.popitem(last=False)
+                if old.staging is not None:
+                    old.staging.free()
+        self._slots.move_to_end(shape)
+        return slot
+
+    def _graph_slot(self, shape: tuple[int, ...]) -> _Slot | None:
+        """The CUDA-graph slot for batch 1: built and captured on first use, None where it cannot be."""
+        if shape[0] != 1 or self._graph_factory is None:
+            return None
+        if self._graph is None:
+            factory, self._graph_factory = self._graph_factory, None  # one try
+            slot = None
+            try:
+                slot = self._new_slot(factory(), shape)
+                slot.x.update_inplace(np.zeros(shape, np.float32))
+                for _ in range(GRAPH_WARMUP_RUNS):  # the regular runs and the capture
+                    slot.session.run_with_iobinding(slot.binding)
+            except Exception as exc:  # a node outside CUDA, an old driver: batch 1 runs without a graph
+                self.graph_error = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+                log.info("batch 1 runs without a CUDA graph: %s", self.graph_error)
+                if slot is not None and slot.staging is not None:
+                    slot.staging.free()
+                return None
+            self._graph = slot
+        return self._graph if self._graph.x.shape() == list(shape) else None
+
+    def staging(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """A page-locked buffer to preprocess a batch of `shape` into (None where there is none); valid until
+        the next call with another shape."""
+        with self._lock:
+            slot = self._graph_slot(shape) or self._slot(shape)
+            return slot.staging.array if slot.staging is not None else None
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Logits [N, C] of a C-contiguous float32 batch, copied in and out through the bound buffers."""
+        shape = tuple(x.shape)
+        with self._lock:
+            slot = self._graph_slot(shape) or self._slot(shape)
+            slot.x.update_inplace(x)
+            slot.session.run_with_iobinding(slot.binding)
+            return slot.y.numpy()
+
+    def close(self) -> None:
+        """Return the page-locked memory (the runner must not be used afterwards)."""
+        with self._lock:
+            for slot in [*self._slots.values(), *([self._graph] if self._graph else [])]:
+                if slot.staging is not None:
+                    slot.staging.free()
+            self._slots.clear()
+            self._graph = None
