@@ -198,6 +198,12 @@ def verify(
     device: Annotated[
         str, typer.Option(help="Where ONNX Runtime runs: cpu (the reference), cuda or auto.")
     ] = "cpu",
+    runtime: Annotated[
+        str,
+        typer.Option(
+            help="Runtime to check the model in: onnxruntime, openvino or opencv (the last two where installed)."
+        ),
+    ] = "onnxruntime",
     json_out: Annotated[
         Path | None,
         typer.Option("--json", help="Write the report here (default: MODEL.verify.json beside the model)."),
@@ -210,6 +216,7 @@ def verify(
     with user_errors("verify"):
         from mgc_edge.export.gates import write_report
         from mgc_edge.export.verify import VerifyOptions, verify_model
+        from mgc_edge.runtime.backends import NAMES
 
         options = VerifyOptions(
             data=data,
@@ -218,6 +225,7 @@ def verify(
             batch_size=batch_size,
             device=device,
             gates=_gate_overrides(min_agreement, max_prob_diff, max_acc_drop),
+            runtime=runtime,
         )
         report = verify_model(
             model,
@@ -228,7 +236,10 @@ def verify(
         )
         path = write_report(report, json_out)
         console.print(
-            _parity_table([(model, model.stat().st_size / 1e6, report)], f"Verification of {model}")
+            _parity_table(
+                [(model, model.stat().st_size / 1e6, report)],
+                f"Verification of {model} in {NAMES[report.runtime]} {report.runtime_version or ''}".rstrip(),
+            )
         )
         console.print(_legend(report), highlight=False)
         for gate in report.gates:

@@ -117,6 +117,8 @@ class ParityReport:
     acc_model: float | None = None  # the ONNX model's top-1 on the labelled images
     acc_checkpoint: float | None = None  # PyTorch's top-1 on the same images
     notes: tuple[str, ...] = ()
+    runtime: str = "onnxruntime"  # which runtime ran the model (runtime/backends.py RUNTIMES)
+    runtime_version: str | None = None
 
     @property
     def passed(self) -> bool:
