@@ -7,6 +7,7 @@ once per session, whichever module asks first. `tiny_run` (alexnet_bn trained on
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +60,16 @@ def resnet_export(tmp_path_factory: pytest.TempPathFactory, resnet_run: Path) ->
 
     out = tmp_path_factory.mktemp("resnet_export")
     return export_run(resnet_run, ExportOptions(precisions=("all",), out=out))
+
+
+@pytest.fixture(scope="session")
+def openvino() -> Any:
+    """The `openvino` module (the dev extra installs it). Skipped with a reason where it cannot be imported,
+    except in CI, where that means a broken install and fails."""
+    try:
+        import openvino
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("OpenVINO is not installed here (pip install -e '.[dev]' brings it)")
+    return openvino

@@ -56,6 +56,77 @@ def tiny_onnx(
     return path
 
 
+def tiny_cnn_onnx(
+    path: Path, labels: tuple[str, ...] = ("1", "2", "3"), size: int = 16, seed: int = 0
+) -> Path:
+    """A hand-built CNN with biases and our metadata (conv-relu x3 with a max pool, global average pool, two
+    linear layers): five weighted layers, so int8 quantizes the three in between (`float_ends`)."""
+    rng = np.random.default_rng(seed)
+    c = len(labels)
+    inits: list[onnx.TensorProto] = []
+
+    def param(name: str, *shape: int) -> str:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        value = rng.normal(scale=1 / np.sqrt(fan_in), size=shape).astype(np.float32)
+        inits.append(numpy_helper.from_array(value, name))
+        return name
+
+    nodes = [
+        helper.make_node("Conv", ["images", param("w1", 8, 3, 3, 3), param("b1", 8)], ["c1"], pads=[1] * 4),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", param("w2", 16, 8, 3, 3), param("b2", 16)], ["c2"], pads=[1] * 4),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("MaxPool", ["r2"], ["p2"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p2", param("w3", 16, 16, 3, 3), param("b3", 16)], ["c3"], pads=[1] * 4),
+        helper.make_node("Relu", ["c3"], ["r3"]),
+        helper.make_node("GlobalAveragePool", ["r3"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", param("w4", 16, 16), param("b4", 16)], ["l4"], transB=1),
+        helper.make_node("Relu", ["l4"], ["r4"]),
+        helper.make_node("Gemm", ["r4", param("w5", c, 16), param("b5", c)], ["logits"], transB=1),
+    ]
+    for i, node in enumerate(nodes):  # the quantizer excludes the float ends by node name
+        node.name = f"{node.op_type.lower()}_{i}"
+    graph = helper.make_graph(
+        nodes,
+        "tiny_cnn",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", c])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    meta = ModelMetadata(
+        labels=Labels(labels, tuple(f"class {x}" for x in labels)),
+        preprocess=PreprocessSpec(size=(size, size)),
+        arch="tiny_cnn",
+    )
+    for key, value in meta.to_props().items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def onnxruntime_only(src: Path, dst: Path) -> Path:
+    """A copy of a tiny_onnx model that only ONNX Runtime runs: the images pass through a MatMul with the
+    inverse of an identity matrix, computed by ONNX Runtime's private `com.microsoft.Inverse` (same answers)."""
+    model = onnx.load(str(src))
+    width = model.graph.input[0].type.tensor_type.shape.dim[3].dim_value
+    model.graph.initializer.append(numpy_helper.from_array(np.eye(width, dtype=np.float32), "eye"))
+    first = model.graph.node[0]
+    nodes = [
+        helper.make_node("Inverse", ["eye"], ["inv"], domain="com.microsoft"),
+        helper.make_node("MatMul", [first.input[0], "inv"], ["same_images"]),
+    ]
+    first.input[0] = "same_images"
+    for i, node in enumerate(nodes):
+        model.graph.node.insert(i, node)
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save(model, str(dst))
+    return dst
+
+
 def set_props(src: Path, dst: Path, **changes: str) -> Path:
     """A copy of an exported model with some `mgc_edge.*` metadata entries replaced (keys without prefix)."""
     model = onnx.load(str(src))

@@ -86,6 +86,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "mgc_edge.cli.runtime",
         "mgc_edge.runtime.webcam",
         "mgc_edge.runtime.serve",
+        "mgc_edge.runtime.backends",
     ],
 )
 def test_runtime_modules_import_without_torch(module: str) -> None:
@@ -112,6 +113,16 @@ def test_predict_runs_without_torch(files: dict[str, Path]) -> None:
     report = cli("predict", files["model"], files["images"], "-o", out, "--force", "--topk", "2", "--clip")
     assert (report["code"], report["error"], report["torch"]) == (0, None, []), report["stderr"]
     assert out.read_text().splitlines()[0].startswith("filename,class,top1")
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "opencv"])
+def test_verify_in_another_runtime_runs_without_torch(files: dict[str, Path], runtime: str) -> None:
+    if runtime == "openvino":
+        pytest.importorskip("openvino", reason="OpenVINO is not installed here (the dev extra brings it)")
+    out = files["root"] / f"{runtime}.verify.json"
+    report = cli("verify", files["model"], "--runtime", runtime, "--batch-size", "3", "--json", out)
+    assert (report["code"], report["error"], report["torch"]) == (0, None, []), report["stderr"]
+    assert json.loads(out.read_text())["runtime"] == runtime
 
 
 def test_the_guard_itself_catches_a_torch_import() -> None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from onnx_helpers import perturb_head, set_props, tiny_onnx
+from onnx_helpers import onnxruntime_only, perturb_head, set_props, tiny_onnx
 from typer.testing import CliRunner
 
 from mgc_edge.cli import app
 from mgc_edge.export.gates import GateOverrides, GateResult, Gates, report_path_for
-from mgc_edge.export.verify import ModelMismatchError, VerifyOptions, verify_model
+from mgc_edge.export.verify import ModelMismatchError, VerifyOptions, reference_logits, verify_model
 from mgc_edge.metadata import MetadataError
 from mgc_edge.train.checkpoint import load_checkpoint
 
@@ -167,6 +169,76 @@ def test_verify_cli_on_a_faithful_and_a_perturbed_model(
     bad = perturb_head(src, tmp_path / "bad.onnx")
     res = CliRunner().invoke(app, ["verify", str(bad), "-c", str(resnet_run), "--min-agreement", "99.5"])
     assert res.exit_code == 1 and "FAIL" in res.output and "top-1 agreement" in res.output
+
+
+@pytest.fixture(scope="module")
+def resnet_reference(resnet_run: Path) -> Any:
+    """PyTorch's side on the resnet run's test split, once for every runtime and precision below."""
+    return reference_logits(load_checkpoint(resnet_run), VerifyOptions())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ("openvino", "opencv"))
+def test_verify_in_another_runtime_keeps_the_same_gates(
+    resnet_export: Any, resnet_reference: Any, tmp_path: Path, runtime: str, request: pytest.FixtureRequest
+) -> None:
+    if runtime == "openvino":
+        request.getfixturevalue("openvino")  # skips where OpenVINO cannot be imported (never in CI)
+    for precision in PRECISIONS:
+        report = verify_model(
+            model_of(resnet_export, precision),
+            options=VerifyOptions(runtime=runtime),
+            write=False,
+            reference=resnet_reference,
+        )
+        assert report.passed, (precision, report.failures())
+        assert report.runtime == runtime and report.runtime_version
+        assert report.batch_sizes[0] == 1 and max(report.batch_sizes) > 1
+    # The gates bite there too, and the report says which runtime ran the model.
+    bad = perturb_head(model_of(resnet_export, "int8"), tmp_path / "bad.int8.onnx")
+    report = verify_model(bad, options=VerifyOptions(runtime=runtime), reference=resnet_reference)
+    assert not report.passed and any(f.startswith("top-1 agreement") for f in report.failures())
+    assert json.loads(report_path_for(bad).read_text())["runtime"] == runtime
+
+
+def test_verify_runs_the_model_in_the_runtime_asked_for(tmp_path: Path, openvino: Any) -> None:
+    import cv2
+
+    path = tiny_onnx(tmp_path / "tiny.onnx")
+    for runtime, version in (("openvino", openvino.get_version().split("-")[0]), ("opencv", cv2.__version__)):
+        out = tmp_path / f"{runtime}.json"
+        res = CliRunner().invoke(
+            app, ["verify", str(path), "--runtime", runtime, "--batch-size", "4", "--json", str(out)]
+        )
+        assert res.exit_code == 0, res.output
+        report = json.loads(out.read_text())
+        assert report["passed"] and (report["runtime"], report["runtime_version"]) == (runtime, version)
+    # A model only ONNX Runtime can run passes there, and the other runtimes say in one sentence that they
+    # cannot run it: verify --runtime is how a user finds a file tied to one runtime before deploying it.
+    only = onnxruntime_only(path, tmp_path / "ort_only.onnx")
+    assert CliRunner().invoke(app, ["verify", str(only), "--batch-size", "4"]).exit_code == 0
+    for runtime, says in (
+        ("openvino", "OpenVINO .* cannot compile"),
+        ("opencv", "OpenCV .* cannot (read|run)"),
+    ):
+        res = CliRunner().invoke(app, ["verify", str(only), "--runtime", runtime, "--batch-size", "4"])
+        errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+        assert res.exit_code == 2 and len(errors) == 1, res.output
+        assert re.search(says, res.output) and "com.microsoft" in res.output and "Traceback" not in res.output
+
+
+def test_a_runtime_that_is_missing_or_unknown_is_one_sentence_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tiny_onnx(tmp_path / "tiny.onnx")
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` now fails as if not installed
+    res = CliRunner().invoke(app, ["verify", str(path), "--runtime", "openvino"])
+    assert res.exit_code == 2 and "OpenVINO is not installed here" in res.output, res.output
+    assert "pip install openvino" in res.output and not report_path_for(path).exists()
+    res = CliRunner().invoke(app, ["verify", str(path), "--runtime", "tensorflow"])
+    assert res.exit_code == 2 and "--runtime must be one of onnxruntime, openvino, opencv" in res.output
+    res = CliRunner().invoke(app, ["verify", str(path), "--runtime", "opencv", "--device", "cuda"])
+    assert res.exit_code == 2 and "leave --device at cpu" in res.output
 
 
 def test_gates_default_per_precision_and_can_be_tightened() -> None:

@@ -202,6 +202,12 @@ def verify(
     max_images: Annotated[int, typer.Option(help="Images to check; 0 = all.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Batch size (at least 2; batch 1 is checked too).")] = 16,
     device: Annotated[str, typer.Option(help=PARITY_DEVICE)] = "cpu",
+    runtime: Annotated[
+        str,
+        typer.Option(
+            help="Runtime to check the model in: onnxruntime, openvino or opencv (the last two where installed)."
+        ),
+    ] = "onnxruntime",
     json_out: Annotated[
         Path | None,
         typer.Option("--json", help="Write the report here (default: MODEL.verify.json beside the model)."),
@@ -214,6 +220,7 @@ def verify(
     with user_errors("verify"):
         from mgc_edge.export.gates import write_report
         from mgc_edge.export.verify import VerifyOptions, verify_model
+        from mgc_edge.runtime.backends import NAMES
 
         options = VerifyOptions(
             data=data,
@@ -222,6 +229,7 @@ def verify(
             batch_size=batch_size,
             device=device,
             gates=_gate_overrides(min_agreement, max_prob_diff, max_acc_drop),
+            runtime=runtime,
         )
         report = verify_model(
             model,
@@ -232,7 +240,10 @@ def verify(
         )
         path = write_report(report, json_out)
         console.print(
-            _parity_table([(model, model.stat().st_size / 1e6, report)], f"Verification of {model}")
+            _parity_table(
+                [(model, model.stat().st_size / 1e6, report)],
+                f"Verification of {model} in {NAMES[report.runtime]} {report.runtime_version or ''}".rstrip(),
+            )
         )
         console.print(_legend(report), highlight=False)
         for gate in report.gates:

@@ -171,12 +171,18 @@ def quantize_int8(
     reader: ImageCalibrationReader,
     method: str = "minmax",
 ) -> None:
-    """Static int8 quantization in QDQ form with per-channel weights, as ONNX Runtime recommends for CNNs.
+    """Static int8 quantization in the standard QDQ form that ONNX Runtime, OpenVINO, OpenCV's DNN and
+    TensorRT all read: int8 weights symmetric per output channel, int8 activations symmetric (zero point 0),
+    biases left in float, the first and last weighted layers in float (`float_ends`).
 
-    quant_pre_process first runs shape inference and ONNX Runtime's graph optimiser (which folds batch
-    norm into the convolutions), so that the quantizer sees the graph the runtime will execute. Signed
-    int8 for both weights and activations (S8S8 QDQ): the format ONNX Runtime's CPU and CUDA/TensorRT
-    providers both run well, without the u8 saturation caveat of older x86 kernels.
+    quant_pre_process runs shape inference only: its default also runs ONNX Runtime's graph optimiser and
+    saves the graph ONNX Runtime made for itself, which declares every operator domain ONNX Runtime knows
+    (com.microsoft.nchwc, org.pytorch.aten, ...) and ties the file to ONNX Runtime. Batch norm is already
+    folded by the torch exporter, and each runtime optimises the graph at load time.
+    Biases stay float because an int32 DequantizeLinear on a bias is what TensorRT's parser and OpenCV's DNN
+    refuse; the runtimes that want an int32 bias compute it from the float one when they fuse the layer.
+    Symmetric activations (what TensorRT requires) cost the demo model 0.7 points of top-1 agreement against
+    asymmetric ones (98.9 vs 99.6 % of 730 test frames); both keep well inside the gates.
     """
     if method not in CALIB_METHODS:
         raise CalibrationError(f"--calib-method must be one of {', '.join(CALIB_METHODS)}, got {method!r}.")
@@ -195,7 +201,7 @@ def quantize_int8(
     # Intermediate files are as big as the model: keep them beside it, not in a small /tmp.
     with tempfile.TemporaryDirectory(prefix=".mgc-int8-", dir=dst.parent) as tmp:
         pre = Path(tmp) / "preprocessed.onnx"
-        quant_pre_process(str(src), str(pre))
+        quant_pre_process(str(src), str(pre), skip_optimization=True)
         quantize_static(
             str(pre),
             str(dst),
@@ -206,7 +212,7 @@ def quantize_int8(
             weight_type=QuantType.QInt8,
             calibrate_method=calibrate,
             nodes_to_exclude=float_ends(onnx.load(str(pre), load_external_data=False).graph),
-            extra_options={"CalibTensorRangeSymmetric": False, "WeightSymmetric": True},
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
         )
     if not any(
         n.op_type == "QuantizeLinear" for n in onnx.load(str(dst), load_external_data=False).graph.node

@@ -119,6 +119,8 @@ class ParityReport:
     notes: tuple[str, ...] = ()
     provider: str | None = None  # the ONNX Runtime execution provider that ran the model
     reference_device: str | None = None  # where PyTorch ran the reference ("cpu", "cuda:0")
+    runtime: str = "onnxruntime"  # which runtime ran the model (runtime/backends.py RUNTIMES)
+    runtime_version: str | None = None
 
     @property
     def passed(self) -> bool:

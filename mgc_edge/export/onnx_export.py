@@ -30,6 +30,7 @@ from mgc_edge.export.convert import (
     to_fp16,
 )
 from mgc_edge.export.gates import ParityReport, report_path_for, write_report
+from mgc_edge.export.portable import private_domains, strip_unused_opsets
 from mgc_edge.export.verify import VerifyOptions, reference_logits, verify_model
 from mgc_edge.fileio import file_sha256, temp_path
 from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, PRECISIONS, PREFIX, ModelMetadata
@@ -90,8 +91,15 @@ def attach_metadata(model: onnx.ModelProto, meta: ModelMetadata) -> None:
 
 
 def check_onnx(model: onnx.ModelProto, num_classes: int, name: str) -> None:
-    """ONNX's full checker and strict shape inference must pass, and the graph must keep the contract:
-    `images` [batch, 3, H, W] in, `logits` [batch, C] out, with a symbolic (dynamic) batch axis."""
+    """ONNX's full checker and strict shape inference must pass, only the standard operator domains may
+    appear (a file every runtime reads), and the graph must keep the contract: `images` [batch, 3, H, W] in,
+    `logits` [batch, C] out, with a symbolic (dynamic) batch axis."""
+    private = private_domains(model)
+    if private:
+        raise ExportError(
+            f"The exported graph {name} uses operator domains that only some runtimes know "
+            f"({', '.join(private)}); a portable file uses the standard ONNX domains only."
+        )
     try:
         onnx.checker.check_model(model, full_check=True)
         inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
@@ -119,6 +127,13 @@ def check_onnx(model: onnx.ModelProto, num_classes: int, name: str) -> None:
             f"The exported graph {name} does not keep the model contract: inputs {ins}, outputs {outs}; "
             f"expected {INPUT_NAME} [batch, 3, H, W] and {OUTPUT_NAME} [batch, {num_classes}]."
         )
+
+
+def finish(model: onnx.ModelProto, meta: ModelMetadata, num_classes: int) -> None:
+    """The last steps of every precision: unused operator imports dropped, our metadata attached, checked."""
+    strip_unused_opsets(model)
+    attach_metadata(model, meta)
+    check_onnx(model, num_classes, meta.precision)
 
 
 def torch_to_onnx(model: nn.Module, size: tuple[int, int], opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
@@ -304,27 +319,25 @@ def export_run(
         )
         step(f"exporting {ckpt.arch} to ONNX (opset {options.opset})")
         proto = torch_to_onnx(ckpt.build(), ckpt.preprocess.size, options.opset)
-        attach_metadata(proto, model_metadata(ckpt, "fp32", sha))
-        check_onnx(proto, ckpt.num_classes, "fp32")
+        finish(proto, model_metadata(ckpt, "fp32", sha), ckpt.num_classes)
         save_onnx(proto, fp32)
         del proto
         if "fp16" in precisions:
             step("converting to fp16")
             half = to_fp16(onnx.load(str(fp32)))
-            attach_metadata(half, model_metadata(ckpt, "fp16", sha))
-            check_onnx(half, ckpt.num_classes, "fp16")
+            finish(half, model_metadata(ckpt, "fp16", sha), ckpt.num_classes)
             save_onnx(half, temps["fp16"])
             del half
         if "int8" in precisions:
             step(
-                f"quantizing to int8 (QDQ, per-channel, {options.calib_method} calibration on {len(calib)} images)"
+                f"quantizing to int8 (symmetric QDQ, per-channel weights, {options.calib_method} calibration "
+                f"on {len(calib)} images)"
             )
             quantize_int8(
                 fp32, temps["int8"], ImageCalibrationReader(calib, ckpt.preprocess), options.calib_method
             )
             q = onnx.load(str(temps["int8"]))
-            attach_metadata(q, model_metadata(ckpt, "int8", sha))
-            check_onnx(q, ckpt.num_classes, "int8")
+            finish(q, model_metadata(ckpt, "int8", sha), ckpt.num_classes)
             save_onnx(q, temps["int8"])
             del q
 

@@ -1,9 +1,11 @@
 """Parity between an exported .onnx model and the checkpoint it came from, on real images, with gates.
 
-Both sides are fed by the same preprocess(): PyTorch with the checkpoint's spec, ONNX Runtime with the spec
-stored in the model (the one an edge box will use), so a model whose metadata lies about its preprocessing
-fails here rather than in the field. Without a checkpoint the model is checked on its own (metadata, graph,
-forward shapes, and accuracy when labelled images are given); that path never imports torch.
+Both sides are fed by the same preprocess(): PyTorch with the checkpoint's spec, the model with the spec
+stored in it (the one an edge box will use), so a model whose metadata lies about its preprocessing
+fails here rather than in the field. The model runs in ONNX Runtime by default, or in OpenVINO or OpenCV's DNN
+module (`VerifyOptions.runtime`, runtime/backends.py) under the same gates. Without a checkpoint the model is
+checked on its own (metadata, graph, forward shapes, and accuracy when labelled images are given); that path
+never imports torch.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from mgc_edge.export.gates import (
 from mgc_edge.images import read_images
 from mgc_edge.metadata import MetadataError
 from mgc_edge.preprocess import preprocess
+from mgc_edge.runtime.backends import NAMES, Backend, check_runtime, open_backend
 from mgc_edge.runtime.session import Classifier, softmax
 from mgc_edge.train.rundir import run_split
 
@@ -53,8 +56,15 @@ class VerifyOptions:
     batch_size: int = 16
     device: str = "cpu"  # where ONNX Runtime (and PyTorch's reference) run: cpu, auto, cuda[:N]
     gates: GateOverrides = field(default_factory=GateOverrides)
+    runtime: str = "onnxruntime"  # the runtime the model is checked in (runtime/backends.py)
 
     def __post_init__(self) -> None:
+        check_runtime(self.runtime)
+        if self.runtime != "onnxruntime" and self.device not in ("cpu", "auto"):
+            raise UserError(
+                f"--device {self.device} chooses where ONNX Runtime runs; {NAMES[self.runtime]} is checked on "
+                "the CPU, so leave --device at cpu."
+            )
         if self.split not in SPLITS:
             raise UserError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}.")
         if self.batch_size < 2:
@@ -166,13 +176,13 @@ def reference_logits(checkpoint: Checkpoint, options: VerifyOptions = VerifyOpti
     return Reference(checkpoint, root, tuple(samples), source, np.concatenate(outs), device)
 
 
-def _onnx_logits(
-    clf: Classifier, root: Path, samples: Sequence[Sample], batch_size: int
+def _model_logits(
+    clf: Classifier, backend: Backend, root: Path, samples: Sequence[Sample], batch_size: int
 ) -> tuple[np.ndarray, set[int]]:
-    """ONNX Runtime's logits with the model's own spec, and the batch sizes actually run."""
+    """The model's logits in `backend`'s runtime, fed with the model's own spec, and the batch sizes run."""
     outs, sizes = [], set()
     for frames in _batches(root, samples, batch_size):
-        out = clf.logits(preprocess(frames, clf.spec))
+        out = backend.logits(preprocess(frames, clf.spec))
         if out.shape != (len(frames), clf.num_classes):
             raise MetadataError(
                 f"{clf.path} does not follow the mgc-edge model layout: it returned {out.shape} for a batch "
@@ -184,11 +194,11 @@ def _onnx_logits(
 
 
 def _batch1_diff(
-    clf: Classifier, frames: Sequence[np.ndarray], batched_logits: np.ndarray
+    clf: Classifier, backend: Backend, frames: Sequence[np.ndarray], batched_logits: np.ndarray
 ) -> tuple[float, bool]:
     """Max |Δprob| between one-at-a-time and batched runs of the same frames, and whether shapes held."""
     x = preprocess(list(frames), clf.spec)
-    ones = [clf.logits(x[i : i + 1]) for i in range(len(frames))]
+    ones = [backend.logits(x[i : i + 1]) for i in range(len(frames))]
     shapes_ok = all(o.shape == (1, clf.num_classes) for o in ones)
     single = np.concatenate(ones)
     return float(np.abs(softmax(single) - softmax(batched_logits[: len(frames)])).max()), shapes_ok
@@ -231,11 +241,13 @@ def check_belongs(clf: Classifier, checkpoint: Checkpoint) -> list[str]:
 def compare(
     clf: Classifier, reference: Reference, options: VerifyOptions = VerifyOptions(), notes: Sequence[str] = ()
 ) -> ParityReport:
-    """The ONNX side on the reference's images, the figures, and the gates for the model's precision."""
+    """The model's side (in `options.runtime`) on the reference's images, the figures, and the gates for the
+    model's precision."""
     gates = Gates.for_precision(clf.metadata.precision, options.gates)
-    logits, sizes = _onnx_logits(clf, reference.root, reference.samples, options.batch_size)
+    backend = open_backend(options.runtime, clf)
+    logits, sizes = _model_logits(clf, backend, reference.root, reference.samples, options.batch_size)
     first = read_images([reference.root / s.path for s in reference.samples[:BATCH1_IMAGES]]).images
-    batch_diff, shapes_ok = _batch1_diff(clf, first, logits)
+    batch_diff, shapes_ok = _batch1_diff(clf, backend, first, logits)
     ref = reference.logits
     p_model, p_ref = softmax(logits), softmax(ref)
     y = reference.labels
@@ -287,8 +299,10 @@ def compare(
         gates=tuple(results),
         thresholds=gates,
         notes=tuple(notes),
-        provider=clf.provider,
+        provider=clf.provider if backend.runtime == "onnxruntime" else None,
         reference_device=reference.device,
+        runtime=backend.runtime,
+        runtime_version=backend.version,
     )
 
 
@@ -300,6 +314,7 @@ def check_model_alone(
     clf = parity_classifier(model, options)  # refuses a model without our metadata
     notes: list[str] = []
     results: list[GateResult] = []
+    backend = open_backend(options.runtime, clf)
     try:
         import onnx
     except ImportError:
@@ -318,7 +333,7 @@ def check_model_alone(
         samples = subsample(folder_samples(root, clf.labels.ids), options.max_images)
         if not samples:
             raise DataError(f"There are no images to check in {root}.")
-        logits, sizes = _onnx_logits(clf, root, samples, options.batch_size)
+        logits, sizes = _model_logits(clf, backend, root, samples, options.batch_size)
         first = read_images([root / s.path for s in samples[:BATCH1_IMAGES]]).images
         acc = float((logits.argmax(1) == np.array([s.label for s in samples])).mean())
         source, n = str(root), len(samples)
@@ -331,13 +346,13 @@ def check_model_alone(
         ]
         logits = np.concatenate(
             [
-                clf.logits(preprocess(frames[: options.batch_size], clf.spec)),
-                clf.logits(preprocess(frames[-1:], clf.spec)),
+                backend.logits(preprocess(frames[: options.batch_size], clf.spec)),
+                backend.logits(preprocess(frames[-1:], clf.spec)),
             ]
         )
         sizes = {options.batch_size, 1}
         first, source, n = frames[:BATCH1_IMAGES], "random frames (no labelled images given)", len(frames)
-    batch_diff, shapes_ok = _batch1_diff(clf, first, logits)
+    batch_diff, shapes_ok = _batch1_diff(clf, backend, first, logits)
     ok = shapes_ok and bool(np.isfinite(logits).all()) and logits.shape[1] == clf.num_classes
     results.append(GateResult("forward pass of the right shape", float(ok), 1.0, ok, "bool"))
     results.append(
@@ -357,7 +372,9 @@ def check_model_alone(
         gates=tuple(results),
         acc_model=acc,
         notes=tuple(notes),
-        provider=clf.provider,
+        provider=clf.provider if backend.runtime == "onnxruntime" else None,
+        runtime=backend.runtime,
+        runtime_version=backend.version,
     )
 
 
@@ -388,7 +405,7 @@ def verify_model(
             reference = reference_logits(ckpt, options)
         else:
             notes = check_belongs(clf, reference.checkpoint)
-        step(f"running {Path(model).name} in ONNX Runtime on {len(reference.samples)} images")
+        step(f"running {Path(model).name} in {NAMES[options.runtime]} on {len(reference.samples)} images")
         report = compare(clf, reference, options, notes)
     if write:
         write_report(report)
