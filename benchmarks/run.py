@@ -5,6 +5,7 @@
 3. install footprint: the edge runtime's venv against the [train] one (cached, see bench_footprint)
 4. cache build images/s, and the first epoch against later ones (inside 1)
 5. the live loop against bare inference, when benchmarks/loop.py exists
+6. `annotate` against `webcam` on the demo's video, side by side (benchmarks/annotate.py)
 
 Each writes benchmarks/results/<name>.json; summary.json holds the flat ratios monitoring reads (a run with
 --only updates the ratios it measured); one dated section with the machine and every table is appended to
@@ -27,7 +28,7 @@ import numpy as np
 from benchmarks.common import append_section, demo_size, machine, machine_line, read_result, write_result
 from benchmarks.report import TARGETS, render, summary_of
 
-ALL = {"train", "infer", "footprint", "loop"}
+ALL = {"train", "infer", "footprint", "loop", "annotate"}
 
 
 def synthetic_data(folder: Path, quick: bool) -> Any:
@@ -90,6 +91,16 @@ def live_loop(model: str, video: Path) -> dict[str, Any]:
     return bench_loop(model, video)
 
 
+def annotate_vs_webcam(model: str, work: Path, cuda: bool, quick: bool) -> dict[str, Any]:
+    """benchmarks/annotate.py on the demo's video: the first 600 frames per round on the CPU (200 with
+    --quick), the whole video on a GPU, where a round takes well under a second."""
+    from benchmarks.annotate import bench_annotate, demo_video
+
+    video = demo_video(work)
+    frames = 0 if cuda else (200 if quick else 600)
+    return bench_annotate(model, video, frames, "cuda" if cuda else "cpu", rounds=2 if quick else 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -126,7 +137,7 @@ def main() -> None:
             results["train"] = training(synth.image_dir, sizes, device, args.quick)
             stages["train"] = time.perf_counter() - t
             write_result("train", {"machine": info, **results["train"]})
-        if "infer" in only or "loop" in only:
+        if only & {"infer", "loop", "annotate"}:
             results["infer"] = inference(
                 synth.image_dir, work, sorted(sizes, reverse=True), device, args.quick
             )
@@ -140,6 +151,18 @@ def main() -> None:
                 results["loop"] = {"loop_over_inference": None, "note": f"bench_loop failed: {exc!r}"[:300]}
             stages["loop"] = time.perf_counter() - t
             write_result("loop", {"machine": info, **results["loop"]})
+        if "annotate" in only:
+            model = results["infer"][str(demo)]["fp32_model"]
+            t = time.perf_counter()
+            try:
+                results["annotate"] = annotate_vs_webcam(model, work, device.type == "cuda", args.quick)
+            except Exception as exc:  # a broken neighbour benchmark must not lose the others' results
+                results["annotate"] = {
+                    "annotate_over_webcam": None,
+                    "note": f"bench_annotate failed: {exc!r}"[:300],
+                }
+            stages["annotate"] = time.perf_counter() - t
+            write_result("annotate", {"machine": info, **results["annotate"]})
     if "footprint" in only:
         from benchmarks.bench_footprint import bench_footprint
 
