@@ -28,7 +28,9 @@ from mgc_edge.config import PreprocessSpec
 from mgc_edge.runtime.annotate import AnnotateOptions, annotate, output_names
 from mgc_edge.runtime.decode import CHUNK, Batch, DecodeOptions, VideoBatches, VideoEnded, VideoStarted
 from mgc_edge.runtime.elan import read_eaf
+from mgc_edge.runtime.segments import Segment
 from mgc_edge.runtime.session import Classifier
+from mgc_edge.runtime.timeline import Row, colour_of, draw_timeline
 
 pytest_plugins = ["export_fixtures"]  # resnet_export: computed once per session
 runner = CliRunner()
@@ -152,16 +154,7 @@ def test_the_three_files(media: dict[str, Any], tmp_path: Path) -> None:
         for r in frames
     )
     segments = rows(out / "session.segments.csv")
-    assert list(segments[0]) == [
-        "segment",
-        "start_frame",
-        "end_frame",
-        "start_time",
-        "end_time",
-        "label",
-        "name",
-        "mean_prob",
-    ]
+    assert ",".join(segments[0]) == "segment,start_frame,end_frame,start_time,end_time,label,name,mean_prob"
     assert [s["label"] for s in segments] == ["1", "3", "2", "1"]
     assert segments[0]["start_frame"] == "0" and segments[-1]["end_frame"] == "47"
     assert float(segments[-1]["end_time"]) == pytest.approx(48 / FPS)
@@ -491,3 +484,18 @@ def test_every_video_ends_with_its_count(media: dict[str, Any]) -> None:
     assert [len(b.frames) for b in batches] == [10, 10, 10, 10, 8]  # batches of 10, never across videos
     (end,) = [i for i in items if isinstance(i, VideoEnded)]
     assert (end.classified, end.stopped_at) == (48, 48) and end.end_time == pytest.approx(48 / FPS)
+
+
+def test_the_timeline_draws_each_row_in_its_class_colours() -> None:
+    truth = [Segment(0, 9, 0.0, 1.0, "a"), Segment(10, 19, 1.0, 2.0, "b")]
+    predicted = [Segment(0, 14, 0.0, 1.5, "b"), Segment(15, 19, 1.5, 2.0, "c")]
+    image = draw_timeline([Row("truth", truth), Row("predicted", predicted)], (0.0, 2.0), ["a", "b", "c"], {})
+    assert image.shape[1] == 1600 and image.dtype == np.uint8
+    present = ["a", "b", "c"]
+    x = lambda t: 120 + round(t / 2.0 * (1600 - 150))  # noqa: E731 (the plot area's left edge and width)
+    truth_y, predicted_y = 48 + 5, 48 + 46 + 12 + 5  # inside each bar, above its label text
+    assert tuple(image[truth_y, x(0.2)]) == colour_of("a", present)
+    assert tuple(image[truth_y, x(1.8)]) == colour_of("b", present)
+    assert tuple(image[predicted_y, x(0.2)]) == colour_of("b", present)
+    assert tuple(image[predicted_y, x(1.8)]) == colour_of("c", present)
+    assert len({colour_of(label, present) for label in present}) == 3

@@ -103,24 +103,25 @@ def annotate(
             truth_tier=truth_tier, batch_size=batch_size, every=every, start=start, end=end, smooth=smooth,
             force=force, strict=strict, plot=plot,
         )  # fmt: skip
+        options.check()  # bad options are refused before the model is loaded
         quiet_opencv()
         # As in the live loop: decoding and preprocessing threads run beside inference, so ONNX Runtime gets
         # the other cores and does not spin (spinning threads took a quarter of the rate on two cores).
         clf = open_classifier(model, device, threads, True, console, _note)
-        with _progress() as bar:
+        with _Progress() as bar:
             result = run_annotate(
                 clf, inputs, options, progress=bar.update, notify=_note, on_video=bar.video_done
             )
         _print_summary(result)
-        stdout.print(json.dumps(_closing_line(result)), soft_wrap=True, highlight=False)
+        stdout.print(json.dumps(_closing_line(result)))
         if result.failed:
             raise typer.Exit(1)
 
 
-class _progress:
+class _Progress:
     """A progress bar over all frames of all videos (frames/s, ETA), one line per finished video above it."""
 
-    def __enter__(self) -> _progress:
+    def __enter__(self) -> _Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._bar = Progress(
@@ -137,7 +138,7 @@ class _progress:
     def video_done(self, result: Any) -> None:
         j = result.job
         if result.status == "failed":
-            line = f"[yellow]skipped[/] {escape(str(j.path))}: {escape(result.note or '')}"
+            line = f"[yellow]skipped:[/] {escape(result.note or str(j.path))}"
         elif result.status == "kept":
             line = (
                 f"kept {escape(str(j.path))}: {result.frames} frames, {result.segments} segments (up to date)"

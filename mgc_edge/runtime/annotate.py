@@ -67,16 +67,7 @@ DONE, KEPT, FAILED = "done", "kept", "failed"
 SUMMARY = "summary.json"
 SETTINGS_PROPERTY = "mgc_edge.settings"
 FRAME_COLUMNS = ("frame", "time", "label", "name", "prob", "smoothed_label")
-SEGMENT_COLUMNS = (
-    "segment",
-    "start_frame",
-    "end_frame",
-    "start_time",
-    "end_time",
-    "label",
-    "name",
-    "mean_prob",
-)
+SEGMENT_COLUMNS = tuple("segment,start_frame,end_frame,start_time,end_time,label,name,mean_prob".split(","))
 
 Progress = Callable[[int, int, str], None]  # (frames done, frames in all, the video being classified)
 Notify = Callable[[str], None]
@@ -110,8 +101,9 @@ class AnnotateOptions:
     strict: bool = False
     plot: bool = False
 
-    def check(self, labels: Sequence[str]) -> None:
-        """Refuse bad options before any work, each in one sentence."""
+    def check(self, labels: Sequence[str] | None = None) -> None:
+        """Refuse bad options before any work, each in one sentence (`--background` against `labels`, the
+        model's, where given)."""
         if self.batch_size < 1:
             raise AnnotateInputError(f"--batch-size must be at least 1, got {self.batch_size}.")
         if self.topk < 0:
@@ -124,8 +116,8 @@ class AnnotateOptions:
             raise AnnotateInputError(f"--start must be 0 or more seconds, got {self.start:g}.")
         if self.end is not None and self.end <= self.start:
             raise AnnotateInputError(f"--end ({self.end:g} s) must come after --start ({self.start:g} s).")
-        unknown = [b for b in self.background if b not in labels]
-        if unknown:
+        unknown = [b for b in self.background if labels is not None and b not in labels]
+        if unknown and labels is not None:
             raise AnnotateInputError(
                 f"--background {unknown[0]} is not a label of the model (its labels: {', '.join(labels[:8])}"
                 f"{', ...' if len(labels) > 8 else ''})."

@@ -50,9 +50,10 @@ class Segment:
         return self.end_time - self.start_time
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
-    """A run of consecutive classified frames with one label index, and its frames' summed probabilities."""
+    """A run of consecutive classified frames with one label index, and its frames' summed probabilities
+    (slots and float32 sums: a two-hour video holds thousands of runs, and this is all it holds)."""
 
     start_frame: int
     end_frame: int
@@ -60,7 +61,7 @@ class Run:
     end_time: float
     label: int
     frames: int
-    prob_sum: np.ndarray  # [C] float64, summed over the run's frames
+    prob_sum: np.ndarray  # [C] float32, summed over the run's frames
     prev: Run | None = field(default=None, repr=False)
     next: Run | None = field(default=None, repr=False)
     alive: bool = True
@@ -89,7 +90,7 @@ class RunBuilder:
         cuts = np.flatnonzero(labels[1:] != labels[:-1]) + 1
         starts = np.concatenate(([0], cuts))
         ends = np.concatenate((cuts, [n]))
-        sums = np.add.reduceat(np.asarray(probs, np.float64), starts, axis=0)
+        sums = np.add.reduceat(np.asarray(probs, np.float32), starts, axis=0)
         for i, (a, b) in enumerate(zip(starts, ends)):
             label = int(labels[a])
             last = self.runs[-1] if self.runs else None

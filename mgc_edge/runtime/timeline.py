@@ -151,7 +151,7 @@ def write_png(path: str, image: np.ndarray) -> None:
     """Encode as PNG and write atomically."""
     from mgc_edge.fileio import atomic_path
 
-    ok, buf = cv2.imencode(".png", image)
+    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
         raise OSError(f"OpenCV could not encode {path} as PNG.")
     with atomic_path(path) as tmp:
