@@ -6,6 +6,7 @@
 4. cache build images/s, and the first epoch against later ones (inside 1)
 5. the live loop against bare inference, when benchmarks/loop.py exists
 6. on a GPU, `make demo` end to end (scripts/demo.sh in a temporary folder), its seconds per step
+6. `annotate` against `webcam` on the demo's video, side by side (benchmarks/annotate.py)
 
 Each writes benchmarks/results/<name>.json (benchmarks/results/gpu/ when the device is CUDA: the CPU's files
 stay as measured); summary.json holds the flat ratios monitoring reads (a run with --only updates the ratios
@@ -44,7 +45,7 @@ from benchmarks.common import (
 )
 from benchmarks.report import render, summary_of, targets_for
 
-ALL = {"train", "infer", "footprint", "loop", "demo"}
+ALL = {"train", "infer", "footprint", "loop", "annotate", "demo"}
 
 
 def synthetic_data(folder: Path, quick: bool, gpu: bool) -> Any:
@@ -128,13 +129,25 @@ def live_loop(model: str, video: Path, device: str) -> dict[str, Any]:
     return bench_loop(model, video, device=device)
 
 
+def annotate_vs_webcam(model: str, work: Path, cuda: bool, quick: bool) -> dict[str, Any]:
+    """benchmarks/annotate.py on the demo's video: the first 600 frames per round on the CPU (200 with
+    --quick), the whole video on a GPU, where a round takes well under a second."""
+    from benchmarks.annotate import bench_annotate, demo_video
+
+    video = demo_video(work)
+    frames = 0 if cuda else (200 if quick else 600)
+    return bench_annotate(model, video, frames, "cuda" if cuda else "cpu", rounds=2 if quick else 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--quick", action="store_true", help="fewer batches and repetitions (a smoke run)")
-    parser.add_argument("--only", default=",".join(sorted(ALL)), help="comma-separated subset")
+    parser.add_argument(
+        "--only", default=None, help=f"comma-separated subset of {','.join(sorted(ALL))} (default: all)"
+    )
     parser.add_argument(
         "--footprint",
         default="cached",
@@ -148,8 +161,8 @@ def main() -> None:
 
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
-    # The demo runs 5.5 minutes on two cores, more than this run's budget there: timed on a GPU only.
-    only = set(args.only.split(",")) - (set() if gpu or "demo" in args.only.split(",") else {"demo"})
+    # The demo runs 5.5 minutes on two cores, more than this run's budget there: by default timed on a GPU only.
+    only = set(args.only.split(",")) if args.only else ALL - (set() if gpu else {"demo"})
     folder = results_dir(gpu)
     demo = demo_size()
     sizes = [demo] + ([224] if demo != 224 else [])
@@ -168,11 +181,12 @@ def main() -> None:
             results["train"] = training(synth.image_dir, sizes, device, args.quick, args.compiled)
             stages["train"] = time.perf_counter() - t
             write_result("train", {"machine": info, **results["train"]}, folder)
-        if "infer" in only or "loop" in only:
+        if only & {"infer", "loop", "annotate"}:
             results["infer"] = inference(
                 synth.image_dir, work, sorted(sizes, reverse=True), device, args.quick
             )
-            write_result("infer", {"machine": info, **results["infer"]}, folder)
+            if "infer" in only:  # measured only to give the loop and annotate a model: not a result
+                write_result("infer", {"machine": info, **results["infer"]}, folder)
         if "loop" in only:
             # The precision the runtime gets on this device (the demo's choice): fp16 on a GPU.
             model = results["infer"][str(demo)]["fp16_model" if gpu else "fp32_model"]
@@ -183,6 +197,19 @@ def main() -> None:
                 results["loop"] = {"loop_over_inference": None, "note": f"bench_loop failed: {exc!r}"[:300]}
             stages["loop"] = time.perf_counter() - t
             write_result("loop", {"machine": info, **results["loop"]}, folder)
+        if "annotate" in only:
+            # The demo's model at the demo size, in the precision the runtime gets on this device.
+            model = results["infer"][str(demo)]["fp16_model" if gpu else "fp32_model"]
+            t = time.perf_counter()
+            try:
+                results["annotate"] = annotate_vs_webcam(model, work, gpu, args.quick)
+            except Exception as exc:  # a broken neighbour benchmark must not lose the others' results
+                results["annotate"] = {
+                    "annotate_over_webcam": None,
+                    "note": f"bench_annotate failed: {exc!r}"[:300],
+                }
+            stages["annotate"] = time.perf_counter() - t
+            write_result("annotate", {"machine": info, **results["annotate"]}, folder)
         if "demo" in only:
             print("make demo, end to end ...", flush=True)
             t = time.perf_counter()
@@ -200,8 +227,9 @@ def main() -> None:
             write_result("footprint", results["footprint"])
 
     results["seconds"] = time.perf_counter() - started
-    summary = summary_of(results)
-    if only != ALL:  # a partial run updates the ratios it measured and keeps the others
+    # A stage run only to feed another (inference makes the model annotate runs) is not a result of this run.
+    summary = summary_of({k: v for k, v in results.items() if k not in ALL - only})
+    if only != ALL - (set() if gpu else {"demo"}):  # a partial run updates what it measured, keeps the rest
         old = read_result("summary", folder) or {}
         summary = {**old, **{k: v for k, v in summary.items() if v is not None}}
     write_result("summary", summary, folder)

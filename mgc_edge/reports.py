@@ -70,9 +70,15 @@ def render_report(report: Mapping[str, Any], console: Console, title: str = "Eva
         ("recall", "right"),
         ("F1", "right"),
     ):
+        # At 80 columns (a pipe, a log) only the name gives way, wrapping onto a second line: the numbers
+        # and the headers stay whole (rich narrows the wrappable columns first).
         is_name = col == "name"
         per_class.add_column(
-            col, justify=justify, overflow="ellipsis", no_wrap=is_name, max_width=40 if is_name else None
+            col,
+            justify=justify,
+            overflow="fold" if is_name else "ellipsis",
+            no_wrap=not is_name,
+            max_width=40 if is_name else None,
         )
     too_small = set(report.get("too_small_to_judge", []))
     for row in report["per_class"]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole flow on built-in synthetic data, sized for at most 6 minutes on two CPU cores (about a minute on
 # a GPU): synth -> train (ending in the test report) -> export (fp32 + int8 on a CPU, fp32 + fp16 where ONNX
-# Runtime runs on a GPU; each behind the parity gate) -> verify -> live loop + predict.
+# Runtime runs on a GPU; each behind the parity gate) -> verify -> live loop + predict + annotate.
 #
 # The data: iMiGUE's 32 classes with its long tail, clips of near-duplicate frames, every clip its own
 # person, scene and camera; the class is shown only by the gesture. `--difficulty easy` narrows how much
@@ -73,7 +73,7 @@ else
 fi
 took
 
-echo "== 4/4 the live loop over the demo video (its true labels in $DEMO/data/demo.csv), and predict"
+echo "== 4/4 the live loop over the demo video (its true labels in $DEMO/data/demo.csv), predict, and annotate"
 # The edge runtime: no torch needed from here on; the $RUNTIME_PRECISION model where it passed its gate.
 "$MGC" webcam "$model" --source "$DEMO/data/demo.mp4" --display off \
   --save "$DEMO/webcam.mp4" --jsonl "$DEMO/webcam.jsonl" --force 2>/dev/null
@@ -81,6 +81,16 @@ echo "== 4/4 the live loop over the demo video (its true labels in $DEMO/data/de
 mapfile -t TEST < <(awk -F, -v root="$DEMO/data/training" 'NR > 1 && $4 == "test" {print root "/" $1}' "$DEMO/run/split.csv")
 "$MGC" predict "$model" "${TEST[@]}" -o "$DEMO/predictions.csv" --clip --force >/dev/null 2>&1
 echo "   predictions for the ${#TEST[@]} test images: $DEMO/predictions.csv; annotated video: $DEMO/webcam.mp4"
+# The recording as a researcher gets it: every frame classified in batches, gesture segments, an ELAN tier,
+# and how well they agree with the video's known labels (annotate's closing JSON line).
+"$MGC" annotate "$model" "$DEMO/data/demo.mp4" --out "$DEMO/annotations" --truth "$DEMO/data/demo.csv" --plot \
+  --force 2>/dev/null | tail -n 1 | "$BIN/python" -c '
+import json, sys
+r = json.load(sys.stdin)
+print("   annotate: %d frames; frame accuracy %.1f %%, macro-F1 %.3f; segment F1 %.2f (precision %.2f, recall %.2f)"
+      % (r["frames"], 100 * r["frame_accuracy"], r["frame_macro_f1"], r["segment_f1"], r["segment_precision"],
+         r["segment_recall"]))
+print("   " + r["out"] + "/demo.frames.csv, .segments.csv, .eaf (opens in ELAN), .timeline.png")'
 took
 
 echo "Done in $(( $(date +%s) - start ))s. Run directory: $DEMO/run (report.json, curves.png, confusion.png);"

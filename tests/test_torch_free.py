@@ -79,6 +79,13 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "mgc_edge.runtime.loop",
         "mgc_edge.runtime.predict",
         "mgc_edge.runtime.agreement",
+        "mgc_edge.runtime.annotate",
+        "mgc_edge.runtime.decode",
+        "mgc_edge.runtime.segments",
+        "mgc_edge.runtime.elan",
+        "mgc_edge.runtime.truth",
+        "mgc_edge.runtime.timeline",
+        "mgc_edge.cli.annotate",
         "mgc_edge.preprocess",
         "mgc_edge.metadata",
         "mgc_edge.metrics",
@@ -123,6 +130,19 @@ def test_verify_in_another_runtime_runs_without_torch(files: dict[str, Path], ru
     report = cli("verify", files["model"], "--runtime", runtime, "--batch-size", "3", "--json", out)
     assert (report["code"], report["error"], report["torch"]) == (0, None, []), report["stderr"]
     assert json.loads(out.read_text())["runtime"] == runtime
+
+
+def test_annotate_runs_without_torch(files: dict[str, Path]) -> None:
+    out = files["root"] / "annotations"
+    truth = files["root"] / "v.csv"
+    truth.write_text("frame,label\n" + "".join(f"{i},{1 + i // 3}\n" for i in range(6)))
+    report = cli(
+        "annotate", files["model"], files["video"], "--out", out, "--truth", truth, "--plot", "--topk", "2"
+    )
+    assert (report["code"], report["error"], report["torch"]) == (0, None, []), report["stderr"]
+    assert {p.name for p in out.iterdir()} == {
+        "v.frames.csv", "v.segments.csv", "v.eaf", "v.timeline.png", "summary.json"
+    }  # fmt: skip
 
 
 def test_the_guard_itself_catches_a_torch_import() -> None:

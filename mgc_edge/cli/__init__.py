@@ -4,7 +4,7 @@ Every command is registered here, in the order `--help` lists them. No command m
 import time, so `mgc-edge --help` and the runtime commands stay fast and work on an edge box without PyTorch.
 """
 
-from mgc_edge.cli import data, export, runtime, train
+from mgc_edge.cli import annotate, data, export, runtime, train
 from mgc_edge.cli.app import app
 
 app.command()(data.synth)
@@ -14,5 +14,6 @@ app.command()(export.export)
 app.command()(export.verify)
 app.command()(runtime.webcam)
 app.command()(runtime.predict)
+app.command()(annotate.annotate)
 
 __all__ = ["app"]

@@ -23,9 +23,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain text: Rich markup would swallow the defaults written in square brackets
+    # ("Epochs [30].") and make `[default: ...]` depend on the renderer; click's own layout shows them all.
+    rich_markup_mode=None,
 )
 console = Console(stderr=True)  # messages, tables, progress
-stdout = Console()  # the one machine-readable result of a command (a path, a JSON line)
+# The one machine-readable result of a command (a path, a JSON line): printed as it is, never wrapped at the
+# terminal's (or a pipe's 80) columns, never read as markup, so that `| tail -n 1 | python -m json.tool` works.
+stdout = Console(soft_wrap=True, markup=False, emoji=False, highlight=False)
 
 # Top-level modules of the `[train]` extra: a command that needs one, run on an edge-only install, says so.
 TRAIN_EXTRA = frozenset({"torch", "torchvision", "onnx", "onnxscript", "matplotlib"})

@@ -47,6 +47,7 @@ def _gate_overrides(
 
 def _parity_table(rows: list[tuple[Path, float | None, Any]], title: str) -> Any:
     """One row per model: file, size, precision, parity figures, accuracy on the checked images, gate."""
+    from rich import box
     from rich.table import Table
 
     def pct(v: float | None) -> str:
@@ -55,9 +56,23 @@ def _parity_table(rows: list[tuple[Path, float | None, Any]], title: str) -> Any
     def sci(v: float | None) -> str:
         return "-" if v is None else f"{v:.0e}" if v == 0 else f"{v:.1e}"
 
-    table = Table(title=title, title_justify="left")
+    # Readable at 80 columns (a pipe, a log): light rules instead of boxes, and only the file name may wrap.
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for col in ("file", "MB", "prec", "agree", "Δlogit", "Δprob", "top-1", "torch", "gate"):
-        table.add_column(col, justify="left" if col in ("file", "prec", "gate") else "right", overflow="fold")
+        is_file = col == "file"
+        table.add_column(
+            col,
+            justify="left" if col in ("file", "prec", "gate") else "right",
+            overflow="fold",
+            no_wrap=not is_file,
+        )
     for path, size_mb, r in rows:
         gate = "-" if r is None else ("[green]pass[/]" if r.passed else "[bold red]FAIL[/]")
         table.add_row(

@@ -1,0 +1,151 @@
+"""Output that a person reads in a log and a script parses, checked as a newcomer meets it: every command's
+--help shows its defaults, tables stay whole at 80 columns when piped, and the line meant for scripts never
+wraps (`mgc-edge evaluate RUN | tail -n 1 | python -m json.tool` works)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shlex
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from mgc_edge.cli import app
+from mgc_edge.cli.export import _parity_table
+from mgc_edge.reports import render_report
+
+runner = CliRunner()
+COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def flat(text: str) -> str:
+    """Whitespace collapsed, and a word that click's wrapping broke after a hyphen joined again."""
+    return re.sub(r"(?<=\w-) (?=\w)", "", " ".join(text.split()))
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_help_shows_its_defaults(name: str) -> None:
+    """Defaults written into a help text ("Epochs [30].") survive, and an option with a default shows it."""
+    result = runner.invoke(app, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    out = flat(result.output)
+    command = get_command(app).commands[name]  # type: ignore[attr-defined]
+    checked = 0
+    for p in command.params:
+        if getattr(p, "param_type_name", "") != "option" or p.hidden or p.name == "help":
+            continue
+        text = flat(p.help or "")
+        assert text in out, f"{name} {p.opts[0]}: help text missing"
+        for default in re.findall(r"\[[^\]]+\]", text):
+            assert default in out
+            checked += 1
+        shown = out[out.index(text) + len(text) :].lstrip().startswith("[default:")
+        if p.default is not None and not (p.is_flag and p.default is False) and p.show_default is not False:
+            assert shown, f"{name} {p.opts[0]}: its default {p.default!r} is not shown"
+            checked += 1
+    assert checked > 0
+
+
+def test_train_help_shows_the_bracketed_defaults_the_issue_named() -> None:
+    out = flat(runner.invoke(app, ["train", "--help"]).output)
+    for text in ("auto, cpu or cuda [auto].", "none, loss (class weights) or sampler [none].", "[stretch]."):
+        assert text in out
+
+
+def imigue_names() -> dict[str, str]:
+    text = (resources.files("mgc_edge.resources") / "imigue_classes.csv").read_text(encoding="utf-8")
+    return {row["label"]: row["name"] for row in csv.DictReader(io.StringIO(text))}
+
+
+def narrow() -> tuple[Console, io.StringIO]:
+    """What a pipe or a log gets: not a terminal, 80 columns."""
+    buf = io.StringIO()
+    return Console(file=buf, width=80, force_terminal=False), buf
+
+
+def test_train_per_class_table_is_whole_at_80_columns() -> None:
+    names = imigue_names()
+    per_class = [
+        {"label": k, "name": v, "support": 1234, "clips": 56, "precision": 0.5, "recall": 0.25, "f1": 1 / 3}
+        for k, v in names.items()
+    ]
+    report = {
+        "n": 3000, "num_classes": 32, "top1": 0.7, "top5": 0.9, "balanced_accuracy": 0.5, "macro_f1": 0.4,
+        "baseline": {"label": "32", "source": "train", "top1": 0.27}, "per_class": per_class,
+        "too_small_to_judge": ["10"],
+    }  # fmt: skip
+    console, buf = narrow()
+    render_report(report, console)
+    lines = buf.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = next(line for line in lines if "support" in line)
+    assert re.findall(r"[A-Za-z0-9-]+", header) == [
+        "label",
+        "name",
+        "support",
+        "clips",
+        "precision",
+        "recall",
+        "F1",
+    ]
+    assert "…" not in buf.getvalue()
+    assert (
+        sum("1234" in line and "50.0%" in line and "25.0%" in line and "33.3%" in line for line in lines)
+        == 32
+    )
+    shown: dict[str, str] = {}  # the name column, continuation lines joined: wrapped, never cut
+    label = ""
+    for line in lines:
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) == 7:
+            label = cells[0] or label
+            shown[label] = f"{shown.get(label, '')} {cells[1]}".strip()
+    assert shown == names
+
+
+def test_export_table_shows_whole_file_names_at_80_columns() -> None:
+    report = SimpleNamespace(
+        precision="int8", agreement=0.996, logits_max_abs=0.0591, probs_max_abs=0.0153, acc_model=0.719,
+        acc_checkpoint=0.72, passed=True,
+    )  # fmt: skip
+    rows = [
+        (Path("demo/run") / name, 57.3, report)
+        for name in ("model.onnx", "model.int8.onnx", "model.int8.FAILED.onnx")
+    ]
+    console, buf = narrow()
+    console.print(_parity_table(rows, "Export of demo/run/best.pt (41s)"))
+    lines = buf.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for name in ("model.onnx", "model.int8.onnx", "model.int8.FAILED.onnx"):
+        assert any(line.split()[:1] == [name] for line in lines), buf.getvalue()
+    header = next(line for line in lines if "agree" in line)
+    assert header.split() == ["file", "MB", "prec", "agree", "Δlogit", "Δprob", "top-1", "torch", "gate"]
+
+
+def test_evaluate_closing_json_survives_a_pipe(tiny_run: Path, tmp_path: Path) -> None:
+    mgc = Path(sys.executable).with_name("mgc-edge")
+    cmd = (
+        f"{shlex.quote(str(mgc))} evaluate {shlex.quote(str(tiny_run))} --device cpu --workers 0 "
+        f"--json {shlex.quote(str(tmp_path / 'e.json'))} | tail -n 1 | {shlex.quote(sys.executable)} -m json.tool"
+    )
+    proc = subprocess.run(
+        cmd,
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "80"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = json.loads(proc.stdout)
+    assert set(line) == {"top1", "top5", "balanced_accuracy", "macro_f1"}
