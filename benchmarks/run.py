@@ -5,6 +5,8 @@
 3. install footprint: the edge runtime's venv against the [train] one (cached, see bench_footprint)
 4. cache build images/s, and the first epoch against later ones (inside 1)
 5. the live loop against bare inference, when benchmarks/loop.py exists
+6. `webcam` on a 1280x720 video against the pipeline bound (loop.py --pipeline)
+7. four 25 fps cameras into one `webcam` (64x64 model) beside one `webcam` per camera (streams.py)
 
 Each writes benchmarks/results/<name>.json; summary.json holds the flat ratios monitoring reads (a run with
 --only updates the ratios it measured); one dated section with the machine and every table is appended to
@@ -27,7 +29,7 @@ import numpy as np
 from benchmarks.common import append_section, demo_size, machine, machine_line, read_result, write_result
 from benchmarks.report import TARGETS, render, summary_of
 
-ALL = {"train", "infer", "footprint", "loop"}
+ALL = {"train", "infer", "footprint", "loop", "pipeline", "streams"}
 
 
 def synthetic_data(folder: Path, quick: bool) -> Any:
@@ -90,6 +92,21 @@ def live_loop(model: str, video: Path) -> dict[str, Any]:
     return bench_loop(model, video)
 
 
+def cameras(name: str, results: dict[str, Any], synth: Any, work: Path) -> dict[str, Any]:
+    """webcam at 1280x720 against the pipeline bound, or four cameras into one webcam; a failure is noted, not
+    fatal (the other results are kept)."""
+    try:
+        if name == "pipeline":
+            from benchmarks.loop import bench_pipeline
+
+            return bench_pipeline(results["infer"][str(results["demo_size"])]["fp32_model"], synth.video)
+        from benchmarks.streams import bench_streams, make_model
+
+        return bench_streams(make_model(work, 64, synth.image_dir), synth.video)
+    except Exception as exc:
+        return {"note": f"{name} failed: {exc!r}"[:300]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -126,7 +143,7 @@ def main() -> None:
             results["train"] = training(synth.image_dir, sizes, device, args.quick)
             stages["train"] = time.perf_counter() - t
             write_result("train", {"machine": info, **results["train"]})
-        if "infer" in only or "loop" in only:
+        if only & {"infer", "loop", "pipeline"}:
             results["infer"] = inference(
                 synth.image_dir, work, sorted(sizes, reverse=True), device, args.quick
             )
@@ -140,6 +157,12 @@ def main() -> None:
                 results["loop"] = {"loop_over_inference": None, "note": f"bench_loop failed: {exc!r}"[:300]}
             stages["loop"] = time.perf_counter() - t
             write_result("loop", {"machine": info, **results["loop"]})
+        for name in ("pipeline", "streams"):
+            if name in only:
+                t = time.perf_counter()
+                results[name] = cameras(name, results, synth, work)
+                stages[name] = time.perf_counter() - t
+                write_result(name, {"machine": info, **results[name]})
     if "footprint" in only:
         from benchmarks.bench_footprint import bench_footprint
 

@@ -23,7 +23,9 @@ from test_runtime_loop import (
 )
 from test_sources import FakeCamera
 
+from mgc_edge.errors import UserError
 from mgc_edge.runtime import cores, session
+from mgc_edge.runtime.agreement import agreement
 from mgc_edge.runtime.live import LiveSource
 from mgc_edge.runtime.loop import LoopOptions, run_loop, status
 from mgc_edge.runtime.session import Classifier
@@ -104,6 +106,14 @@ def test_two_files_are_classified_together_frame_by_frame(media: dict, tmp_path:
     live = status()
     assert [s["frames"]["classified"] for s in live["sources"]] == [n_long, n_short]
     assert set(live["sources"][0]["latency_ms"]) == {"end_to_end"}
+    # The agreement with a video's known labels is told per source.
+    csv = tmp_path / "short.csv"
+    csv.write_text(
+        "frame,label\n" + "".join(f"{i},{label}\n" for i, label in enumerate(media["short_labels"]))
+    )
+    assert agreement(out, csv, source=1)["top1"] == 1.0 and agreement(out, csv, source=1)["frames"] == n_short
+    with pytest.raises(UserError, match="holds 2 sources"):
+        agreement(out, csv)
 
 
 def test_a_slow_model_gets_the_newest_frame_of_every_camera_in_one_batch(media: dict) -> None:
@@ -274,3 +284,25 @@ def test_the_cores_capture_and_decoding_take_are_measured(media: dict) -> None:
     assert 0 < decode < 50
     assert 0.15 < busy < 1.2, busy
     assert cores.live_load([FileSource(media["long"])]) == 0.0  # files alone: nothing to wait for
+
+
+def test_a_large_batch_is_preprocessed_in_threads_to_the_same_array(
+    media: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mgc_edge.preprocess import preprocess
+    from mgc_edge.runtime.loop import _Preprocessor
+
+    spec = Classifier(media["model"], device="cpu").spec
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (40 + 7 * i, 64 + 5 * i, 3), dtype=np.uint8) for i in range(13)]
+    monkeypatch.setattr(session, "usable_cores", lambda: 8)
+    split = _Preprocessor(spec, sources=16)
+    try:
+        assert split.workers == 4 and split.pool is not None
+        assert np.array_equal(split(images), preprocess(images, spec))
+        assert np.array_equal(split(images[:3]), preprocess(images[:3], spec))  # small batches: one call
+    finally:
+        split.close()
+    monkeypatch.setattr(session, "usable_cores", lambda: 2)
+    assert _Preprocessor(spec, sources=16).pool is None  # two cores: nothing to spare
+    assert _Preprocessor(spec, sources=4).pool is None
