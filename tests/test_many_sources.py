@@ -192,6 +192,27 @@ def test_a_lost_camera_ends_its_own_feed_and_the_run_says_so(media: dict) -> Non
     assert rec.states[-1]["state"] == "ended" and "source" not in rec.states[-1]  # the run's own end, once
 
 
+def test_a_stream_lost_before_a_quit_still_fails_the_run(media: dict) -> None:
+    class SlowRecorder(Recorder):
+        def frame(self, annotated_bgr: np.ndarray, event: dict[str, Any]) -> None:
+            time.sleep(0.005)
+            super().frame(annotated_bgr, event)
+
+    clf = Classifier(media["model"], device="cpu")
+    cams = [ColourCamera("1", limit=2)]
+    cam = LiveSource(
+        "camera", SourceOptions(reconnect=0), opener=lambda: cams.pop(0) if cams else FakeCamera(opened=False)
+    ).open()
+    rec = SlowRecorder(raise_at=25)
+    try:
+        with FileSource(media["long"]) as file:
+            summary = run_loop(clf, [cam, file], LoopOptions(), [rec])
+    finally:
+        cam.close()
+    assert summary.ended_by == "quit" and summary.sources[0].ended_by == "stream lost"
+    assert summary.error == "Stream camera dropped and did not come back (--reconnect 0)."
+
+
 # -- the command ------------------------------------------------------------------------------------------
 
 

@@ -173,6 +173,8 @@ class _Preprocessor:
             self.pool.shutdown(wait=True)
 
 
+PUBLISH_S = 0.05  # the live status is brought up to date at most 20 times a second
+
 # Which state the run as a whole shows: live while any source is live.
 _STATE_ORDER = (LIVE, STALE, RECONNECTING, FAILED, ENDED)
 
@@ -197,6 +199,7 @@ class _Run:
         self.state = LIVE
         self.classified = self.batches = 0
         self.last: dict[str, Any] | None = None  # the newest event of any source
+        self.published = 0.0  # when the live status was last brought up to date
 
     def now(self) -> float:
         """Seconds since the first source started, for state events."""
@@ -329,13 +332,17 @@ class _Run:
             sink.frame(image, event)
         self.times.add("output", (time.perf_counter() - start) * 1000)  # writing, showing, serving
 
-    def publish(self) -> None:
-        """The live status after a tick: totals, rates and every source's counters."""
+    def publish(self, force: bool = False) -> None:
+        """The live status after a tick (at most every PUBLISH_S, so that tens of sources cost the loop little):
+        totals, rates and every source's counters."""
+        now = time.monotonic()
+        if not force and now < self.published + PUBLISH_S:
+            return
+        self.published = now
         frames = {"read": 0, "classified": 0, "dropped": 0, "skipped": 0}
         for feed in self.feeds:
             for key, value in feed.frames().items():
                 frames[key] += value
-        now = time.monotonic()
         capture = sum(f.status.capture_fps for f in self.feeds if not f.done)
         _STATUS.update(
             frames=frames,
@@ -344,18 +351,23 @@ class _Run:
             sources=[f.entry() for f in self.feeds],
         )
 
-    def ended_by(self) -> tuple[str, str | None]:
-        """How the run ended once every feed is done, and the sentence of the lost streams (None if none)."""
+    def lost(self) -> str | None:
+        """One sentence for the streams lost for good (None if none), however the run ended."""
         lost = [f for f in self.feeds if f.ended_by == STREAM_LOST]
+        if len(lost) == 1:
+            return lost[0].error
         if lost:
-            if len(lost) == 1:
-                return STREAM_LOST, lost[0].error
             names = ", ".join(f.source.name for f in lost)
-            n = len(self.feeds)
-            return STREAM_LOST, f"{len(lost)} of {n} sources dropped and did not come back: {names}."
+            return f"{len(lost)} of {len(self.feeds)} sources dropped and did not come back: {names}."
+        return None
+
+    def ended_by(self) -> str:
+        """How the run ended once every feed is done."""
+        if any(f.ended_by == STREAM_LOST for f in self.feeds):
+            return STREAM_LOST
         if all(f.ended_by == MAX_FRAMES for f in self.feeds):
-            return MAX_FRAMES, None
-        return END_OF_SOURCE, None
+            return MAX_FRAMES
+        return END_OF_SOURCE
 
 
 def run_loop(
@@ -374,7 +386,7 @@ def run_loop(
     name = sources[0].name if len(sources) == 1 else f"{len(sources)} sources"
     info = {"source": name, "provider": classifier.provider, "device": classifier.device}
     _STATUS.start(info, run.times, run.feeds)
-    ended_by, error = END_OF_SOURCE, None
+    ended_by = END_OF_SOURCE
     if run.draw:  # the first overlay pays for font and buffer set-up: not in the first frame's timings
         annotate(np.zeros((*classifier.spec.size, 3), np.uint8), OverlayView(top=[("", 0.0)]))
     start = time.perf_counter()
@@ -389,7 +401,7 @@ def run_loop(
                 continue
             run.classify(batch, wait_start)
             wait_start = time.perf_counter()
-        ended_by, error = run.ended_by()
+        ended_by = run.ended_by()
     except StopRequested:
         ended_by = "quit"
     except KeyboardInterrupt:
@@ -399,7 +411,8 @@ def run_loop(
         run.preprocess.close()
         _close_sinks(sinks, {"state": ENDED, "message": ended_by, "t": run.now()})
     summaries = tuple(feed.summary(seconds, ended_by) for feed in run.feeds)
-    _STATUS.update(running=False, state=ENDED, message=ended_by, sources=[f.entry() for f in run.feeds])
+    run.publish(force=True)
+    _STATUS.update(running=False, state=ENDED, message=ended_by)
     read = sum(s.frames_read for s in summaries)
     return LoopSummary(
         frames_read=read,
@@ -414,7 +427,7 @@ def run_loop(
         provider=classifier.provider,
         source=name,
         ended_by=ended_by,
-        error=error,
+        error=run.lost(),  # a stream lost before a quit or Ctrl-C still fails the run
         outputs=_outputs(sinks),
         sources=summaries,
         batches=run.batches,

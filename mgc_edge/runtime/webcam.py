@@ -96,10 +96,12 @@ def fit_threads(clf: Any, first: float, sources: Sequence[Any]) -> tuple[Any, fl
     from mgc_edge.runtime import cores
     from mgc_edge.runtime.session import Classifier
 
+    if clf.device != "cpu":  # a GPU runs the model; its CPU threads hardly matter
+        return clf, first, None
     batch = max(1, min(len(sources), 64))  # a tick where every source has a frame
     x = np.zeros((batch, 3, *clf.spec.size), np.float32)
-    budget = cores.measure(sources, (lambda: clf.logits(x)) if clf.device == "cpu" else None)
-    if clf.device == "cpu" and budget.threads != clf.threads:
+    budget = cores.measure(sources, lambda: clf.logits(x))
+    if budget.threads != clf.threads:
         model = clf.path
         clf = None
         clf = Classifier(model, device="cpu", threads=budget.threads, spinning=False)
@@ -176,19 +178,25 @@ class ConsoleSink:
 
 
 class LostSourceNotes:
-    """With several sources: says, as it happens, that one was lost for good while the others go on."""
+    """With several sources: says, as it happens, that one was lost for good (and whether others go on)."""
 
     wants_image = False
 
-    def __init__(self, notify: Callable[[str], None]) -> None:
-        self.notify = notify
+    def __init__(self, notify: Callable[[str], None], sources: int) -> None:
+        self.notify, self.sources = notify, sources
+        self._done: set[int] = set()
 
     def frame(self, annotated_bgr: Any, event: dict[str, Any]) -> None:
         pass
 
     def state(self, event: dict[str, Any]) -> None:
-        if event["state"] == "failed" and event.get("source") is not None:
-            self.notify(f"{event['message']} The other sources go on.")
+        source = event.get("source")
+        if source is None or event["state"] not in ("failed", "ended"):
+            return
+        self._done.add(source["index"])
+        if event["state"] == "failed":
+            others = " The other sources go on." if len(self._done) < self.sources else ""
+            self.notify(f"{event['message']}{others}")
 
     def close(self) -> None:
         pass
@@ -249,7 +257,7 @@ def make_sinks(
         sinks.append(JsonlSink(options.jsonl, force=options.force))
     sinks.extend(extra)
     if many:
-        sinks.append(LostSourceNotes(notify))
+        sinks.append(LostSourceNotes(notify, len(sources)))
     if console is not None and console.is_terminal and not windowed:
         sinks.append(ConsoleSink(console))
     return sinks
