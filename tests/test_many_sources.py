@@ -327,3 +327,15 @@ def test_a_large_batch_is_preprocessed_in_threads_to_the_same_array(
     monkeypatch.setattr(session, "usable_cores", lambda: 2)
     assert _Preprocessor(spec, sources=16).pool is None  # two cores: nothing to spare
     assert _Preprocessor(spec, sources=4).pool is None
+
+
+def test_a_web_view_nobody_watches_costs_the_loop_no_drawing(media: dict) -> None:
+    from mgc_edge.runtime.serve import ServeConfig, model_info, start_server
+
+    clf = Classifier(media["model"], device="cpu")
+    rec = Recorder()
+    rec.wants_image = False  # it records the image the loop hands out: drawn ones are enlarged to 360 rows
+    with start_server(ServeConfig(port=0), model_info(clf), status) as server:
+        with FileSource(media["short"]) as file:
+            run_loop(clf, file, LoopOptions(), [server, rec])
+    assert {shape for shape, _ in rec.frames} == {(48, 64, 3)}

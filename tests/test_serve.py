@@ -305,6 +305,18 @@ def test_several_sources_have_their_own_frames_streams_and_states() -> None:
         assert states[0]["source"]["index"] == 1 and states[0]["state"] == "reconnecting"
 
 
+def test_the_loop_draws_for_the_view_only_while_someone_watches(tmp_path: Any) -> None:
+    with serving() as server:
+        assert server.wants_image is False  # nobody watches: the loop need not draw for it
+        with stream(server, "/stream.mjpg"):
+            deadline = time.monotonic() + TIMEOUT
+            while not server.wants_image:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        get(server, "/frame.jpg?source=1")  # a tile asking for its frame
+        assert server.wants_image is True
+
+
 def test_the_token_is_required_on_every_request() -> None:
     with serving(token=TOKEN) as server:
         for path in (

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 EVENT_RING = 256  # events kept for viewers that fall behind; older ones are skipped, never queued
 EVENT_BATCH = 64  # at most this many pending events in one write: a viewer that lags jumps to the newest
 KEEPALIVE_S = 5.0  # an idle stream sends something this often, so a viewer that left is noticed
+WATCH_S = 3.0  # after a snapshot, frames are drawn this long for the next one (tiles ask every 0.2-1 s)
 CLOSE_GRACE_S = 0.5  # close() lets streams send their last events this long before it cuts them
 WEB_FILES = ("index.html", "app.js", "style.css")
 
@@ -146,7 +147,12 @@ class LiveServer:
     own newest frame and JPEG (the `source` of the event says whose); `source` 0 is the default everywhere.
     """
 
-    wants_image = True  # the loop draws the overlay for sinks that want the annotated frame
+    @property
+    def wants_image(self) -> bool:
+        """Whether the loop should draw the overlay for this view (asked before every tick): only while someone
+        watches frames, an MJPEG stream or a snapshot within the last WATCH_S. Nobody watching, drawing tens of
+        cameras' frames would cost the loop for nothing; a new viewer's first frame may come undrawn."""
+        return self._streams["mjpeg"] > 0 or time.monotonic() < self._watched_until
 
     def __init__(
         self, config: ServeConfig, model_info: Mapping[str, Any], status: Callable[[], Mapping[str, Any]]
@@ -167,6 +173,7 @@ class LiveServer:
         self._streams = {"mjpeg": 0, "events": 0}
         self._counts = {"frames": 0, "jpegs": 0, "jpegs_sent": 0, "event_writes": 0, "refused_streams": 0}
         self._started = time.monotonic()
+        self._watched_until = 0.0  # a snapshot was asked for: frames are wanted drawn until then
         self.pages = _load_pages(config.token)
         self._httpd = make_http_server(config, self)
         self.host, self.port = config.host, int(self._httpd.server_address[1])
@@ -327,6 +334,7 @@ class LiveServer:
         """The newest frame of `source` as a JPEG, encoding it now if the encoder has not; None before its first
         frame."""
         with self._lock:
+            self._watched_until = time.monotonic() + WATCH_S
             picture = self._pictures.get(source)
             if picture is None:
                 return None

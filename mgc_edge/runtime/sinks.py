@@ -40,11 +40,12 @@ class Sink(Protocol):
     """An output of the live loop.
 
     `frame()` is called for each classified frame with the annotated BGR image and the event: the JSONL
-    object (frame, t, top, smoothed, latency_ms) plus "state" and "fps" {"capture", "inference"}.
-    `state()` is called when the source's state changes: {"state": "live" | "stale" | "reconnecting" |
-    "ended", "message": str, "t": float}. `close()` finishes the output. A sink may define
-    `wants_image = False` when it ignores the image (the loop then skips drawing for it), and may raise
-    StopRequested from `frame()` or `state()` to end the loop cleanly.
+    object (source, frame, t, top, smoothed, latency_ms) plus "state", "fps" {"capture", "inference"} and
+    "batch". `state()` is called when a source's state changes: {"state": "live" | "stale" | "reconnecting" |
+    "failed" | "ended", "message": str, "t": float, "source": {"index", "name"}}, and once at the end of the
+    run without "source". `close()` finishes the output. A sink may define `wants_image = False` when it
+    ignores the image (the loop then skips drawing for it; a property is asked again before every batch), and
+    may raise StopRequested from `frame()` or `state()` to end the loop cleanly.
     """
 
     def frame(self, annotated_bgr: np.ndarray, event: dict[str, Any]) -> None: ...
