@@ -218,7 +218,7 @@ def _webcam_run(
 
 
 def bench_pipeline(
-    model_path: str | Path, source_video: str | Path, frames: int = 150, rounds: int = 5
+    model_path: str | Path, source_video: str | Path, frames: int = 150, rounds: int = 4
 ) -> dict[str, Any]:
     """`webcam` on a 1280x720 video against the pipeline bound, side by side.
 

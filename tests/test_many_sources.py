@@ -303,7 +303,7 @@ def test_the_cores_capture_and_decoding_take_are_measured(media: dict) -> None:
         cam.stop = True
         live.close()
     assert 0 < decode < 50
-    assert 0.15 < busy < 1.2, busy
+    assert 0.1 < busy < 1.2, busy  # about 0.4; a loaded machine gives the thread less time
     assert cores.live_load([FileSource(media["long"])]) == 0.0  # files alone: nothing to wait for
 
 
