@@ -5,6 +5,7 @@ threads the loop leaves for capture and decoding, measured."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from test_runtime_loop import (
     lines,
     one_error,
 )
-from test_sources import FakeCamera
+from test_sources import FakeCamera, wait_until
 
 from mgc_edge.errors import UserError
 from mgc_edge.runtime import cores, session
@@ -144,12 +145,39 @@ def test_a_slow_model_gets_the_newest_frame_of_every_camera_in_one_batch(media: 
     assert {e["batch"] for e in events[0]} <= {1, 2, 3, 4}
 
 
+class SeenRecorder(Recorder):
+    """A Recorder that says when it has had a frame of source 0."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seen = threading.Event()
+
+    def frame(self, annotated_bgr: np.ndarray, event: dict[str, Any]) -> None:
+        if event["source"]["index"] == 0:
+            self.seen.set()
+        super().frame(annotated_bgr, event)
+
+
+class DropsOnceSeen(ColourCamera):
+    """A camera that drops after its frames, but only once the loop has classified one of them (however loaded
+    the machine is)."""
+
+    def __init__(self, label: str, seen: threading.Event, **kwargs: Any) -> None:
+        super().__init__(label, **kwargs)
+        self.seen = seen
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.limit is not None and self.count >= self.limit:
+            self.seen.wait(10)
+        return super().read()
+
+
 def test_a_camera_that_drops_reconnects_while_a_file_goes_on(media: dict) -> None:
     clf = Classifier(media["model"], device="cpu")
-    cams = [ColourCamera("1", limit=6, delay=0.01), ColourCamera("3", delay=0.01)]
+    rec = SeenRecorder()
+    cams = [DropsOnceSeen("1", rec.seen, limit=6, delay=0.01), ColourCamera("3", delay=0.01)]
     options = SourceOptions(reconnect=2, backoff=0.05)
     cam = LiveSource("rtsp://viewer:pw@cam/1", options, opener=lambda: cams.pop(0)).open()
-    rec = Recorder()
     try:
         with FileSource(media["long"]) as file:
             summary = run_loop(clf, [cam, file], LoopOptions(max_frames=20, smooth="ema:0.05"), [rec])
@@ -193,17 +221,19 @@ def test_a_lost_camera_ends_its_own_feed_and_the_run_says_so(media: dict) -> Non
 
 
 def test_a_stream_lost_before_a_quit_still_fails_the_run(media: dict) -> None:
-    class SlowRecorder(Recorder):
-        def frame(self, annotated_bgr: np.ndarray, event: dict[str, Any]) -> None:
-            time.sleep(0.005)
-            super().frame(annotated_bgr, event)
-
     clf = Classifier(media["model"], device="cpu")
     cams = [ColourCamera("1", limit=2)]
     cam = LiveSource(
         "camera", SourceOptions(reconnect=0), opener=lambda: cams.pop(0) if cams else FakeCamera(opened=False)
     ).open()
-    rec = SlowRecorder(raise_at=25)
+
+    class QuitAfterTheLoss(Recorder):
+        def frame(self, annotated_bgr: np.ndarray, event: dict[str, Any]) -> None:
+            if len(self.frames) == 24:  # the user quits once the camera is gone
+                wait_until(lambda: cam.status().state == "failed", 10)
+            super().frame(annotated_bgr, event)
+
+    rec = QuitAfterTheLoss(raise_at=25)
     try:
         with FileSource(media["long"]) as file:
             summary = run_loop(clf, [cam, file], LoopOptions(), [rec])
