@@ -247,9 +247,8 @@ class _Run:
         """preprocess -> one inference for the whole batch -> softmax; then per frame: smoothing, top-k, the
         event, the overlay and the sinks, each stage timed."""
         got, got_at = time.perf_counter(), time.monotonic()
-        self.draw = any(
-            [wants_image(s) for s in self.sinks]
-        )  # every sink asked: a web view wants it while watched
+        # Every sink is asked (no short cut): a web view wants the drawn frame only while someone watches.
+        self.draw = any([wants_image(s) for s in self.sinks])
         x = self.preprocess([frame.image for _, frame in batch])
         t1 = time.perf_counter()
         probs = softmax(self.clf.logits(x))
