@@ -1,20 +1,25 @@
 """The webcam loop on a video file, headless, against the inference-only rate of the same model and size.
 
     python -m benchmarks.loop MODEL.onnx VIDEO.mp4 [--frames 300] [--device cpu] [--save]
+    python -m benchmarks.loop MODEL.onnx VIDEO.mp4 --pipeline     # webcam at 1280x720 against the pipeline bound
 
 In one run, on one session, interleaved over a few rounds so that a shared machine's drift hits both alike:
 (1) the loop: `run_loop` over the file (decoding in its thread, preprocess, inference, softmax, smoothing,
 JSONL output), headless; (2) inference only: the model on one preprocessed frame of the video, batch 1,
 back to back, as many frames as the loop classified. Reports frames/s of each, per-stage p50 / p95 latency,
 and `loop_over_inference`, the loop's rate over the inference-only rate. `--save` adds a run that also draws the overlay and encodes the
-annotated mp4. torch-free, like the runtime it measures.
+annotated mp4. `--pipeline` (bench_pipeline) runs `webcam` itself on the video enlarged to 1280x720 against the
+pipeline bound: the lesser of inference alone on every core and cores / (decode + preprocess + inference CPU
+seconds of one frame). torch-free, like the runtime it measures.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import platform
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -145,6 +150,169 @@ def bench_loop(
     return result
 
 
+def scaled_video(src: Path, dst: Path, size_wh: tuple[int, int] = (1280, 720), frames: int = 300) -> Path:
+    """`src`'s frames enlarged to `size_wh`, looped to `frames` frames, written at `src`'s rate (mp4v: what
+    OpenCV writes everywhere)."""
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    images = []
+    while len(images) < frames:
+        ok, image = cap.read()
+        if not ok:
+            break
+        images.append(cv2.resize(image, size_wh, interpolation=cv2.INTER_LINEAR))
+    cap.release()
+    if not images:
+        raise SystemExit(f"{src} cannot be decoded.")
+    writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, size_wh)
+    for i in range(frames):
+        writer.write(images[i % len(images)])
+    writer.release()
+    return dst
+
+
+def cpu_ms_per_frame(video: Path, clf: Classifier, n: int = 60) -> dict[str, float]:
+    """CPU ms (every thread of the process, FFmpeg's and ONNX Runtime's included) that one frame costs in each
+    stage when run alone: decoding, preprocess, inference (batch 1 on `clf`)."""
+    cap = cv2.VideoCapture(str(video))
+    cap.read()  # the codec's set-up is not a frame's cost
+    frames, cpu = [], time.process_time()
+    for _ in range(n):
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image)
+    decode = (time.process_time() - cpu) / len(frames)
+    cap.release()
+    cpu = time.process_time()
+    batches = [preprocess(f, clf.spec) for f in frames]
+    pre = (time.process_time() - cpu) / len(frames)
+    cpu = time.process_time()
+    for x in batches:
+        clf.logits(x)
+    infer = (time.process_time() - cpu) / len(batches)
+    return {"decode": decode * 1000, "preprocess": pre * 1000, "inference": infer * 1000}
+
+
+def _webcam_run(
+    model: Path, video: Path, frames: int, tmp: Path, threads: int = 0
+) -> tuple[LoopSummary, int]:
+    """`mgc-edge webcam MODEL -s VIDEO --display off --jsonl [--threads N]` as the command runs it, quietly; its
+    summary and the threads it ran with (its own measured choice unless `threads`)."""
+    from rich.console import Console
+
+    from mgc_edge.runtime.webcam import WebcamOptions, run_webcam
+
+    out = io.StringIO()
+    options = WebcamOptions(
+        source=str(video),
+        display="off",
+        jsonl=tmp / "webcam.jsonl",
+        max_frames=frames,
+        force=True,
+        threads=threads,
+    )
+    summary = run_webcam(model, options, console=Console(file=out, width=200))
+    found = re.search(r"\((\d+) threads?", out.getvalue())
+    return summary, int(found.group(1)) if found else threads
+
+
+def bench_pipeline(
+    model_path: str | Path, source_video: str | Path, frames: int = 150, rounds: int = 4
+) -> dict[str, Any]:
+    """`webcam` on a 1280x720 video against the pipeline bound, side by side.
+
+    The bound is the lesser of (a) inference alone at batch 1 on every core and (b) cores / (decode + preprocess
+    + inference CPU seconds of one frame): what the machine could classify if every core were busy all the time
+    and nothing were wasted. Each round runs webcam (its own thread choice), webcam with the former fixed rule
+    (cores - 2 threads), inference alone and the CPU costs one after the other, so that a shared machine's load
+    hits them alike; `loop_over_pipeline_bound` is the median over the rounds of webcam's frames per second
+    over that round's bound (the pooled ratio is reported beside it)."""
+    from mgc_edge.runtime.session import usable_cores
+
+    cores = usable_cores()
+    model = Path(model_path)
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        video = scaled_video(Path(source_video), tmp / "video720.mp4", frames=frames)
+        everything = Classifier(model, device="cpu", threads=cores, spinning=False)
+        x = preprocess(_first_frame(video), everything.spec)
+        everything.warmup()
+        _webcam_run(model, video, 30, tmp)  # warms the file cache and the decoder
+        rounds_out: list[dict[str, Any]] = []
+        for _ in range(rounds):
+            summary, threads = _webcam_run(model, video, frames, tmp)
+            former, _ = _webcam_run(model, video, frames, tmp, threads=max(1, cores - 2))
+            bare = inference_only(everything, x, max(50, summary.classified // 2))
+            cost = cpu_ms_per_frame(video, everything)
+            cpu_bound = cores / (sum(cost.values()) / 1000)
+            rounds_out.append(
+                {
+                    "webcam": summary,
+                    "threads": threads,
+                    "former": former,
+                    "inference_fps": bare["fps"],
+                    "cost": cost,
+                    "bound": min(bare["fps"], cpu_bound),
+                    "cpu_bound": cpu_bound,
+                }
+            )
+    loops = [r["webcam"] for r in rounds_out]
+    formers = [r["former"] for r in rounds_out]
+    loop_fps = sum(s.classified for s in loops) / sum(s.seconds for s in loops)
+    former_fps = sum(s.classified for s in formers) / sum(s.seconds for s in formers)
+    inference_fps = float(np.median([r["inference_fps"] for r in rounds_out]))
+    cost = {k: float(np.median([r["cost"][k] for r in rounds_out])) for k in rounds_out[0]["cost"]}
+    cpu_bound = cores / (sum(cost.values()) / 1000)
+    bound = min(inference_fps, cpu_bound)
+    ratios = [r["webcam"].fps / r["bound"] for r in rounds_out]
+    former_ratios = [r["former"].fps / r["bound"] for r in rounds_out]
+    return {
+        "model": model.name,
+        "video": "1280x720, mp4v",
+        "cores": cores,
+        "webcam_threads": rounds_out[-1]["threads"],
+        "webcam_fps": loop_fps,
+        "webcam_rounds": [s.fps for s in loops],
+        "former_threads": max(1, cores - 2),
+        "former_fps": former_fps,
+        "former_rounds": [s.fps for s in formers],
+        "inference_all_cores_fps": inference_fps,
+        "inference_rounds": [r["inference_fps"] for r in rounds_out],
+        "cpu_ms_per_frame": cost,
+        "cpu_bound_fps": cpu_bound,
+        "pipeline_bound_fps": bound,
+        "bound_by": "inference on every core" if inference_fps <= cpu_bound else "CPU time per frame",
+        "round_ratios": ratios,
+        "loop_over_pipeline_bound": float(np.median(ratios)),
+        "pooled_ratio": loop_fps / bound,
+        "former_over_pipeline_bound": float(np.median(former_ratios)),
+        "stages_ms": {k: {"p50": v[0], "p95": v[1]} for k, v in loops[-1].stages.items()},
+    }
+
+
+def _pipeline_table(r: dict[str, Any]) -> str:
+    cost = r["cpu_ms_per_frame"]
+
+    def rounds(key: str) -> str:
+        return ", ".join(f"{v:.1f}" for v in r[key])
+
+    return "\n".join(
+        [
+            f"{r['model']} on a {r['video']} video, {r['cores']} cores; webcam chose {r['webcam_threads']} threads",
+            f"CPU per frame: decode {cost['decode']:.2f} ms + preprocess {cost['preprocess']:.2f} ms + inference "
+            f"{cost['inference']:.2f} ms -> {r['cpu_bound_fps']:.1f} fps on {r['cores']} cores",
+            f"inference alone on every core: {r['inference_all_cores_fps']:.1f} fps (rounds: {rounds('inference_rounds')})",
+            f"pipeline bound {r['pipeline_bound_fps']:.1f} fps ({r['bound_by']})",
+            f"webcam: {r['webcam_fps']:.1f} fps (rounds: {rounds('webcam_rounds')}); over each round's bound: "
+            + ", ".join(f"{v:.2f}" for v in r["round_ratios"])
+            + f"; median {r['loop_over_pipeline_bound']:.3f}, pooled {r['pooled_ratio']:.3f}",
+            f"webcam --threads {r['former_threads']} (the former cores - 2): {r['former_fps']:.1f} fps (rounds: "
+            f"{rounds('former_rounds')}); median {r['former_over_pipeline_bound']:.3f} of the bound",
+        ]
+    )
+
+
 def _table(result: dict[str, Any]) -> str:
     inf = result["inference"]
     lines = [
@@ -180,9 +348,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--save", action="store_true", help="also measure drawing and writing the mp4")
     parser.add_argument("--json", type=Path, help="write the result here as JSON")
+    parser.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="webcam on the video enlarged to 1280x720 against the pipeline bound",
+    )
     args = parser.parse_args()
-    result = bench_loop(args.model, args.video, args.frames, args.device, args.threads, args.save)
-    print(_table(result))
+    if args.pipeline:
+        result = bench_pipeline(args.model, args.video)
+        print(_pipeline_table(result))
+    else:
+        result = bench_loop(args.model, args.video, args.frames, args.device, args.threads, args.save)
+        print(_table(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -5,8 +5,10 @@
 3. install footprint: the edge runtime's venv against the [train] one (cached, see bench_footprint)
 4. cache build images/s, and the first epoch against later ones (inside 1)
 5. the live loop against bare inference, when benchmarks/loop.py exists
-6. on a GPU, `make demo` end to end (scripts/demo.sh in a temporary folder), its seconds per step
 6. `annotate` against `webcam` on the demo's video, side by side (benchmarks/annotate.py)
+7. on the CPU: `webcam` on a 1280x720 video against the pipeline bound (loop.py --pipeline), and four 25 fps
+   cameras into one `webcam` (64x64 model) beside one `webcam` per camera (streams.py)
+8. on a GPU, `make demo` end to end (scripts/demo.sh in a temporary folder), its seconds per step
 
 Each writes benchmarks/results/<name>.json (benchmarks/results/gpu/ when the device is CUDA: the CPU's files
 stay as measured); summary.json holds the flat ratios monitoring reads (a run with --only updates the ratios
@@ -45,7 +47,9 @@ from benchmarks.common import (
 )
 from benchmarks.report import render, summary_of, targets_for
 
-ALL = {"train", "infer", "footprint", "loop", "annotate", "demo"}
+ALL = {"train", "infer", "footprint", "loop", "annotate", "pipeline", "streams", "demo"}
+CPU_ONLY = {"pipeline", "streams"}  # two-core targets; a GPU's camera count: benchmarks/streams.py --sweep
+GPU_ONLY = {"demo"}  # 5.5 minutes on two cores, more than this run's budget there
 
 
 def synthetic_data(folder: Path, quick: bool, gpu: bool) -> Any:
@@ -139,6 +143,21 @@ def annotate_vs_webcam(model: str, work: Path, cuda: bool, quick: bool) -> dict[
     return bench_annotate(model, video, frames, "cuda" if cuda else "cpu", rounds=2 if quick else 3)
 
 
+def cameras(name: str, results: dict[str, Any], synth: Any, work: Path) -> dict[str, Any]:
+    """webcam at 1280x720 against the pipeline bound, or four cameras into one webcam; a failure is noted, not
+    fatal (the other results are kept)."""
+    try:
+        if name == "pipeline":
+            from benchmarks.loop import bench_pipeline
+
+            return bench_pipeline(results["infer"][str(results["demo_size"])]["fp32_model"], synth.video)
+        from benchmarks.streams import bench_streams, make_model
+
+        return bench_streams(make_model(work, 64, synth.image_dir), synth.video)
+    except Exception as exc:
+        return {"note": f"{name} failed: {exc!r}"[:300]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -161,8 +180,8 @@ def main() -> None:
 
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
-    # The demo runs 5.5 minutes on two cores, more than this run's budget there: by default timed on a GPU only.
-    only = set(args.only.split(",")) if args.only else ALL - (set() if gpu else {"demo"})
+    default = ALL - (CPU_ONLY if gpu else GPU_ONLY)
+    only = set(args.only.split(",")) if args.only else default
     folder = results_dir(gpu)
     demo = demo_size()
     sizes = [demo] + ([224] if demo != 224 else [])
@@ -181,7 +200,7 @@ def main() -> None:
             results["train"] = training(synth.image_dir, sizes, device, args.quick, args.compiled)
             stages["train"] = time.perf_counter() - t
             write_result("train", {"machine": info, **results["train"]}, folder)
-        if only & {"infer", "loop", "annotate"}:
+        if only & {"infer", "loop", "annotate", "pipeline"}:
             results["infer"] = inference(
                 synth.image_dir, work, sorted(sizes, reverse=True), device, args.quick
             )
@@ -216,6 +235,12 @@ def main() -> None:
             results["demo"] = demo_run(work)
             stages["demo"] = time.perf_counter() - t
             write_result("demo", {"machine": info, **results["demo"]}, folder)
+        for name in ("pipeline", "streams"):
+            if name in only:
+                t = time.perf_counter()
+                results[name] = cameras(name, results, synth, work)
+                stages[name] = time.perf_counter() - t
+                write_result(name, {"machine": info, **results[name]}, folder)
     if "footprint" in only and not gpu:  # the venv sizes do not depend on the device
         from benchmarks.bench_footprint import bench_footprint
 
@@ -229,7 +254,7 @@ def main() -> None:
     results["seconds"] = time.perf_counter() - started
     # A stage run only to feed another (inference makes the model annotate runs) is not a result of this run.
     summary = summary_of({k: v for k, v in results.items() if k not in ALL - only})
-    if only != ALL - (set() if gpu else {"demo"}):  # a partial run updates what it measured, keeps the rest
+    if only != default:  # a partial run updates what it measured and keeps the rest
         old = read_result("summary", folder) or {}
         summary = {**old, **{k: v for k, v in summary.items() if v is not None}}
     write_result("summary", summary, folder)

@@ -264,6 +264,59 @@ def test_snapshot_is_the_newest_frame() -> None:
     assert np.abs(img.astype(int) - make_frame(3).astype(int)).mean() < 6  # JPEG-close to frame 3
 
 
+def source_frame(index: int, size: tuple[int, int] = (120, 160)) -> np.ndarray:
+    """A flat frame whose colour says which source it came from."""
+    return np.full((*size, 3), (60 * index, 200 - 60 * index, 90), np.uint8)
+
+
+def source_event(index: int, i: int) -> dict[str, Any]:
+    return {**make_event(i), "source": {"index": index, "name": f"rtsp://cam{index}"}}
+
+
+def test_several_sources_have_their_own_frames_streams_and_states() -> None:
+    with serving(stream_fps=50) as server:
+        for index in (0, 1, 2):
+            server.frame(source_frame(index), source_event(index, 10 + index))
+        server.state(
+            {"state": "reconnecting", "message": "dropped", "t": 2.0, "source": source_event(1, 0)["source"]}
+        )
+        for index in (0, 1, 2):
+            status, _, body = get(server, f"/frame.jpg?source={index}")
+            img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+            assert status == 200 and np.abs(img.astype(int) - source_frame(index).astype(int)).mean() < 4
+        assert get(server, "/frame.jpg?source=7")[0] == 503  # no such source yet
+        for bad in ("-1", "x", "99999"):
+            assert get(server, f"/frame.jpg?source={bad}")[0] == 404
+            assert get(server, f"/stream.mjpg?source={bad}")[0] == 404
+        with stream(server, "/stream.mjpg?source=2") as response:
+            server.frame(source_frame(0), source_event(0, 20))  # another source's frame is not this stream's
+            server.frame(source_frame(2), source_event(2, 21))
+            parts = read_parts(response, 2)
+        for part in parts:
+            img = cv2.imdecode(np.frombuffer(part, np.uint8), cv2.IMREAD_COLOR)
+            assert np.abs(img.astype(int) - source_frame(2).astype(int)).mean() < 4
+        # A new viewer starts with the newest frame of every source and each one's state.
+        with stream(server, "/events") as response:
+            frames = read_events(response, 3, "frame")
+        assert sorted(e["source"]["index"] for e in frames) == [0, 1, 2]
+        assert {e["frame"] for e in frames} == {20, 11, 21}
+        with stream(server, "/events") as response:
+            states = read_events(response, 1, "state")
+        assert states[0]["source"]["index"] == 1 and states[0]["state"] == "reconnecting"
+
+
+def test_the_loop_draws_for_the_view_only_while_someone_watches(tmp_path: Any) -> None:
+    with serving() as server:
+        assert server.wants_image is False  # nobody watches: the loop need not draw for it
+        with stream(server, "/stream.mjpg"):
+            deadline = time.monotonic() + TIMEOUT
+            while not server.wants_image:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        get(server, "/frame.jpg?source=1")  # a tile asking for its frame
+        assert server.wants_image is True
+
+
 def test_the_token_is_required_on_every_request() -> None:
     with serving(token=TOKEN) as server:
         for path in (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from test_serve import LABELS, NAMES, SHOWN, TOKEN, Producer, make_event, serving
+from test_serve import LABELS, MODEL_INFO, NAMES, SHOWN, TOKEN, Producer, make_event, serving
 
 pytestmark = pytest.mark.slow
 
@@ -218,3 +219,103 @@ def test_the_end_and_a_lost_server_are_shown(browser: Any) -> None:
             assert page.inner_text("#state") == "ENDED" and "end of the video" in page.inner_text("#banner")
         finally:
             page.close()
+
+
+CAMERAS = [
+    "rtsp://lab:***@10.0.0.21/stream1",
+    "rtsp://lab:***@10.0.0.22/stream1",
+    "meeting-room.mp4",
+    "camera 0",
+]
+
+
+class SourcesProducer(threading.Thread):
+    """Stands in for a loop over several sources: each publishes camera-like frames and events of its own
+    (labels changing at its own moments), as the loop does with the newest frame of every source."""
+
+    def __init__(self, server: Any, fps: float = 12.0) -> None:
+        super().__init__(daemon=True, name="fake-sources")
+        self.server, self.fps, self.count = server, fps, 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            for index, name in enumerate(CAMERAS):
+                i = self.count + 9 * index  # each camera's gestures change at other moments
+                event = {
+                    **make_event(i),
+                    "source": {"index": index, "name": name},
+                    "batch": len(CAMERAS),
+                }
+                self.server.frame(camera_frame(i, (270, 480)), event)
+            self.count += 1
+            self._halt.wait(1.0 / self.fps)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(10)
+
+
+def sources_status() -> dict[str, Any]:
+    """The loop's status() over four sources, as /api/status serves it."""
+    entries = [
+        {
+            "index": i, "name": name, "kind": "live", "state": "live", "message": "",
+            "frames": {"read": 300 + i, "classified": 290 + i, "dropped": 10, "skipped": 0},
+            "reconnects": i % 2, "fps": {"capture": 25.0, "inference": 24.6},
+            "latency_ms": {"end_to_end": {"p50": 21.0 + i, "p95": 38.0 + i}},
+        }
+        for i, name in enumerate(CAMERAS)
+    ]  # fmt: skip
+    return {"running": True, "state": "live", "source": f"{len(CAMERAS)} sources", "sources": entries}
+
+
+def test_several_sources_show_as_tiles_with_their_own_labels(browser: Any, tmp_path: Path) -> None:
+    from mgc_edge.runtime.serve import ServeConfig, start_server
+
+    server = start_server(ServeConfig(host="127.0.0.1", port=0), MODEL_INFO, sources_status)
+    producer = SourcesProducer(server)
+    producer.start()
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    try:
+        page.goto(server.urls[0], timeout=WAIT_MS)
+        until(page, "document.querySelectorAll('#tiles .tile').length === 4")
+        assert page.is_hidden(".video-card") and page.is_visible("#grid-card")
+        # Every tile shows its source, a label of the model, its figures, and a frame of its own.
+        until(
+            page,
+            "[...document.querySelectorAll('.tile-now')].every(el => arg.includes(el.textContent))",
+            NAMES,
+        )
+        until(page, "[...document.querySelectorAll('.tile img')].every(img => img.naturalWidth === 480)")
+        names = page.locator(".tile-name .text").all_inner_texts()
+        assert names == CAMERAS
+        until(page, "text('.tile:nth-child(2) .tile-figures').includes('e2e p95 39 ms')")
+        assert "reconnects 1" in page.inner_text(".tile:nth-child(2) .tile-figures")
+        # The labels differ between sources at the same moment (each follows its own events) ...
+        until(page, "new Set([...document.querySelectorAll('.tile-now')].map(el => el.textContent)).size > 1")
+        # ... and a click shows one source in full on the right.
+        page.click(".tile:nth-child(3)")
+        until(page, "text('#selected').includes('source 2')")
+        assert "meeting-room.mp4" in page.inner_text("#selected")
+        until(page, "text('#now-name') === text('.tile:nth-child(3) .tile-now')")
+        until(page, "text('#counters').startsWith('read 302 · classified 292')")
+        shot = tmp_path / "live-view-sources.png"
+        until(page, "document.querySelectorAll('#topk li').length === 5")
+        time.sleep(1.0)  # a second of timeline on every tile
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(shot))
+        assert shot.stat().st_size > 20_000
+        # One source reconnecting shows on its own tile only.
+        source = {"index": 1, "name": CAMERAS[1]}
+        producer.stop()
+        server.state(
+            {"state": "reconnecting", "message": "stream dropped, try 1 of 5", "t": 4.0, "source": source}
+        )
+        until(page, "text('.tile:nth-child(2) .state') === 'reconnecting'")
+        assert page.inner_text(".tile:nth-child(1) .state") == "LIVE"  # CSS upper-cases it
+        assert "try 1 of 5" in page.inner_text(".tile:nth-child(2) .tile-message")
+    finally:
+        page.close()
+        producer.stop()
+        server.close()

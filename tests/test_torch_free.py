@@ -94,6 +94,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "mgc_edge.runtime.webcam",
         "mgc_edge.runtime.serve",
         "mgc_edge.runtime.backends",
+        "mgc_edge.runtime.feeds",
+        "mgc_edge.runtime.cores",
+        "mgc_edge.runtime.timing",
     ],
 )
 def test_runtime_modules_import_without_torch(module: str) -> None:

@@ -21,7 +21,10 @@ Device = Annotated[
     ),
 ]
 Threads = Annotated[
-    int, typer.Option(help="ONNX Runtime intra-op threads; 0 = all cores but those capture and drawing need.")
+    int,
+    typer.Option(
+        help="ONNX Runtime intra-op threads; 0 = the cores capture and decoding leave idle (measured)."
+    ),
 ]
 
 
@@ -34,9 +37,17 @@ def webcam(
         Path, typer.Argument(help="An exported .onnx model (it carries labels and preprocessing).")
     ],
     source: Annotated[
-        str,
-        typer.Option("--source", "-s", help="Camera index, video file, or rtsp:// / http(s):// stream URL."),
-    ] = "0",
+        list[str] | None,
+        typer.Option(
+            "--source",
+            "-s",
+            help="Camera index, video file, or rtsp:// / http(s):// stream URL (default 0); repeat it for "
+            "several sources, classified together in one batch.",
+        ),
+    ] = None,
+    sources: Annotated[
+        Path | None, typer.Option(help="A text file of sources, one per line (# starts a comment).")
+    ] = None,
     device: Device = "auto",
     threads: Threads = 0,
     topk: Annotated[int, typer.Option(help="Classes shown, with probability bars.")] = 5,
@@ -78,13 +89,14 @@ def webcam(
         ),
     ] = None,
 ) -> None:
-    """Classify a camera, a video file or a network stream live; q, Esc or Ctrl-C ends it with a summary."""
+    """Classify cameras, video files or network streams live, one or many at once; q, Esc or Ctrl-C ends it
+    with a summary."""
     with user_errors("webcam"):
         from mgc_edge.runtime.webcam import WebcamOptions, run_webcam
 
         options = WebcamOptions(
-            source=source, device=device, threads=threads, topk=topk, smooth=smooth, display=display, save=save,
-            jsonl=jsonl, max_frames=max_frames, every=every, realtime=realtime, reconnect=reconnect,
+            sources=tuple(source or ()), sources_file=sources, device=device, threads=threads, topk=topk,
+            smooth=smooth, display=display, save=save, jsonl=jsonl, max_frames=max_frames, every=every, realtime=realtime, reconnect=reconnect,
             timeout=timeout, force=force, serve=serve, token=token,
         )  # fmt: skip
         summary = run_webcam(model, options, console=console, notify=_note)

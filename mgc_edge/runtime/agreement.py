@@ -27,19 +27,25 @@ def read_labels(labels_csv: str | Path) -> dict[int, str]:
     return {int(r["frame"]): str(r["label"]) for r in rows}
 
 
-def agreement(jsonl_path: str | Path, labels_csv: str | Path) -> dict[str, Any]:
+def agreement(jsonl_path: str | Path, labels_csv: str | Path, source: int | None = None) -> dict[str, Any]:
     """Fractions of the classified frames whose smoothed label, and whose per-frame top-1, equal the
-    known label of that frame; frames without a known label are counted apart."""
+    known label of that frame; frames without a known label are counted apart. A run over several sources
+    needs `source`, the index of the one the labels belong to."""
     truth = read_labels(labels_csv)
     frames = smoothed = top1 = unknown = 0
     try:
         lines = Path(jsonl_path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise UserError(f"JSONL file {jsonl_path} does not exist.") from None
-    for line in lines:
-        if not line.strip():
+    events = [json.loads(line) for line in lines if line.strip()]
+    indices = {e["source"]["index"] for e in events if "source" in e}
+    if source is None and len(indices) > 1:
+        raise UserError(
+            f"{jsonl_path} holds {len(indices)} sources; say which one the labels belong to (--source N)."
+        )
+    for event in events:
+        if source is not None and event.get("source", {}).get("index", 0) != source:
             continue
-        event = json.loads(line)
         label = truth.get(int(event["frame"]))
         if label is None:
             unknown += 1
@@ -62,9 +68,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("jsonl")
     parser.add_argument("labels_csv")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--source", type=int, help="the source the labels belong to, in a run over several")
     args = parser.parse_args(argv)
     try:
-        result = agreement(args.jsonl, args.labels_csv)
+        result = agreement(args.jsonl, args.labels_csv, args.source)
     except UserError as exc:
         parser.exit(2, f"error: {exc}\n")
     if args.json:

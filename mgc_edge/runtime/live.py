@@ -108,6 +108,7 @@ class LiveSource(Source):
         self.clock = time.monotonic()
         self._cond = threading.Condition()
         self._stop = threading.Event()
+        self._reading = threading.Event()  # set by the first read()
         self._thread: threading.Thread | None = None
         self._cap: Capture | None = None
         self._latest: Frame | None = None
@@ -180,15 +181,25 @@ class LiveSource(Source):
             self._meter.tick(now)
             self._state, self._message = LIVE, ""
             self._cond.notify_all()
+        self._wake()
 
     def _set_state(self, state: str, message: str) -> None:
         with self._cond:
             self._state, self._message = state, message
             self._cond.notify_all()
+        self._wake()
 
     def _run(self) -> None:
         index = 0
         every = self.options.every if self.paced_file else 1
+        if self.paced_file:
+            # A paced file plays from the consumer's first read: its first frames are not lost while a model
+            # loads or the loop measures the machine.
+            while not self._reading.wait(0.1):
+                if self._stop.is_set():
+                    return
+            with self._cond:
+                self.clock = self._last_time = time.monotonic()
         while not self._stop.is_set():
             cap = self._cap
             assert cap is not None
@@ -246,6 +257,7 @@ class LiveSource(Source):
         """The newest frame not handed out yet, waiting up to `timeout`; None if none came (see `status()`
         for why). Raises StreamLost once the stream is given up."""
         deadline = time.monotonic() + timeout
+        self._reading.set()
         with self._cond:
             while True:
                 latest = self._latest
@@ -269,6 +281,7 @@ class LiveSource(Source):
             if (
                 state == LIVE
                 and self._latest is not None
+                and (self._reading.is_set() or not self.paced_file)
                 and now - self._last_time > self.options.stale_after
             ):
                 state, message = STALE, f"no new frame for {now - self._last_time:.1f} s"

@@ -1,59 +1,55 @@
-"""The live loop: source -> preprocess() -> ONNX Runtime -> softmax -> smoothing -> overlay -> sinks.
+"""The live loop: sources (one or many) -> the newest frame of each -> preprocess() -> ONE batch through ONNX
+Runtime -> softmax -> per source: smoothing -> overlay -> sinks.
 
-One thread classifies; the source decodes or captures in its own thread, so waiting for a frame and
-classifying overlap. Each stage is timed (capture wait, preprocess, inference, postprocess, draw), the
-counters are readable at any time through `status()` (a web view polls it), and the loop ends cleanly
-on the end of a file, `max_frames`, a sink's stop request (q / Esc), Ctrl-C or a lost stream, always
-closing the sinks and returning a summary. numpy + OpenCV + onnxruntime only: never torch.
+One thread classifies; every source captures or decodes in its own thread and wakes the loop when a frame
+arrives. Each tick takes the newest unclassified frame of every source that has one and classifies them
+together. With one source that is one frame and no waiting for a batch to fill; when the model falls behind,
+frames of several sources are waiting by the next tick and the batch grows by itself, which is when batching
+pays (a batch of 4 costs far less than 4 batches of 1). Each stage is timed (capture wait, preprocess,
+inference, postprocess, draw), the counters, overall and per source, are readable at any time through
+`status()` (the web view polls it), and the loop ends cleanly when every source has ended or was lost, at
+`max_frames` of every source, on a sink's stop request (q / Esc) or Ctrl-C, always closing the sinks and
+returning a summary. numpy + OpenCV + onnxruntime only: never torch.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mgc_edge.preprocess import preprocess
+from mgc_edge.runtime import session
+from mgc_edge.runtime.feeds import END_OF_SOURCE, MAX_FRAMES, STREAM_LOST, Feed, SourceSummary
 from mgc_edge.runtime.overlay import OverlayView, annotate
 from mgc_edge.runtime.session import Classifier, softmax
 from mgc_edge.runtime.sinks import Sink, StopRequested, wants_image
-from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH, Smoother
-from mgc_edge.runtime.sources import (
-    ENDED,
-    FAILED,
-    LIVE,
-    RECONNECTING,
-    FileSource,
-    Frame,
-    RateMeter,
-    Source,
-    SourceStatus,
-    StreamLost,
-)
+from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH
+from mgc_edge.runtime.sources import ENDED, FAILED, LIVE, RECONNECTING, STALE, Frame, RateMeter, Source
+from mgc_edge.runtime.timing import STAGES, StageTimes
 
-STAGES = ("capture", "preprocess", "inference", "postprocess", "draw")
-_KEEP = 100_000  # stage samples kept for the summary's percentiles (about an hour at 30 fps)
-_RECENT = 300  # samples behind the live status' percentiles
+__all__ = ["STAGES", "LoopOptions", "LoopSummary", "SourceSummary", "run_loop", "status"]
 
 
 @dataclass(frozen=True)
 class LoopOptions:
-    """What the loop does with each frame; the source and the sinks are chosen by the caller."""
+    """What the loop does with each frame; the sources and the sinks are chosen by the caller."""
 
     topk: int = 5
     smooth: str = DEFAULT_SMOOTH
-    max_frames: int = 0  # 0: until the source ends
+    max_frames: int = 0  # per source; 0: until the source ends
     poll: float = 0.1  # seconds between state checks while no frame comes
 
 
 @dataclass(frozen=True)
 class LoopSummary:
-    """What a run of the loop did: counts, rates, per-stage latency (ms, p50 / p95) and how it ended."""
+    """What a run of the loop did: counts and rates over all sources, per-stage latency (ms, p50 / p95), how it
+    ended, and the same per source in `sources`."""
 
     frames_read: int
     classified: int
@@ -65,36 +61,15 @@ class LoopSummary:
     capture_fps: float  # frames read per second
     stages: dict[str, tuple[float, float]]  # stage -> (p50, p95) in ms, plus "output" and "end_to_end"
     provider: str
-    source: str
+    source: str  # the source's name, or "N sources"
     ended_by: str  # "end of source", "max frames", "quit", "interrupted" or "stream lost"
-    error: str | None = None  # the one sentence of a lost stream
+    error: str | None = None  # one sentence when a stream was lost for good
     outputs: tuple[str, ...] = field(default_factory=tuple)
+    sources: tuple[SourceSummary, ...] = field(default_factory=tuple)
+    batches: int = 0  # inference calls; classified / batches is the mean batch size
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class StageTimes:
-    """Durations per stage in ms; percentiles over the run (bounded) and over the recent frames."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        self.all = {n: deque(maxlen=_KEEP) for n in names}
-        self.recent = {n: deque(maxlen=_RECENT) for n in names}
-
-    def add(self, name: str, ms: float) -> None:
-        self.all[name].append(ms)
-        self.recent[name].append(ms)
-
-    @staticmethod
-    def _pct(values: Sequence[float]) -> tuple[float, float]:
-        if not values:
-            return (0.0, 0.0)
-        p50, p95 = np.percentile(np.fromiter(values, np.float64, len(values)), [50, 95])
-        return (round(float(p50), 3), round(float(p95), 3))
-
-    def percentiles(self, recent: bool = False) -> dict[str, tuple[float, float]]:
-        source = self.recent if recent else self.all
-        return {name: self._pct(list(values)) for name, values in source.items()}
 
 
 class _Status:
@@ -104,8 +79,9 @@ class _Status:
         self._lock = threading.Lock()
         self._data: dict[str, Any] = {"running": False, "state": "idle"}
         self._times: StageTimes | None = None
+        self._feeds: list[Feed] = []
 
-    def start(self, info: dict[str, Any], times: StageTimes) -> None:
+    def start(self, info: dict[str, Any], times: StageTimes, feeds: list[Feed]) -> None:
         with self._lock:
             self._data = {
                 "running": True,
@@ -116,8 +92,9 @@ class _Status:
                 "fps": {"capture": 0.0, "inference": 0.0},
                 "last": None,
                 **info,
+                "sources": [feed.entry() for feed in feeds],
             }
-            self._times = times
+            self._times, self._feeds = times, feeds
 
     def update(self, **changes: Any) -> None:
         with self._lock:
@@ -127,10 +104,18 @@ class _Status:
         with self._lock:
             data = dict(self._data)
             if self._times is not None:
-                data["latency_ms"] = {
-                    k: {"p50": v[0], "p95": v[1]} for k, v in self._times.percentiles(True).items()
-                }
+                data["latency_ms"] = _as_dict(self._times.percentiles(True))
+            # The per-source end-to-end latency of the recent frames; the deques are only appended to by
+            # the loop thread, and percentiles() copies them first.
+            data["sources"] = [
+                {**entry, "latency_ms": _as_dict(feed.times.percentiles(True))}
+                for entry, feed in zip(data.get("sources", []), self._feeds)
+            ]
         return data
+
+
+def _as_dict(percentiles: dict[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
+    return {k: {"p50": v[0], "p95": v[1]} for k, v in percentiles.items()}
 
 
 _STATUS = _Status()
@@ -138,77 +123,169 @@ _STATUS = _Status()
 
 def status() -> dict[str, Any]:
     """A snapshot of the running (or last) loop's counters, safe to call from any thread: state, frames
-    read / classified / dropped / skipped, reconnects, capture and inference FPS, recent per-stage
-    latency p50 / p95 (ms), provider, source, and the last event."""
+    read / classified / dropped / skipped, reconnects, capture and inference FPS, recent per-stage latency
+    p50 / p95 (ms), provider, source, the last event, and `sources`: the same per source (index, name,
+    kind, state, frames, reconnects, fps, end-to-end latency, smoothed label)."""
     return _STATUS.snapshot()
 
 
-def _dropped(source: Source, read: int, delivered: int) -> int:
-    return 0 if isinstance(source, FileSource) else max(0, read - delivered)
+class _Waker:
+    """One signal for every source's capture thread: the loop waits on it instead of polling each source.
+    A counter, not a flag, so that a frame arriving between the loop's last look and its wait is not missed."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.count = 0
+
+    def notify(self) -> None:
+        with self._cond:
+            self.count += 1
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self.count != seen, timeout)
+
+
+class _Preprocessor:
+    """preprocess() of a tick's frames. With many sources on a machine with cores to spare, a large batch is split
+    over a few threads (OpenCV's resize and numpy's arithmetic release the GIL), so that the one loop thread
+    does not become what limits tens of cameras on a GPU; the result is the same array as one call gives."""
+
+    SPLIT_FROM = 8  # frames in a batch before splitting pays for the hand-over
+
+    def __init__(self, spec: Any, sources: int) -> None:
+        self.spec = spec
+        self.workers = min(4, session.usable_cores() // 2) if sources >= self.SPLIT_FROM else 1
+        self.pool = None
+        if self.workers > 1:
+            self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mgc-preprocess")
+
+    def __call__(self, images: list[np.ndarray]) -> np.ndarray:
+        if self.pool is None or len(images) < self.SPLIT_FROM:
+            return preprocess(images, self.spec)
+        step = -(-len(images) // self.workers)
+        chunks = [images[i : i + step] for i in range(0, len(images), step)]
+        return np.concatenate(list(self.pool.map(lambda chunk: preprocess(chunk, self.spec), chunks)))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+
+PUBLISH_S = 0.05  # the live status is brought up to date at most 20 times a second
+
+# Which state the run as a whole shows: live while any source is live.
+_STATE_ORDER = (LIVE, STALE, RECONNECTING, FAILED, ENDED)
 
 
 class _Run:
-    """One run of the loop: the smoother, the timers and the state seen so far."""
+    """One run of the loop: the feeds, the timers and the state seen so far."""
 
-    def __init__(self, classifier: Classifier, source: Source, options: LoopOptions, sinks: Sequence[Sink]):
-        self.clf, self.source, self.options, self.sinks = classifier, source, options, sinks
-        self.smoother = Smoother(options.smooth)
+    def __init__(
+        self, classifier: Classifier, sources: Sequence[Source], options: LoopOptions, sinks: Sequence[Sink]
+    ) -> None:
+        self.clf, self.options, self.sinks = classifier, options, sinks
+        self.feeds = [Feed(i, s, options.smooth, options.max_frames) for i, s in enumerate(sources)]
+        self.many = len(self.feeds) > 1
         self.draw = any(wants_image(s) for s in sinks)
         self.times = StageTimes((*STAGES, "output", "end_to_end"))
         self.meter = RateMeter()
-        self.state, self.reconnects, self.classified = LIVE, 0, 0
+        self.waker = _Waker()
+        self.preprocess = _Preprocessor(classifier.spec, len(sources))
+        for source in sources:
+            source.attach(self.waker.notify)
+        self.clock = min(s.clock for s in sources)
+        self.state = LIVE
+        self.classified = self.batches = 0
+        self.last: dict[str, Any] | None = None  # the newest event of any source
+        self.published = 0.0  # when the live status was last brought up to date
 
     def now(self) -> float:
-        """Seconds since the source started, for state events."""
-        return round(time.monotonic() - self.source.clock, 3)
+        """Seconds since the first source started, for state events."""
+        return round(time.monotonic() - self.clock, 3)
 
-    def poll_state(self) -> SourceStatus:
-        """Read the source's state; forward a change to the sinks, reset the smoother after a drop."""
-        st = self.source.status()
-        if st.reconnects != self.reconnects or (st.state == RECONNECTING and self.state != RECONNECTING):
-            self.smoother.reset()  # what came before the drop says nothing about what comes after
-            self.reconnects = st.reconnects
-        if st.state != self.state:
-            self.state = st.state
-            _STATUS.update(state=self.state, message=st.message, reconnects=self.reconnects)
-            if self.state not in (ENDED, FAILED):  # the end is told once, by _close_sinks, with how it ended
-                for sink in self.sinks:
-                    sink.state({"state": self.state, "message": st.message, "t": self.now()})
-        return st
+    def collect(self) -> list[tuple[Feed, Frame]]:
+        """The newest unclassified frame of every feed that has one; changes of state go to the sinks."""
+        batch = []
+        for feed in self.feeds:
+            if feed.done:
+                continue
+            frame = feed.take()
+            if frame is not None:
+                batch.append((feed, frame))
+            if feed.poll(frame is not None):
+                self.tell(feed)
+        return batch
 
-    def next_frame(self) -> tuple[Frame | None, SourceStatus]:
-        """The next frame, waiting as long as the source is alive (None at its end); sinks with an
-        `idle()` are called while waiting (a window stays responsive)."""
-        frame = self.source.read(self.options.poll)
-        st = self.poll_state()
-        while frame is None and self.state != ENDED:
-            for sink in self.sinks:
-                idle = getattr(sink, "idle", None)
-                if idle is not None:
-                    idle()
-            frame = self.source.read(self.options.poll)
-            st = self.poll_state()
-        return frame, st
+    def tell(self, feed: Feed) -> None:
+        """Forward a source's new state to the sinks. The end of the only source is told once, by
+        _close_sinks, with how the run ended; with several, each one's end is told as it happens."""
+        states = [f.state for f in self.feeds]
+        overall = next((s for s in _STATE_ORDER if s in states), ENDED)
+        changes: dict[str, Any] = {"reconnects": sum(f.reconnects for f in self.feeds)}
+        if overall != self.state:
+            self.state = overall
+            changes.update(state=overall, message=feed.message if not self.many else "")
+        _STATUS.update(**changes, sources=[f.entry() for f in self.feeds])
+        if feed.state in (ENDED, FAILED) and not self.many:
+            return
+        event = {"state": feed.state, "message": feed.message, "t": self.now(), "source": feed.tag}
+        for sink in self.sinks:
+            sink.state(event)
 
-    def classify(
-        self, frame: Frame, st: SourceStatus, wait_start: float
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """preprocess -> inference -> softmax -> smoothing -> top-k -> overlay: the image for the sinks
-        and the event (the JSONL object), each stage timed."""
-        clf, labels = self.clf, self.clf.labels
-        got = time.perf_counter()
-        captured = self.source.clock + frame.t if self.source.live else time.monotonic()
-        x = preprocess(frame.image, clf.spec)
+    def idle(self, seen: int) -> None:
+        """Wait for a frame from any source; sinks with an `idle()` are called meanwhile (a window stays
+        responsive)."""
+        for sink in self.sinks:
+            idle = getattr(sink, "idle", None)
+            if idle is not None:
+                idle()
+        self.waker.wait(seen, self.options.poll)
+
+    def classify(self, batch: list[tuple[Feed, Frame]], wait_start: float) -> None:
+        """preprocess -> one inference for the whole batch -> softmax; then per frame: smoothing, top-k, the
+        event, the overlay and the sinks, each stage timed."""
+        got, got_at = time.perf_counter(), time.monotonic()
+        # Every sink is asked (no short cut): a web view wants the drawn frame only while someone watches.
+        self.draw = any([wants_image(s) for s in self.sinks])
+        x = self.preprocess([frame.image for _, frame in batch])
         t1 = time.perf_counter()
-        probs = softmax(clf.logits(x))[0]
+        probs = softmax(self.clf.logits(x))
         t2 = time.perf_counter()
-        smoothed = self.smoother.update(probs)
+        self.batches += 1
+        shared = {
+            "capture": (got - wait_start) * 1000,
+            "preprocess": (t1 - got) * 1000,
+            "inference": (t2 - t1) * 1000,
+        }
+        for (feed, frame), p in zip(batch, probs):
+            captured = feed.source.clock + frame.t if feed.source.live else got_at
+            image, event = self.finish(feed, frame, p, captured, shared, len(batch))
+            self.output(feed, image, event)
+        self.publish()
+
+    def finish(
+        self,
+        feed: Feed,
+        frame: Frame,
+        probs: np.ndarray,
+        captured: float,
+        shared: dict[str, float],
+        batch_size: int,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Smoothing, top-k, the event (the JSONL object) and the overlay of one classified frame."""
+        clf, labels = self.clf, self.clf.labels
+        t2 = time.perf_counter()
+        smoothed = feed.smoother.update(probs)
         top = clf.top(probs, self.options.topk)
         best = int(np.argmax(smoothed))
         now = time.monotonic()
         self.meter.tick(now)
-        fps = {"capture": round(st.capture_fps, 2), "inference": round(self.meter.rate(now), 2)}
+        st = feed.status
+        fps = {"capture": round(st.capture_fps, 2), "inference": round(feed.meter.rate(now), 2)}
         event: dict[str, Any] = {
+            "source": feed.tag,
             "frame": frame.seq,
             "t": round(frame.t, 3),
             "top": [
@@ -219,8 +296,9 @@ class _Run:
                 "name": labels.display(best),
                 "prob": round(float(smoothed[best]), 4),
             },
-            "state": self.state,
+            "state": feed.state,
             "fps": fps,
+            "batch": batch_size,
         }
         t3 = time.perf_counter()
         image = frame.image
@@ -231,89 +309,143 @@ class _Run:
                 capture_fps=fps["capture"],
                 inference_fps=fps["inference"],
                 latency_ms=(time.monotonic() - captured) * 1000,
-                state=self.state,
-                message=st.message,
+                state=feed.state,
+                message=feed.message,
             )
             image = annotate(frame.image, view)
         t4 = time.perf_counter()
         stage_ms = {
-            "capture": (got - wait_start) * 1000,
-            "preprocess": (t1 - got) * 1000,
-            "inference": (t2 - t1) * 1000,
+            **shared,
             "postprocess": (t3 - t2) * 1000,
             "draw": (t4 - t3) * 1000,
             "end_to_end": (time.monotonic() - captured) * 1000,
         }
         for name, ms in stage_ms.items():
             self.times.add(name, ms)
-        event["latency_ms"] = {k: round(v, 2) for k, v in stage_ms.items()}
+        event["latency_ms"] = {k: round(stage_ms[k], 2) for k in (*STAGES, "end_to_end")}
+        self.classified += 1
+        self.last = event
+        feed.counted(event, stage_ms["end_to_end"], now)
         return image, event
 
-    def output(self, image: np.ndarray, event: dict[str, Any], st: SourceStatus) -> None:
+    def output(self, feed: Feed, image: np.ndarray, event: dict[str, Any]) -> None:
         start = time.perf_counter()
         for sink in self.sinks:
             sink.frame(image, event)
         self.times.add("output", (time.perf_counter() - start) * 1000)  # writing, showing, serving
-        frames = {
-            "read": st.read,
-            "classified": self.classified,
-            "dropped": _dropped(self.source, st.read, st.delivered),
-            "skipped": st.skipped,
-        }
-        _STATUS.update(frames=frames, fps=event["fps"], last=event)
+
+    def publish(self, force: bool = False) -> None:
+        """The live status after a tick (at most every PUBLISH_S, so that tens of sources cost the loop little):
+        totals, rates and every source's counters."""
+        now = time.monotonic()
+        if not force and now < self.published + PUBLISH_S:
+            return
+        self.published = now
+        frames = {"read": 0, "classified": 0, "dropped": 0, "skipped": 0}
+        for feed in self.feeds:
+            for key, value in feed.frames().items():
+                frames[key] += value
+        capture = sum(f.status.capture_fps for f in self.feeds if not f.done)
+        _STATUS.update(
+            frames=frames,
+            fps={"capture": round(capture, 2), "inference": round(self.meter.rate(now), 2)},
+            last=self.last,
+            sources=[f.entry() for f in self.feeds],
+        )
+
+    def lost(self) -> str | None:
+        """One sentence for the streams lost for good (None if none), however the run ended."""
+        lost = [f for f in self.feeds if f.ended_by == STREAM_LOST]
+        if len(lost) == 1:
+            return lost[0].error
+        if lost:
+            names = ", ".join(f.source.name for f in lost)
+            return f"{len(lost)} of {len(self.feeds)} sources dropped and did not come back: {names}."
+        return None
+
+    def ended_by(self) -> str:
+        """How the run ended once every feed is done."""
+        if any(f.ended_by == STREAM_LOST for f in self.feeds):
+            return STREAM_LOST
+        if all(f.ended_by == MAX_FRAMES for f in self.feeds):
+            return MAX_FRAMES
+        return END_OF_SOURCE
 
 
 def run_loop(
-    classifier: Classifier, source: Source, options: LoopOptions, sinks: Sequence[Sink]
+    classifier: Classifier,
+    sources: Source | Sequence[Source],
+    options: LoopOptions,
+    sinks: Sequence[Sink],
 ) -> LoopSummary:
-    """Classify the frames of an opened `source` until it ends, feeding every sink; closes the sinks
-    (the caller closes the source). A lost stream ends the loop with `error` set, not an exception."""
-    run = _Run(classifier, source, options, sinks)
-    info = {"source": source.name, "provider": classifier.provider, "device": classifier.device}
-    _STATUS.start(info, run.times)
-    ended_by, error = "end of source", None
+    """Classify the frames of the opened `sources` (one source or several, batched) until every one has ended
+    or was lost, feeding every sink; closes the sinks (the caller closes the sources). A lost stream does not
+    raise: it ends its own feed (the others go on) and the summary's `error` says which."""
+    sources = [sources] if isinstance(sources, Source) else list(sources)
+    if not sources:
+        raise ValueError("run_loop needs at least one source")
+    run = _Run(classifier, sources, options, sinks)
+    name = sources[0].name if len(sources) == 1 else f"{len(sources)} sources"
+    info = {"source": name, "provider": classifier.provider, "device": classifier.device}
+    _STATUS.start(info, run.times, run.feeds)
+    ended_by = END_OF_SOURCE
     if run.draw:  # the first overlay pays for font and buffer set-up: not in the first frame's timings
         annotate(np.zeros((*classifier.spec.size, 3), np.uint8), OverlayView(top=[("", 0.0)]))
     start = time.perf_counter()
     try:
-        while not (options.max_frames and run.classified >= options.max_frames):
+        wait_start = time.perf_counter()
+        while not all(feed.done for feed in run.feeds):
+            seen = run.waker.count
+            batch = run.collect()
+            if not batch:
+                if not all(feed.done for feed in run.feeds):
+                    run.idle(seen)
+                continue
+            run.classify(batch, wait_start)
             wait_start = time.perf_counter()
-            frame, st = run.next_frame()
-            if frame is None:
-                break
-            image, event = run.classify(frame, st, wait_start)
-            run.classified += 1
-            run.output(image, event, st)
-        else:
-            ended_by = "max frames"
+        ended_by = run.ended_by()
     except StopRequested:
         ended_by = "quit"
     except KeyboardInterrupt:
         ended_by = "interrupted"
-    except StreamLost as exc:
-        ended_by, error = "stream lost", str(exc)
     finally:
         seconds = time.perf_counter() - start
+        run.preprocess.close()
         _close_sinks(sinks, {"state": ENDED, "message": ended_by, "t": run.now()})
-    st = source.status()
+    summaries = tuple(feed.summary(seconds, ended_by) for feed in run.feeds)
+    run.publish(force=True)
     _STATUS.update(running=False, state=ENDED, message=ended_by)
-    outputs = tuple(str(p) for p in (getattr(s, "path", None) for s in sinks) if p is not None)
+    read = sum(s.frames_read for s in summaries)
     return LoopSummary(
-        frames_read=st.read,
+        frames_read=read,
         classified=run.classified,
-        dropped=_dropped(source, st.read, st.delivered),
-        skipped=st.skipped,
-        reconnects=st.reconnects,
+        dropped=sum(s.dropped for s in summaries),
+        skipped=sum(s.skipped for s in summaries),
+        reconnects=sum(s.reconnects for s in summaries),
         seconds=round(seconds, 3),
         fps=round(run.classified / seconds, 2) if seconds > 0 else 0.0,
-        capture_fps=round(st.read / seconds, 2) if seconds > 0 else 0.0,
+        capture_fps=round(read / seconds, 2) if seconds > 0 else 0.0,
         stages=run.times.percentiles(),
         provider=classifier.provider,
-        source=source.name,
+        source=name,
         ended_by=ended_by,
-        error=error,
-        outputs=outputs,
+        error=run.lost(),  # a stream lost before a quit or Ctrl-C still fails the run
+        outputs=_outputs(sinks),
+        sources=summaries,
+        batches=run.batches,
     )
+
+
+def _outputs(sinks: Sequence[Sink]) -> tuple[str, ...]:
+    """The files the sinks wrote (a sink per source lists its files in `outputs`)."""
+    paths: list[str] = []
+    for sink in sinks:
+        many = getattr(sink, "outputs", None)
+        if many is not None:
+            paths.extend(str(p) for p in many)
+        elif getattr(sink, "path", None) is not None:
+            paths.append(str(sink.path))  # type: ignore[attr-defined]
+    return tuple(paths)
 
 
 def _close_sinks(sinks: Sequence[Sink], ended: dict[str, Any]) -> None:

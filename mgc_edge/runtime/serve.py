@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 EVENT_RING = 256  # events kept for viewers that fall behind; older ones are skipped, never queued
 EVENT_BATCH = 64  # at most this many pending events in one write: a viewer that lags jumps to the newest
 KEEPALIVE_S = 5.0  # an idle stream sends something this often, so a viewer that left is noticed
+WATCH_S = 3.0  # after a snapshot, frames are drawn this long for the next one (tiles ask every 0.2-1 s)
 CLOSE_GRACE_S = 0.5  # close() lets streams send their last events this long before it cuts them
 WEB_FILES = ("index.html", "app.js", "style.css")
 
@@ -116,14 +117,42 @@ class _Event:
         return self._wire
 
 
+class _Picture:
+    """One source's newest annotated frame and its JPEG (frames count from 1; 0 means none yet)."""
+
+    __slots__ = ("frame", "seq", "tried", "jpeg", "jpeg_seq", "viewers", "event", "state")
+
+    def __init__(self) -> None:
+        self.frame: np.ndarray | None = None
+        self.seq = self.tried = self.jpeg_seq = self.viewers = 0
+        self.jpeg: bytes | None = None
+        self.event: _Event | None = None  # the newest frame event
+        self.state: _Event | None = None  # the newest state event of this source
+
+    def needs_jpeg(self) -> bool:
+        return self.viewers > 0 and self.seq != self.tried
+
+
+def source_index(event: Mapping[str, Any]) -> int | None:
+    """The index of the source an event belongs to; None for an event of the whole run."""
+    source = event.get("source")
+    return int(source["index"]) if isinstance(source, Mapping) and "index" in source else None
+
+
 class LiveServer:
     """The live view: the sink the loop calls (`frame`, `state`, `close`) and the HTTP server it feeds.
 
     `frame()` must get a frame the caller no longer changes (the overlay draws onto a new array each time):
-    it is kept by reference, not copied, so that the call costs microseconds.
+    it is kept by reference, not copied, so that the call costs microseconds. With several sources, each has its
+    own newest frame and JPEG (the `source` of the event says whose); `source` 0 is the default everywhere.
     """
 
-    wants_image = True  # the loop draws the overlay for sinks that want the annotated frame
+    @property
+    def wants_image(self) -> bool:
+        """Whether the loop should draw the overlay for this view (asked before every tick): only while someone
+        watches frames, an MJPEG stream or a snapshot within the last WATCH_S. Nobody watching, drawing tens of
+        cameras' frames would cost the loop for nothing; a new viewer's first frame may come undrawn."""
+        return self._streams["mjpeg"] > 0 or time.monotonic() < self._watched_until
 
     def __init__(
         self, config: ServeConfig, model_info: Mapping[str, Any], status: Callable[[], Mapping[str, Any]]
@@ -137,18 +166,14 @@ class LiveServer:
         self._event_ready = threading.Condition(self._lock)  # event-stream viewers wait here
         self._stream_closed = threading.Condition(self._lock)  # close() waits here for streams to end
         self._stopping = threading.Event()
-        self._frame: np.ndarray | None = None
-        self._frame_seq = 0
-        self._tried_seq = 0  # the newest frame the encoder has turned (or failed to turn) into a JPEG
-        self._jpeg: bytes | None = None
-        self._jpeg_seq = 0  # the frame the stored JPEG was encoded from
+        self._pictures: dict[int, _Picture] = {}  # per source; created by its first frame or viewer
         self._events: deque[_Event] = deque(maxlen=EVENT_RING)
         self._event_seq = 0
-        self._last_frame_event: _Event | None = None
-        self._last_state_event: _Event | None = None
+        self._last_state_event: _Event | None = None  # the newest state event, of the run or of a source
         self._streams = {"mjpeg": 0, "events": 0}
         self._counts = {"frames": 0, "jpegs": 0, "jpegs_sent": 0, "event_writes": 0, "refused_streams": 0}
         self._started = time.monotonic()
+        self._watched_until = 0.0  # a snapshot was asked for: frames are wanted drawn until then
         self.pages = _load_pages(config.token)
         self._httpd = make_http_server(config, self)
         self.host, self.port = config.host, int(self._httpd.server_address[1])
@@ -167,18 +192,31 @@ class LiveServer:
         with self._lock:
             if self._stopping.is_set():
                 return
-            self._frame = annotated_bgr
-            self._frame_seq += 1
+            picture = self._picture(source_index(event) or 0)
+            picture.frame = annotated_bgr
+            picture.seq += 1
             self._counts["frames"] += 1
-            self._last_frame_event = self._push("frame", event)
-            if self._streams["mjpeg"]:  # waking an encoder with nothing to do costs the loop a thread switch
+            picture.event = self._push("frame", event)
+            if picture.viewers:  # waking an encoder with nothing to do costs the loop a thread switch
                 self._frame_ready.notify()
 
     def state(self, event: Mapping[str, Any]) -> None:
-        """Publish a state change ("live", "stale", "reconnecting", "ended") with its message."""
+        """Publish a state change ("live", "stale", "reconnecting", "ended", "failed") with its message: of one
+        source when the event names it, else of the whole run."""
         with self._lock:
-            if not self._stopping.is_set():
-                self._last_state_event = self._push("state", event)
+            if self._stopping.is_set():
+                return
+            self._last_state_event = self._push("state", event)
+            index = source_index(event)
+            if index is not None:
+                self._picture(index).state = self._last_state_event
+
+    def _picture(self, index: int) -> _Picture:
+        # Caller holds the lock.
+        picture = self._pictures.get(index)
+        if picture is None:
+            picture = self._pictures[index] = _Picture()
+        return picture
 
     def close(self) -> None:
         """Stop serving: every open stream ends and the port is released, within about a second."""
@@ -237,19 +275,24 @@ class LiveServer:
         """Sleep up to `seconds`, less if the server stops; True when it stops."""
         return self._stopping.wait(seconds)
 
-    def open_stream(self, kind: str) -> bool:
-        """Take a stream slot ("mjpeg" or "events"); False when the cap is reached or the server stops."""
+    def open_stream(self, kind: str, source: int = 0) -> bool:
+        """Take a stream slot ("mjpeg" of one source, or "events"); False when the cap is reached or the server
+        stops."""
         with self._lock:
             if self._stopping.is_set() or sum(self._streams.values()) >= self.config.max_streams:
                 self._counts["refused_streams"] += 1
                 return False
             self._streams[kind] += 1
-            self._frame_ready.notify()  # a first MJPEG viewer wakes the encoder
+            if kind == "mjpeg":
+                self._picture(source).viewers += 1
+                self._frame_ready.notify()  # a first MJPEG viewer wakes the encoder
             return True
 
-    def close_stream(self, kind: str) -> None:
+    def close_stream(self, kind: str, source: int = 0) -> None:
         with self._lock:
             self._streams[kind] -= 1
+            if kind == "mjpeg":
+                self._picture(source).viewers -= 1
             self._stream_closed.notify_all()
 
     def sent(self, what: str) -> None:
@@ -257,18 +300,24 @@ class LiveServer:
         with self._lock:
             self._counts[what] += 1
 
-    def next_jpeg(self, last: int) -> tuple[bytes | None, int]:
-        """The newest JPEG once it is newer than frame `last`, or the same again after KEEPALIVE_S; (None, -1)
-        when the server stops."""
+    def next_jpeg(self, last: int, source: int = 0) -> tuple[bytes | None, int]:
+        """The newest JPEG of `source` once it is newer than frame `last`, or the same again after
+        KEEPALIVE_S; (None, -1) when the server stops."""
         with self._lock:
-            self._jpeg_ready.wait_for(lambda: self._stopping.is_set() or self._jpeg_seq != last, KEEPALIVE_S)
-            return (None, -1) if self._stopping.is_set() else (self._jpeg, self._jpeg_seq)
+            picture = self._picture(source)
+            self._jpeg_ready.wait_for(
+                lambda: self._stopping.is_set() or picture.jpeg_seq != last, KEEPALIVE_S
+            )
+            return (None, -1) if self._stopping.is_set() else (picture.jpeg, picture.jpeg_seq)
 
     def first_events(self) -> tuple[list[_Event], int]:
-        """What a new event stream starts with (the current state, the newest frame event) and its position."""
+        """What a new event stream starts with (the run's state; each source's state and newest frame event) and
+        its position."""
         with self._lock:
-            intro = [e for e in (self._last_state_event, self._last_frame_event) if e is not None]
-            return sorted(intro, key=lambda e: e.seq), self._event_seq
+            intro = {e.seq: e for e in (self._last_state_event,) if e is not None}
+            for picture in self._pictures.values():
+                intro.update((e.seq, e) for e in (picture.state, picture.event) if e is not None)
+            return [intro[seq] for seq in sorted(intro)], self._event_seq
 
     def next_events(self, last: int) -> tuple[list[_Event], int]:
         """Events after `last` (the newest EVENT_BATCH of them at most) and the new position; waits up to
@@ -281,14 +330,19 @@ class LiveServer:
             batch = [self._events[i] for i in range(len(self._events) - pending, len(self._events))]
             return batch, self._event_seq
 
-    def snapshot(self) -> bytes | None:
-        """The newest frame as a JPEG, encoding it now if the encoder has not; None before the first frame."""
+    def snapshot(self, source: int = 0) -> bytes | None:
+        """The newest frame of `source` as a JPEG, encoding it now if the encoder has not; None before its first
+        frame."""
         with self._lock:
-            frame, seq, jpeg, jpeg_seq = self._frame, self._frame_seq, self._jpeg, self._jpeg_seq
+            self._watched_until = time.monotonic() + WATCH_S
+            picture = self._pictures.get(source)
+            if picture is None:
+                return None
+            frame, seq, jpeg, jpeg_seq = picture.frame, picture.seq, picture.jpeg, picture.jpeg_seq
         if frame is None or jpeg_seq == seq:
             return jpeg
         fresh = self._encode(frame)
-        self._store_jpeg(seq, fresh)
+        self._store_jpeg(source, seq, fresh)
         return fresh or jpeg
 
     def status(self) -> dict[str, Any]:
@@ -310,22 +364,26 @@ class LiveServer:
 
     # -- the encoder thread ------------------------------------------------------------------------------
     def _encode_loop(self) -> None:
+        """Encode the newest frame of every source that has MJPEG viewers, at most `stream_fps` times a second
+        each."""
         interval = 1.0 / max(self.config.stream_fps, 0.1)
 
-        def work() -> bool:
-            return self._streams["mjpeg"] > 0 and self._frame_seq != self._tried_seq
+        def work() -> list[tuple[int, _Picture]]:
+            return [(i, p) for i, p in self._pictures.items() if p.needs_jpeg()]
 
         while True:
             with self._lock:
-                self._frame_ready.wait_for(lambda: self._stopping.is_set() or work(), KEEPALIVE_S)
+                self._frame_ready.wait_for(lambda: self._stopping.is_set() or bool(work()), KEEPALIVE_S)
                 if self._stopping.is_set():
                     return
-                if not work():
-                    continue
-                frame, seq = self._frame, self._frame_seq
-                self._tried_seq = seq
+                todo = [(i, p.frame, p.seq) for i, p in work()]
+                for _, picture in work():
+                    picture.tried = picture.seq
+            if not todo:
+                continue
             started = time.monotonic()
-            self._store_jpeg(seq, self._encode(frame))
+            for index, frame, seq in todo:
+                self._store_jpeg(index, seq, self._encode(frame))
             if self._stopping.wait(max(0.0, interval - (time.monotonic() - started))):
                 return
 
@@ -341,10 +399,11 @@ class LiveServer:
             return None
         return buf.tobytes() if ok else None
 
-    def _store_jpeg(self, seq: int, jpeg: bytes | None) -> None:
+    def _store_jpeg(self, source: int, seq: int, jpeg: bytes | None) -> None:
         with self._lock:
-            if jpeg is not None and seq > self._jpeg_seq:
-                self._jpeg, self._jpeg_seq = jpeg, seq
+            picture = self._picture(source)
+            if jpeg is not None and seq > picture.jpeg_seq:
+                picture.jpeg, picture.jpeg_seq = jpeg, seq
                 self._counts["jpegs"] += 1
                 self._jpeg_ready.notify_all()
 

@@ -1,6 +1,7 @@
 """HTTP for the live view: the access token, the request handler and the threaded server.
 
-Only a fixed set of paths exists (the page's three files, the status JSON, the two streams, a snapshot);
+Only a fixed set of paths exists (the page's three files, the status JSON, the two streams, a snapshot; the
+frame routes take `?source=N` for one source of several);
 no request path is ever mapped to the file system, so nothing else can be read. With a token set, every
 request must carry it, as `Authorization: Bearer TOKEN` (scripts) or `?token=TOKEN` (the page, whose image,
 stylesheet and event-stream requests cannot set a header); it is compared in constant time and never logged
@@ -38,6 +39,7 @@ BOUNDARY = b"mgcframe"
 IO_TIMEOUT_S = 10.0  # a client that sends no request, or takes no bytes, for this long is dropped
 EVENT_INTERVAL_S = 0.05  # an event stream writes at most 20 times a second, whatever the loop's rate
 EXTRA_CONNECTIONS = 32  # connections allowed beyond the stream cap: page, status and snapshot requests
+MAX_SOURCES = 4096  # `?source=` beyond this is refused: a request cannot make the server keep state for it
 
 TEXT, JSON_TYPE = "text/plain; charset=utf-8", "application/json"
 ASSETS = {
@@ -163,6 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = b"401 Unauthorized: this live view needs its token; open it as /?token=YOUR_TOKEN.\n"
             self._reply(401, body, TEXT, {"WWW-Authenticate": 'Bearer realm="mgc-edge"'})
             return
+        source = _source(parse_qs(url.query).get("source", ["0"])[-1])
         if url.path in ASSETS:
             name, content_type = ASSETS[url.path]
             if name == "index.html" and token and token_matches(from_query, token):
@@ -172,10 +175,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, json_bytes(live.status()), JSON_TYPE)
         elif url.path == "/events":
             self._events(live)
+        elif url.path in ("/stream.mjpg", "/frame.jpg") and source is None:
+            self._reply(404, b"No such source.\n", TEXT)
         elif url.path == "/stream.mjpg":
-            self._mjpeg(live)
+            self._mjpeg(live, source)
         elif url.path == "/frame.jpg":
-            jpeg = live.snapshot()
+            jpeg = live.snapshot(source)
             if jpeg is None:
                 self._reply(503, b"No frame yet.\n", TEXT, {"Retry-After": "1"})
             else:
@@ -194,8 +199,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _start_stream(self, live: LiveServer, kind: str, content_type: str) -> bool:
-        if not live.open_stream(kind):
+    def _start_stream(self, live: LiveServer, kind: str, content_type: str, source: int = 0) -> bool:
+        if not live.open_stream(kind, source):
             self._reply(
                 503, b"Too many live-view streams are open; try again later.\n", TEXT, {"Retry-After": "5"}
             )
@@ -209,14 +214,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         return True
 
-    def _mjpeg(self, live: LiveServer) -> None:
-        if not self._start_stream(live, "mjpeg", f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}"):
+    def _mjpeg(self, live: LiveServer, source: int) -> None:
+        content_type = f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}"
+        if not self._start_stream(live, "mjpeg", content_type, source):
             return
         try:
             self.wfile.write(b"--" + BOUNDARY + b"\r\n")
             last = 0
             while True:
-                jpeg, seq = live.next_jpeg(last)
+                jpeg, seq = live.next_jpeg(last, source)
                 if seq < 0:
                     return
                 if jpeg is not None:
@@ -229,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (OSError, ValueError):  # the viewer left, or took nothing for IO_TIMEOUT_S
             pass
         finally:
-            live.close_stream("mjpeg")
+            live.close_stream("mjpeg", source)
 
     def _events(self, live: LiveServer) -> None:
         if not self._start_stream(live, "events", "text/event-stream; charset=utf-8"):
@@ -251,6 +257,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("live view, %s: %s", self.client_address[0], redact(format % args))
+
+
+def _source(text: str) -> int | None:
+    """The `?source=N` of a frame or stream request (0 when absent); None for anything but a small index."""
+    return int(text) if text.isdigit() and int(text) < MAX_SOURCES else None
 
 
 class _Server(ThreadingHTTPServer):

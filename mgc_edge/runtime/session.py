@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import io
 import logging
+import math
 import os
 import sys
 import time
@@ -94,10 +95,11 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def live_threads(reserve: int = 2) -> int:
-    """Intra-op threads for a live loop: all usable cores but `reserve` (capture / decoding and drawing /
-    writing run beside inference, and starving them costs more frames than one more inference thread wins)."""
-    return max(1, usable_cores() - reserve)
+def live_threads(reserve: float = 2.0) -> int:
+    """Intra-op threads for a live loop: the usable cores less `reserve`, the cores that capture and decoding
+    keep busy beside inference (measured by `runtime/cores.py`), rounded half up, at least one."""
+    cores = usable_cores()
+    return max(1, min(cores, math.floor(cores - reserve + 0.5)))
 
 
 @lru_cache(maxsize=1)

@@ -16,7 +16,7 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -40,11 +40,12 @@ class Sink(Protocol):
     """An output of the live loop.
 
     `frame()` is called for each classified frame with the annotated BGR image and the event: the JSONL
-    object (frame, t, top, smoothed, latency_ms) plus "state" and "fps" {"capture", "inference"}.
-    `state()` is called when the source's state changes: {"state": "live" | "stale" | "reconnecting" |
-    "ended", "message": str, "t": float}. `close()` finishes the output. A sink may define
-    `wants_image = False` when it ignores the image (the loop then skips drawing for it), and may raise
-    StopRequested from `frame()` or `state()` to end the loop cleanly.
+    object (source, frame, t, top, smoothed, latency_ms) plus "state", "fps" {"capture", "inference"} and
+    "batch". `state()` is called when a source's state changes: {"state": "live" | "stale" | "reconnecting" |
+    "failed" | "ended", "message": str, "t": float, "source": {"index", "name"}}, and once at the end of the
+    run without "source". `close()` finishes the output. A sink may define `wants_image = False` when it
+    ignores the image (the loop then skips drawing for it; a property is asked again before every batch), and
+    may raise StopRequested from `frame()` or `state()` to end the loop cleanly.
     """
 
     def frame(self, annotated_bgr: np.ndarray, event: dict[str, Any]) -> None: ...
@@ -305,3 +306,42 @@ class JsonlSink:
             os.replace(self._tmp, self.path)
         finally:
             self._stack.close()
+
+
+class PerSource:
+    """One sink per source (a window, an mp4 file): each frame and state goes to the sink of its event's
+    source; the run's own end (an event without a source) goes to all of them."""
+
+    def __init__(self, sinks: Sequence[Any]) -> None:
+        self.sinks = list(sinks)
+        self.wants_image = any(wants_image(s) for s in self.sinks)
+
+    @property
+    def outputs(self) -> list[Path]:
+        """The files the sinks write, in source order."""
+        return [s.path for s in self.sinks if getattr(s, "path", None) is not None]
+
+    def frame(self, annotated_bgr: np.ndarray, event: dict[str, Any]) -> None:
+        self.sinks[event["source"]["index"]].frame(annotated_bgr, event)
+
+    def state(self, event: dict[str, Any]) -> None:
+        source = event.get("source")
+        for sink in [self.sinks[source["index"]]] if source else self.sinks:
+            sink.state(event)
+
+    def idle(self) -> None:
+        for sink in self.sinks:
+            idle = getattr(sink, "idle", None)
+            if idle is not None:
+                idle()
+
+    def close(self) -> None:
+        """Close every sink, even when one fails; then report the first failure."""
+        failure: Exception | None = None
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure

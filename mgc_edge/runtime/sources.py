@@ -16,8 +16,9 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -139,6 +140,10 @@ class RateMeter:
         return (len(self._times) - 1) / span if span > 0 else 0.0
 
 
+def _nothing() -> None:
+    pass
+
+
 class Source:
     """Common surface of every source: `open()`, `read(timeout)` -> the next Frame or None, `status()`,
     `close()`, and iteration over frames until the end (a lost stream raises StreamLost)."""
@@ -147,6 +152,12 @@ class Source:
     live: bool  # True where frames can be missed (camera, URL, realtime file)
     fps: float  # nominal frame rate, 0 when unknown
     clock: float  # time.monotonic() at the start: frame.t + clock is the capture instant (live sources)
+    _wake: Callable[[], None] = staticmethod(_nothing)
+
+    def attach(self, wake: Callable[[], None]) -> None:
+        """Call `wake()` (from the reading thread) whenever a frame or a change of state arrives: a loop
+        that reads several sources waits on one signal instead of polling each of them."""
+        self._wake = wake
 
     def open(self) -> Source:
         """Open the source (errors are one sentence) and start reading; idempotent."""
@@ -252,9 +263,10 @@ class FileSource(Source):
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
-                return True
             except queue.Full:
                 continue
+            self._wake()
+            return True
         return False
 
     def _run(self) -> None:
@@ -344,6 +356,57 @@ def open_source(source: str, options: SourceOptions = SourceOptions()) -> Source
     if options.realtime:
         return LiveSource(Path(text), options, paced_file=True).open()
     return FileSource(text, options).open()
+
+
+def is_file_source(text: str) -> bool:
+    """Whether a source text names a video file (not a camera index, not a URL)."""
+    text = str(text).strip()
+    return not (text.isdigit() or "://" in text)
+
+
+def open_sources(texts: Sequence[str], options: SourceOptions = SourceOptions()) -> list[Source]:
+    """Open several sources at once, in threads (a dead stream's timeout is paid once, not once per
+    source); the first error is raised (one sentence naming its source) after closing the others.
+
+    With a mix of files and cameras or streams, `every` and `realtime` apply to the files only; they are
+    refused only where no source is a file."""
+    texts = [str(t).strip() for t in texts]
+    if not texts:
+        raise SourceError("Give at least one source.")
+    per_source = [options] * len(texts)
+    if (options.every != 1 or options.realtime) and any(map(is_file_source, texts)):
+        live = replace(options, every=1, realtime=False)
+        per_source = [options if is_file_source(t) else live for t in texts]
+    if len(texts) == 1:
+        return [open_source(texts[0], per_source[0])]
+    opened: list[Source] = []
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=min(16, len(texts)), thread_name_prefix="mgc-open") as pool:
+        for future in [pool.submit(open_source, t, o) for t, o in zip(texts, per_source)]:
+            try:
+                opened.append(future.result())
+            except BaseException as exc:  # keep collecting: every opened source must be closed
+                failure = failure or exc
+    if failure is not None:
+        for source in opened:
+            source.close()
+        raise failure
+    return opened
+
+
+def read_sources_file(path: str | Path) -> list[str]:
+    """The sources listed in a text file, one per line; blank lines and lines starting with # are skipped."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise SourceError(f"Sources file {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"Sources file {path} cannot be read ({type(exc).__name__}).") from None
+    sources = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not sources:
+        raise SourceError(f"Sources file {path} lists no source (one per line; # starts a comment).")
+    return sources
 
 
 def describe(source: Source) -> dict[str, Any]:

@@ -1,15 +1,17 @@
-"""`mgc-edge webcam` as a library call: the model, the source, the sinks (window, video, JSONL, the web view,
-a terminal status line), the loop and its summary. The CLI only parses options into `WebcamOptions`."""
+"""`mgc-edge webcam` as a library call: the sources (one or several), the model with the threads they leave it,
+the sinks (windows, videos, JSONL, the web view, a terminal status line), the loop and its summary. The CLI only
+parses options into `WebcamOptions`."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack, closing
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.markup import escape
 
@@ -26,6 +28,8 @@ class WebcamOptions:
     """The options of `mgc-edge webcam` (see its --help), in one place for run_webcam and make_sinks."""
 
     source: str = "0"
+    sources: tuple[str, ...] = ()  # several sources (--source given more than once); replace `source`
+    sources_file: Path | None = None  # --sources FILE: one source per line, after `sources`
     device: str = "auto"
     threads: int = 0
     topk: int = 5
@@ -42,6 +46,24 @@ class WebcamOptions:
     serve: str | None = None  # [HOST:]PORT of the live web view
     token: str | None = field(default=None, repr=False)  # never shown, not even in a repr
 
+    def source_list(self) -> list[str]:
+        """Every source of the run, in order: `sources`, then the lines of `sources_file`, else `source`."""
+        from mgc_edge.runtime.sources import read_sources_file
+
+        listed = list(self.sources)
+        if self.sources_file is not None:
+            listed += read_sources_file(self.sources_file)
+        return listed or [self.source]
+
+
+def save_paths(save: Path, count: int) -> list[Path]:
+    """Where --save writes: the file itself for one source, else one file per source, `NAME.<index>.mp4`
+    (one video per camera keeps each one's own size, rate and timeline; a grid would have to resample them all
+    to one clock and letterbox them to one size)."""
+    if count == 1:
+        return [save]
+    return [save.with_name(f"{save.stem}.{i}{save.suffix}") for i in range(count)]
+
 
 def quiet_opencv() -> None:
     """OpenCV's and FFmpeg's own log lines (every camera backend probed, each stream hiccup) would bury
@@ -56,34 +78,69 @@ def quiet_opencv() -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
+def load_classifier(
+    model: Path, device: str, threads: int, live: bool, notify: Callable[[str], None], batch: int = 1
+) -> tuple[Any, float]:
+    """The model on the device asked for, warmed up on `batch` frames, and the seconds the first run took. A
+    live loop without --threads starts on every core; `fit_threads` measures what its sources leave."""
+    from mgc_edge.runtime.session import Classifier, live_threads
+
+    threads = threads or (live_threads(reserve=0) if live else 0)
+    clf = Classifier(model, device=device, threads=threads, spinning=not live, notify=notify)
+    return clf, clf.warmup(batch_size=batch)
+
+
+def fit_threads(clf: Any, first: float, sources: Sequence[Any]) -> tuple[Any, float, Any]:
+    """Measure the cores the opened `sources` keep busy (runtime/cores.py) and give the model the rest: the
+    session is made again where that is fewer threads than it has (the old one is dropped first)."""
+    from mgc_edge.runtime import cores
+    from mgc_edge.runtime.session import Classifier
+
+    if clf.device != "cpu":  # a GPU runs the model; its CPU threads hardly matter
+        return clf, first, None
+    batch = max(1, min(len(sources), 64))  # a tick where every source has a frame
+    x = np.zeros((batch, 3, *clf.spec.size), np.float32)
+    budget = cores.measure(sources, lambda: clf.logits(x))
+    if budget.threads != clf.threads:
+        model = clf.path
+        clf = None
+        clf = Classifier(model, device="cpu", threads=budget.threads, spinning=False)
+        first = clf.warmup(batch_size=batch)
+    return clf, first, budget
+
+
+def say_classifier(clf: Any, first: float, console: Console, budget: Any = None) -> None:
+    """The start-up line: model, classes, input size, the provider that really runs, threads, warm-up."""
+    h, w = clf.spec.size
+    threads = clf.threads
+    how = ""
+    if threads and clf.device == "cpu":
+        how = f" ({threads} thread{'s' if threads != 1 else ''}"
+        how += f"; {budget.describe()})" if budget is not None else ")"
+    elif clf.io_bound:
+        how = " (I/O bound on the device" + (", batch 1 as a CUDA graph)" if clf.graphed else ")")
+    console.print(
+        f"[bold]{escape(clf.path.name)}[/]: {clf.metadata.arch} {clf.metadata.precision}, {clf.num_classes} "
+        f"classes, {h}x{w}, on [bold]{clf.provider}[/]{escape(how)}; warm-up {first * 1000:.0f} ms",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for line in clf.advice:  # the model is the wrong precision for this device, say
+        console.print(f"[yellow]note:[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
 def open_classifier(
     model: Path, device: str, threads: int, live: bool, console: Console, notify: Callable[[str], None]
 ) -> Any:
     """The model on the device asked for, warmed up; says which provider really runs (and a fallback)."""
-    from mgc_edge.runtime.session import Classifier, live_threads
-
-    threads = threads or (live_threads() if live else 0)
-    clf = Classifier(model, device=device, threads=threads, spinning=not live, notify=notify)
-    first = clf.warmup()
-    h, w = clf.spec.size
-    how = ""
-    if threads and clf.device == "cpu":
-        how = f" ({threads} thread{'s' if threads != 1 else ''})"
-    elif clf.io_bound:
-        how = " (I/O bound on the device" + (", batch 1 as a CUDA graph)" if clf.graphed else ")")
-    console.print(
-        f"[bold]{escape(model.name)}[/]: {clf.metadata.arch} {clf.metadata.precision}, {clf.num_classes} classes, "
-        f"{h}x{w}, on [bold]{clf.provider}[/]{how}; warm-up {first * 1000:.0f} ms",
-        highlight=False,
-        soft_wrap=True,
-    )
-    for line in clf.advice:
-        notify(line)
+    clf, first = load_classifier(model, device, threads, live, notify)
+    say_classifier(clf, first, console)
     return clf
 
 
 class ConsoleSink:
-    """A one-line live status on the terminal (label, FPS, state): what a headless run shows meanwhile."""
+    """A one-line live status on the terminal (label, FPS, state): what a headless run shows meanwhile. With
+    several sources, the newest label of each and the frames classified per second in all."""
 
     wants_image = False
 
@@ -91,17 +148,30 @@ class ConsoleSink:
         self._status = console.status("starting", spinner="dots")
         self._status.start()
         self._next = 0.0
+        self._last: dict[int, dict[str, Any]] = {}
+        self._meter_start, self._count = time.monotonic(), 0
 
     def frame(self, annotated_bgr: Any, event: dict[str, Any]) -> None:
+        self._last[event.get("source", {}).get("index", 0)] = event
+        self._count += 1
         now = time.monotonic()
         if now < self._next:
             return
         self._next = now + 0.5
-        s, fps = event["smoothed"], event["fps"]
-        self._status.update(
-            f"frame {event['frame']}  [bold]{escape(s['name'])}[/] {s['prob']:.0%}  capture {fps['capture']:.1f} fps  "
-            f"inference {fps['inference']:.1f} fps  latency {event['latency_ms']['end_to_end']:.0f} ms"
+        if len(self._last) == 1:
+            s, fps = event["smoothed"], event["fps"]
+            self._status.update(
+                f"frame {event['frame']}  [bold]{escape(s['name'])}[/] {s['prob']:.0%}  capture "
+                f"{fps['capture']:.1f} fps  inference {fps['inference']:.1f} fps  latency "
+                f"{event['latency_ms']['end_to_end']:.0f} ms"
+            )
+            return
+        rate = self._count / max(now - self._meter_start, 1e-6)
+        self._meter_start, self._count = now, 0
+        labels = "  ".join(
+            f"[{i}] [bold]{escape(e['smoothed']['name'])}[/]" for i, e in sorted(self._last.items())[:8]
         )
+        self._status.update(f"{len(self._last)} sources, {rate:.1f} frames/s in all  {labels}")
 
     def state(self, event: dict[str, Any]) -> None:
         if event["state"] in ("stale", "reconnecting"):
@@ -111,33 +181,88 @@ class ConsoleSink:
         self._status.stop()
 
 
+class LostSourceNotes:
+    """With several sources: says, as it happens, that one was lost for good (and whether others go on)."""
+
+    wants_image = False
+
+    def __init__(self, notify: Callable[[str], None], sources: int) -> None:
+        self.notify, self.sources = notify, sources
+        self._done: set[int] = set()
+
+    def frame(self, annotated_bgr: Any, event: dict[str, Any]) -> None:
+        pass
+
+    def state(self, event: dict[str, Any]) -> None:
+        source = event.get("source")
+        if source is None or event["state"] not in ("failed", "ended"):
+            return
+        self._done.add(source["index"])
+        if event["state"] == "failed":
+            others = " The other sources go on." if len(self._done) < self.sources else ""
+            self.notify(f"{event['message']}{others}")
+
+    def close(self) -> None:
+        pass
+
+
+def source_fps(source: Any, every: int) -> float:
+    """The frame rate of a source's annotated video: its own, 25 when unknown; --every thins files only."""
+    from mgc_edge.runtime.sources import FileSource
+
+    fps = source.fps or 25.0
+    return fps / every if isinstance(source, FileSource) else fps
+
+
 def make_sinks(
     clf: Any,
     options: WebcamOptions,
-    fps: float,
+    sources: Sequence[Any],
     extra: Sequence[Any] = (),
     console: Console | None = None,
     notify: Callable[[str], None] = lambda _m: None,
 ) -> list[Any]:
-    """The outputs of one webcam run: a window (per --display), --save, --jsonl, `extra` sinks (e.g. a web
-    view, which gets `clf` for the model's metadata), and a status line when headless on a terminal."""
-    from mgc_edge.runtime.sinks import DisplayError, JsonlSink, VideoSink, WindowSink, display_problem
+    """The outputs of one webcam run: a window per source (per --display), --save (one mp4 per source),
+    --jsonl (one file, each line naming its source), `extra` sinks (e.g. a web view, which gets `clf` for the
+    model's metadata), a status line when headless on a terminal, and notes on lost sources."""
+    from mgc_edge.runtime.sinks import (
+        DisplayError,
+        JsonlSink,
+        PerSource,
+        VideoSink,
+        WindowSink,
+        display_problem,
+    )
 
+    many = len(sources) > 1
     sinks: list[Any] = []
+    windowed = False
     if options.display != "off":
         problem = display_problem()
         if problem is None:
-            sinks.append(WindowSink(f"mgc-edge: {clf.path.name}", notify=notify))
+            titles = [f"mgc-edge: {clf.path.name}"]
+            if many:
+                titles = [f"mgc-edge: {clf.path.name} [{i}] {s.name}" for i, s in enumerate(sources)]
+            windows = [WindowSink(title, notify=notify) for title in titles]
+            sinks.append(PerSource(windows) if many else windows[0])
+            windowed = True
         elif options.display == "on":
             raise DisplayError(f"--display on needs a window, but {problem}; use --display off or auto.")
         else:
             notify(f"No window: {problem}; running headless.")
     if options.save is not None:
-        sinks.append(VideoSink(options.save, fps, force=options.force, notify=notify))
+        paths = save_paths(options.save, len(sources))
+        videos = [
+            VideoSink(path, source_fps(src, options.every), force=options.force, notify=notify)
+            for path, src in zip(paths, sources)
+        ]
+        sinks.append(PerSource(videos) if many else videos[0])
     if options.jsonl is not None:
         sinks.append(JsonlSink(options.jsonl, force=options.force))
     sinks.extend(extra)
-    if console is not None and console.is_terminal and not any(isinstance(s, WindowSink) for s in sinks):
+    if many:
+        sinks.append(LostSourceNotes(notify, len(sources)))
+    if console is not None and console.is_terminal and not windowed:
         sinks.append(ConsoleSink(console))
     return sinks
 
@@ -153,12 +278,17 @@ def print_summary(summary: Any, console: Console) -> None:
     for name, (p50, p95) in s.stages.items():
         table.add_row(name.replace("_", "-"), f"{p50:.2f}", f"{p95:.2f}")
     console.print(table)
+    if len(s.sources) > 1:
+        console.print(_sources_table(s.sources, s.ended_by))
     dropped = f", {s.dropped} dropped" if s.dropped else ""
     skipped = f", {s.skipped} skipped (--every)" if s.skipped else ""
     reconnects = f", {s.reconnects} reconnect{'s' if s.reconnects != 1 else ''}" if s.reconnects else ""
+    batches = ""
+    if len(s.sources) > 1 and s.batches:
+        batches = f" in {s.batches} batches ({s.classified / s.batches:.1f} frames each)"
     console.print(
         f"{s.frames_read} frames read, {s.classified} classified{dropped}{skipped}{reconnects} in "
-        f"{s.seconds:.1f} s: [bold]{s.fps:.1f} fps[/] on {s.provider}; ended by {s.ended_by}.",
+        f"{s.seconds:.1f} s: [bold]{s.fps:.1f} fps[/] on {s.provider}{batches}; ended by {s.ended_by}.",
         highlight=False,
         soft_wrap=True,
     )
@@ -166,8 +296,27 @@ def print_summary(summary: Any, console: Console) -> None:
         console.print(f"Wrote {escape(path)}", highlight=False, soft_wrap=True)
 
 
-def check_options(options: WebcamOptions) -> None:
-    """Refuse bad options and existing outputs before anything is opened: nothing is lost."""
+def _sources_table(sources: Sequence[Any], run_ended_by: str) -> Any:
+    """One row per source: frames read, classified and dropped, reconnects, classified per second, end-to-end
+    latency; how it ended where that differs from the run."""
+    from rich.table import Table
+
+    table = Table(title="per source", title_justify="left", show_edge=False, box=None, padding=(0, 1))
+    columns = ["#", "source", "read", "classified", "dropped", "reconnects", "fps", "e2e p50/p95 ms"]
+    ended = any(src.ended_by != run_ended_by for src in sources)
+    for name in columns + (["ended by"] if ended else []):
+        table.add_column(name, justify="left" if name in ("source", "ended by") else "right")
+    for src in sources:
+        row = [
+            str(src.index), escape(src.name), str(src.frames_read), str(src.classified), str(src.dropped),
+            str(src.reconnects), f"{src.fps:.1f}", f"{src.latency_ms[0]:.0f} / {src.latency_ms[1]:.0f}",
+        ]  # fmt: skip
+        table.add_row(*row, *([src.ended_by] if ended else []))
+    return table
+
+
+def check_options(options: WebcamOptions) -> list[str]:
+    """Refuse bad options and existing outputs before anything is opened (nothing is lost); the sources."""
     from mgc_edge.runtime.serve import parse_address
     from mgc_edge.runtime.sinks import refuse_existing
     from mgc_edge.runtime.smoothing import parse_smooth
@@ -181,9 +330,13 @@ def check_options(options: WebcamOptions) -> None:
     parse_smooth(options.smooth)
     if options.serve is not None:
         parse_address(options.serve)
-    for path, option in ((options.save, "--save"), (options.jsonl, "--jsonl")):
-        if path is not None:
-            refuse_existing(path, options.force, option)
+    sources = options.source_list()
+    if options.save is not None:
+        for path in save_paths(options.save, len(sources)):
+            refuse_existing(path, options.force, "--save")
+    if options.jsonl is not None:
+        refuse_existing(options.jsonl, options.force, "--jsonl")
+    return sources
 
 
 def run_webcam(
@@ -193,14 +346,14 @@ def run_webcam(
     console: Console | None = None,
     notify: Callable[[str], None] = lambda _m: None,
 ) -> Any:
-    """The body of `webcam`: model, web view (--serve), source, sinks (plus `extra_sinks`), the loop; prints
-    the summary and returns it (its `error` says why a lost stream ended the run)."""
+    """The body of `webcam`: the sources, the model, web view (--serve), sinks (plus `extra_sinks`), the loop;
+    prints the summary and returns it (its `error` says which lost stream made the run fail)."""
     from mgc_edge.runtime import loop as live_loop
-    from mgc_edge.runtime.sources import SourceOptions, describe, open_source
+    from mgc_edge.runtime.sources import SourceOptions, open_sources
 
     console = console or Console(stderr=True)
     quiet_opencv()
-    check_options(options)
+    texts = check_options(options)
     source_options = SourceOptions(
         reconnect=options.reconnect,
         open_timeout=options.timeout,
@@ -208,29 +361,41 @@ def run_webcam(
         every=options.every,
         realtime=options.realtime,
     )
-    clf = open_classifier(model, options.device, options.threads, True, console, notify)
+    clf, first = load_classifier(model, options.device, options.threads, True, notify, min(len(texts), 64))
     with ExitStack() as stack:
+        sources = open_sources(texts, source_options)
+        for src in sources:
+            stack.callback(src.close)
+        budget = None
+        if not options.threads:
+            clf, first, budget = fit_threads(clf, first, sources)
+        say_classifier(clf, first, console, budget)
         extra = list(extra_sinks)
         if options.serve is not None:
             extra.append(stack.enter_context(_start_view(clf, options, console)))
-        src = stack.enter_context(closing(open_source(options.source, source_options)))
-        info = describe(src)
-        size = src.status().size
-        console.print(
-            f"Source: {escape(info['source'])} ({info['kind']}"
-            + (f", {size[1]}x{size[0]}" if size else "")
-            + (f", {info['fps']:g} fps" if info["fps"] else "")
-            + (f", {info['frames']} frames" if info.get("frames") else "")
-            + ")",
-            highlight=False,
-            soft_wrap=True,
-        )
-        out_fps = (src.fps or 25.0) / options.every  # --every applies to files only
-        sinks = make_sinks(clf, options, out_fps, extra, console, notify)
+        for i, src in enumerate(sources):
+            label = "Source" if len(sources) == 1 else f"Source {i}"
+            console.print(f"{label}: {_describe(src)}", highlight=False, soft_wrap=True)
+        sinks = make_sinks(clf, options, sources, extra, console, notify)
         loop = live_loop.LoopOptions(topk=options.topk, smooth=options.smooth, max_frames=options.max_frames)
-        summary = live_loop.run_loop(clf, src, loop, sinks)
+        summary = live_loop.run_loop(clf, sources, loop, sinks)
     print_summary(summary, console)
     return summary
+
+
+def _describe(source: Any) -> str:
+    """`name (kind, WxH, fps, frames)` for the start-up lines."""
+    from mgc_edge.runtime.sources import describe
+
+    info = describe(source)
+    size = source.status().size
+    return escape(
+        f"{info['source']} ({info['kind']}"
+        + (f", {size[1]}x{size[0]}" if size else "")
+        + (f", {info['fps']:g} fps" if info["fps"] else "")
+        + (f", {info['frames']} frames" if info.get("frames") else "")
+        + ")"
+    )
 
 
 def _start_view(clf: Any, options: WebcamOptions, console: Console) -> Any:
