@@ -99,6 +99,36 @@ def one_error(result: Any, code: int = 2) -> str:
 # -- the loop on a video file ---------------------------------------------------------------------------
 
 
+def _labels_of(events: list[dict[str, Any]]) -> list[tuple[int, str, str, float]]:
+    return [(e["frame"], e["top"][0]["label"], e["smoothed"]["label"], e["smoothed"]["prob"]) for e in events]
+
+
+@pytest.mark.parametrize("max_frames", [0, 7])
+def test_the_pipelined_loop_gives_the_same_events_as_the_sequential_one(
+    stuff: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_frames: int
+) -> None:
+    """On a GPU a tick's inference overlaps the loop's work on the tick before: checked here on the CPU, the
+    same frames in the same order with the same labels, and `max_frames` exact although a frame is in flight."""
+    from mgc_edge.runtime import loop
+
+    runs = {}
+    for pipelined in (False, True):
+        devices = ("cpu", "cuda", "tensorrt") if pipelined else ("cuda", "tensorrt")
+        monkeypatch.setattr(loop, "PIPELINED_DEVICES", devices)
+        out = tmp_path / f"{pipelined}.jsonl"
+        with FileSource(stuff["video"]) as src:
+            summary = run_loop(
+                Classifier(stuff["model"], device="cpu"),
+                src,
+                LoopOptions(max_frames=max_frames),
+                [JsonlSink(out)],
+            )
+        runs[pipelined] = (_labels_of(lines(out)), summary.classified, summary.ended_by)
+    assert runs[True] == runs[False]
+    n = max_frames or len(stuff["labels"])
+    assert runs[True][1] == n and len(runs[True][0]) == n
+
+
 def test_every_frame_of_a_file_is_classified_and_matches_the_known_labels(
     stuff: dict, tmp_path: Path
 ) -> None:

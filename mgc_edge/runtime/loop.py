@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -173,6 +173,20 @@ class _Preprocessor:
             self.pool.shutdown(wait=True)
 
 
+@dataclass
+class Tick:
+    """One batch in flight: its frames, when it was collected and preprocessed, and its logits (a Future while
+    the inference thread runs them)."""
+
+    batch: list[tuple[Feed, Frame]]
+    wait_start: float
+    got: float
+    got_at: float
+    t1: float
+    logits: Future[np.ndarray] | np.ndarray
+
+
+PIPELINED_DEVICES = ("cuda", "tensorrt")  # where a tick's inference overlaps the loop's work on the last one
 PUBLISH_S = 0.05  # the live status is brought up to date at most 20 times a second
 
 # Which state the run as a whole shows: live while any source is live.
@@ -193,6 +207,14 @@ class _Run:
         self.meter = RateMeter()
         self.waker = _Waker()
         self.preprocess = _Preprocessor(classifier.spec, len(sources))
+        # On a GPU the model takes about as long per frame as the loop's own work (smoothing, events, sinks), so
+        # the two overlap: a tick's inference runs in this thread (ONNX Runtime releases the GIL) while the loop
+        # finishes the tick before. On a CPU the model needs the cores the overlap would take: one thread.
+        self.inference = (
+            ThreadPoolExecutor(1, thread_name_prefix="mgc-inference")
+            if classifier.device in PIPELINED_DEVICES
+            else None
+        )
         for source in sources:
             source.attach(self.waker.notify)
         self.clock = min(s.clock for s in sources)
@@ -205,11 +227,16 @@ class _Run:
         """Seconds since the first source started, for state events."""
         return round(time.monotonic() - self.clock, 3)
 
-    def collect(self) -> list[tuple[Feed, Frame]]:
-        """The newest unclassified frame of every feed that has one; changes of state go to the sinks."""
+    def collect(self, in_flight: Tick | None = None) -> list[tuple[Feed, Frame]]:
+        """The newest unclassified frame of every feed that has one; changes of state go to the sinks. A feed
+        whose frame in flight (`in_flight`, classified but not yet counted) is its last under max_frames
+        gives none."""
         batch = []
+        busy = {feed.index for feed, _ in in_flight.batch} if in_flight is not None else set()
         for feed in self.feeds:
             if feed.done:
+                continue
+            if feed.max_frames and feed.classified + (feed.index in busy) >= feed.max_frames:
                 continue
             frame = feed.take()
             if frame is not None:
@@ -243,25 +270,35 @@ class _Run:
                 idle()
         self.waker.wait(seen, self.options.poll)
 
-    def classify(self, batch: list[tuple[Feed, Frame]], wait_start: float) -> None:
-        """preprocess -> one inference for the whole batch -> softmax; then per frame: smoothing, top-k, the
-        event, the overlay and the sinks, each stage timed."""
+    def start(self, batch: list[tuple[Feed, Frame]], wait_start: float) -> Tick:
+        """preprocess, then one inference for the whole batch: handed to the inference thread where the loop
+        is pipelined (the result is read by `complete`), else run here."""
         got, got_at = time.perf_counter(), time.monotonic()
         # Every sink is asked (no short cut): a web view wants the drawn frame only while someone watches.
         self.draw = any([wants_image(s) for s in self.sinks])
         x = self.preprocess([frame.image for _, frame in batch])
         t1 = time.perf_counter()
-        probs = softmax(self.clf.logits(x))
+        if self.inference is not None:
+            logits: Future[np.ndarray] | np.ndarray = self.inference.submit(self.clf.logits, x)
+        else:
+            logits = self.clf.logits(x)
+        return Tick(batch, wait_start, got, got_at, t1, logits)
+
+    def complete(self, tick: Tick) -> None:
+        """softmax of the tick's logits; then per frame: smoothing, top-k, the event, the overlay and the
+        sinks, each stage timed."""
+        logits = tick.logits.result() if isinstance(tick.logits, Future) else tick.logits
+        probs = softmax(logits)
         t2 = time.perf_counter()
         self.batches += 1
         shared = {
-            "capture": (got - wait_start) * 1000,
-            "preprocess": (t1 - got) * 1000,
-            "inference": (t2 - t1) * 1000,
+            "capture": (tick.got - tick.wait_start) * 1000,
+            "preprocess": (tick.t1 - tick.got) * 1000,
+            "inference": (t2 - tick.t1) * 1000,
         }
-        for (feed, frame), p in zip(batch, probs):
-            captured = feed.source.clock + frame.t if feed.source.live else got_at
-            image, event = self.finish(feed, frame, p, captured, shared, len(batch))
+        for (feed, frame), p in zip(tick.batch, probs):
+            captured = feed.source.clock + frame.t if feed.source.live else tick.got_at
+            image, event = self.finish(feed, frame, p, captured, shared, len(tick.batch))
             self.output(feed, image, event)
         self.publish()
 
@@ -394,15 +431,27 @@ def run_loop(
     start = time.perf_counter()
     try:
         wait_start = time.perf_counter()
-        while not all(feed.done for feed in run.feeds):
+        pending: Tick | None = None  # a pipelined tick whose inference is running
+        while True:
+            active = not all(feed.done for feed in run.feeds)
+            if not active and pending is None:
+                break
             seen = run.waker.count
-            batch = run.collect()
-            if not batch:
-                if not all(feed.done for feed in run.feeds):
-                    run.idle(seen)
-                continue
-            run.classify(batch, wait_start)
-            wait_start = time.perf_counter()
+            batch = run.collect(pending) if active else []
+            if batch:
+                tick = run.start(batch, wait_start)
+                if pending is not None:
+                    run.complete(pending)  # while `tick` runs in the inference thread
+                pending = tick
+                if run.inference is None:
+                    run.complete(tick)
+                    pending = None
+                wait_start = time.perf_counter()
+            elif pending is not None:  # nothing new yet: the last tick's frames go out now, not later
+                run.complete(pending)
+                pending = None
+            elif active:
+                run.idle(seen)
         ended_by = run.ended_by()
     except StopRequested:
         ended_by = "quit"
@@ -411,6 +460,8 @@ def run_loop(
     finally:
         seconds = time.perf_counter() - start
         run.preprocess.close()
+        if run.inference is not None:
+            run.inference.shutdown(wait=True)
         _close_sinks(sinks, {"state": ENDED, "message": ended_by, "t": run.now()})
     summaries = tuple(feed.summary(seconds, ended_by) for feed in run.feeds)
     run.publish(force=True)
