@@ -8,6 +8,11 @@ caller preprocessed into `staging()`), the kernels, and one small copy out. Batc
 CUDA graph (a second session with `enable_cuda_graph`): its kernels are replayed by one launch instead of
 being launched one by one. Any of this that the machine refuses falls back to the plain path it replaces.
 
+Opt-in (`Classifier(io_binding=True)`): measured on an H200 with ONNX Runtime 1.31 it was slower than the
+plain path at batch 1 (fp16, 224x224: 0.53 ms against 0.37; benchmarks/RESULTS.md), most likely because
+`update_inplace`, `run_with_iobinding` and `.numpy()` each synchronise the device where `session.run` does so
+once. The benchmark keeps measuring both (`ort_fp16_bound` against `ort_fp16`).
+
 numpy, ctypes and onnxruntime only: this module must NEVER import torch.
 """
 

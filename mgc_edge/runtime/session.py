@@ -237,16 +237,17 @@ class Classifier:
         spinning: bool = True,
         notify: Callable[[str], None] | None = None,
         tf32: bool = False,
-        io_binding: bool | None = None,
+        io_binding: bool = False,
         cuda_graph: bool | None = None,
     ) -> None:
         """`threads`: intra-op threads, 0 = ONNX Runtime's default (all cores; a live loop passes
         `live_threads()`). `spinning=False` stops idle intra-op threads from busy-waiting between runs,
         which a loop with capture and drawing threads beside inference wants. `notify` receives the one
         sentence of an `auto` fallback (default: a log warning). `tf32` lets the CUDA provider round fp32
-        math to TF32 (off: parity checks need true fp32). `io_binding` (default: on a GPU) keeps each
-        batch size's input and output bound on the device; `cuda_graph` (default: on CUDA) replays batch 1
-        as a CUDA graph."""
+        math to TF32 (off: parity checks need true fp32). `io_binding` keeps each batch size's input and
+        output bound on the device and `cuda_graph` (with it, on CUDA) replays batch 1 as a CUDA graph: both
+        off by default, since on an H200 the plain `session.run` was faster (fp16 at batch 1, 224x224: 0.37
+        ms against 0.53; benchmarks/RESULTS.md)."""
         self._notify = notify
         self.path = Path(model)
         if not self.path.is_file():
@@ -277,9 +278,9 @@ class Classifier:
         on_gpu = self.device in ("cuda", "tensorrt")
         self.tf32 = tf32 and on_gpu
         self._runner: BoundRunner | None = None
-        if io_binding if io_binding is not None else on_gpu:
+        if io_binding:
             graph = None
-            if (cuda_graph if cuda_graph is not None else True) and self.device == "cuda":
+            if (cuda_graph if cuda_graph is not None else True) and self.device == "cuda":  # with binding
                 cuda = dict(next(p[1] for p in providers if isinstance(p, tuple) and p[0] == CUDA))
 
                 def graph() -> ort.InferenceSession:
