@@ -253,10 +253,10 @@ def main() -> None:
 
     results["seconds"] = time.perf_counter() - started
     # A stage run only to feed another (inference makes the model annotate runs) is not a result of this run.
-    summary = summary_of({k: v for k, v in results.items() if k not in ALL - only})
+    measured = summary_of({k: v for k, v in results.items() if k not in ALL - only})
+    summary = {k: v for k, v in measured.items() if v is not None}  # what this machine measured
     if only != default:  # a partial run updates what it measured and keeps the rest
-        old = read_result("summary", folder) or {}
-        summary = {**old, **{k: v for k, v in summary.items() if v is not None}}
+        summary = {**(read_result("summary", folder) or {}), **summary}
     write_result("summary", summary, folder)
     body = render(results)
     if not args.no_record:
