@@ -44,10 +44,10 @@ _CUDA_LIBRARIES = (
 )
 _TENSORRT_LIBRARIES = ("nvinfer_10.dll",) if sys.platform == "win32" else ("libnvinfer.so.10",)
 # What an int8 model costs through the CUDA provider, measured (benchmarks/RESULTS.md, H200, 224x224,
-# batch 1 p50): int8 0.97 ms against fp16 0.52 and fp32 0.54. Its QDQ pairs run as extra kernels there.
+# batch 1 p50): int8 0.88 ms against fp16 0.37 and fp32 0.69. Its QDQ pairs run as extra kernels there.
 INT8_ON_CUDA = (
-    "int8 models run slower than fp16 and fp32 through ONNX Runtime's CUDA provider (0.97 ms against "
-    "0.52 ms per frame at 224x224 on an H200); on a GPU use `mgc-edge export --precision fp16`."
+    "int8 models run slower than fp16 and fp32 through ONNX Runtime's CUDA provider (0.88 ms against "
+    "0.37 ms per frame at 224x224 on an H200); on a GPU use `mgc-edge export --precision fp16`."
 )
 BOUND_SIZES = 4  # batch sizes whose bound device buffers a Classifier keeps (the oldest is dropped first)
 
@@ -413,8 +413,8 @@ class Classifier:
         return np.asarray(out, dtype=np.float32)
 
     def preprocess(self, frames_bgr: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """The shared preprocess() with this model's spec; on a GPU straight into page-locked memory, from
-        which the device copies the batch once."""
+        """The shared preprocess() with this model's spec; with I/O binding on a GPU straight into
+        page-locked memory, from which the device copies the batch once."""
         single = isinstance(frames_bgr, np.ndarray) and frames_bgr.ndim in (2, 3)
         n = 1 if single else len(frames_bgr)
         staging = self._runner.staging((n, 3, *self.spec.size)) if self._runner and n else None
