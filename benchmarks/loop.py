@@ -2,13 +2,16 @@
 
     python -m benchmarks.loop MODEL.onnx VIDEO.mp4 [--frames 300] [--device cpu] [--save]
     python -m benchmarks.loop MODEL.onnx VIDEO.mp4 --pipeline     # webcam at 1280x720 against the pipeline bound
+    python -m benchmarks.loop MODEL.onnx VIDEO.mp4 --simulate 0.4 # the pipelined loop against a simulated GPU
 
 In one run, on one session, interleaved over a few rounds so that a shared machine's drift hits both alike:
 (1) the loop: `run_loop` over the file (decoding in its thread, preprocess, inference, softmax, smoothing,
 JSONL output), headless; (2) inference only: the model on one preprocessed frame of the video, batch 1,
 back to back, as many frames as the loop classified. Reports frames/s of each, per-stage p50 / p95 latency,
 and `loop_over_inference`, the loop's rate over the inference-only rate. `--save` adds a run that also draws the overlay and encodes the
-annotated mp4. `--pipeline` (bench_pipeline) runs `webcam` itself on the video enlarged to 1280x720 against the
+annotated mp4. `--simulate MS` replaces the model by a stand-in for a GPU (MS of wall time per batch that holds
+neither a core nor the GIL) and runs the loop pipelined as on a GPU: what is left between the two rates is the
+loop's own overhead, measurable on a machine without a GPU. `--pipeline` (bench_pipeline) runs `webcam` itself on the video enlarged to 1280x720 against the
 pipeline bound: the lesser of inference alone on every core and cores / (decode + preprocess + inference CPU
 seconds of one frame). torch-free, like the runtime it measures.
 """
@@ -58,12 +61,26 @@ def inference_only(clf: Classifier, x: np.ndarray, n: int) -> dict[str, float]:
     return {"fps": n / total, "frames": n, "seconds": total, "p50_ms": float(p50), "p95_ms": float(p95)}
 
 
-def _loop(clf: Classifier, video: Path, n: int, save: bool, tmp: Path) -> LoopSummary:
+class SimulatedModel:
+    """A stand-in for a GPU's model call (`--simulate`): `ms` of wall time per batch in time.sleep, which holds
+    no core and releases the GIL as ONNX Runtime's run does, and zero logits of the model's shape."""
+
+    def __init__(self, ms: float, classes: int) -> None:
+        self.seconds, self.classes = ms / 1000, classes
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        time.sleep(self.seconds)
+        return np.zeros((batch.shape[0], self.classes), np.float32)
+
+
+def _loop(
+    clf: Classifier, video: Path, n: int, save: bool, tmp: Path, pipeline: bool | None = None
+) -> LoopSummary:
     sinks: list[Any] = [JsonlSink(tmp / "bench.jsonl", force=True)]
     with FileSource(video, SourceOptions()) as src:
         if save:
             sinks.append(VideoSink(tmp / "bench.mp4", src.fps or 25.0, force=True, notify=lambda _: None))
-        return run_loop(clf, src, LoopOptions(max_frames=n), sinks)
+        return run_loop(clf, src, LoopOptions(max_frames=n, pipeline=pipeline), sinks)
 
 
 def _loop_figures(summary: LoopSummary) -> dict[str, Any]:
@@ -99,13 +116,19 @@ def bench_loop(
     save: bool = False,
     warmup: int = 20,
     rounds: int = 3,
+    simulate_ms: float = 0.0,
 ) -> dict[str, Any]:
     """Measure the headless webcam loop over `video_path` against inference only, on one session (the
     loop's own settings: `live_threads()` intra-op threads unless `threads`, no spinning). The two are
     interleaved over `rounds` rounds of about `frames / rounds` frames each, so that a shared machine's
-    drift hits both alike; each rate is frames over seconds summed over the rounds."""
+    drift hits both alike; each rate is frames over seconds summed over the rounds. `simulate_ms`: the model
+    is a SimulatedModel of that many ms and the loop runs pipelined, as on a GPU."""
     threads = threads or live_threads()
     clf = Classifier(model_path, device=device, threads=threads, spinning=False)
+    pipeline = None
+    if simulate_ms > 0:
+        clf.logits = SimulatedModel(simulate_ms, clf.num_classes)  # type: ignore[method-assign]
+        pipeline = True
     video = Path(video_path)
     x = preprocess(_first_frame(video), clf.spec)
     clf.warmup()
@@ -114,12 +137,12 @@ def bench_loop(
     per_round = max(1, frames // rounds)
     bare, loops, drawn = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        _loop(clf, video, min(per_round, 30), False, Path(tmp))  # warms the decoder and the file cache
+        _loop(clf, video, min(per_round, 30), False, Path(tmp), pipeline)  # warms the decoder and file cache
         for _ in range(rounds):
-            loops.append(_loop(clf, video, per_round, False, Path(tmp)))
+            loops.append(_loop(clf, video, per_round, False, Path(tmp), pipeline))
             bare.append(inference_only(clf, x, loops[-1].classified))
             if save:
-                drawn.append(_loop(clf, video, per_round, True, Path(tmp)))
+                drawn.append(_loop(clf, video, per_round, True, Path(tmp), pipeline))
     n = sum(b["frames"] for b in bare)
     inference_fps = n / sum(b["seconds"] for b in bare)
     loop = _merge(loops)
@@ -127,7 +150,7 @@ def bench_loop(
         "model": Path(model_path).name,
         "video": video.name,
         "input_size": list(clf.spec.size),
-        "provider": clf.provider,
+        "provider": f"simulated ({simulate_ms} ms a batch)" if simulate_ms > 0 else clf.provider,
         "threads": threads,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "onnxruntime": ort.__version__,
@@ -347,6 +370,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--save", action="store_true", help="also measure drawing and writing the mp4")
+    parser.add_argument(
+        "--simulate", type=float, default=0.0, metavar="MS", help="a simulated GPU taking MS a batch"
+    )
     parser.add_argument("--json", type=Path, help="write the result here as JSON")
     parser.add_argument(
         "--pipeline",
@@ -358,7 +384,15 @@ def main() -> None:
         result = bench_pipeline(args.model, args.video)
         print(_pipeline_table(result))
     else:
-        result = bench_loop(args.model, args.video, args.frames, args.device, args.threads, args.save)
+        result = bench_loop(
+            args.model,
+            args.video,
+            args.frames,
+            args.device,
+            args.threads,
+            args.save,
+            simulate_ms=args.simulate,
+        )
         print(_table(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from mgc_edge.runtime.agreement import agreement
 from mgc_edge.runtime.loop import STAGES, LoopOptions, run_loop, status
 from mgc_edge.runtime.session import Classifier
 from mgc_edge.runtime.sinks import JsonlSink, StopRequested
-from mgc_edge.runtime.sources import FileSource
+from mgc_edge.runtime.sources import FileSource, SourceOptions
 
 runner = CliRunner()
 # BGR colours the colour model tells apart: label "1" is red, "2" green, "3" blue.
@@ -103,27 +103,42 @@ def _labels_of(events: list[dict[str, Any]]) -> list[tuple[int, str, str, float]
     return [(e["frame"], e["top"][0]["label"], e["smoothed"]["label"], e["smoothed"]["prob"]) for e in events]
 
 
+class SpySource(FileSource):
+    """A file source that notes, per frame handed out, whether its reading thread preprocessed it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, SourceOptions(prefetch=1))
+        self.prepared: list[bool] = []
+
+    def read(self, timeout: float = 0.1) -> Any:
+        frame = super().read(timeout)
+        if frame is not None:
+            self.prepared.append(frame.x is not None)
+        return frame
+
+
 @pytest.mark.parametrize("max_frames", [0, 7])
 def test_the_pipelined_loop_gives_the_same_events_as_the_sequential_one(
-    stuff: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_frames: int
+    stuff: dict, tmp_path: Path, max_frames: int
 ) -> None:
-    """On a GPU a tick's inference overlaps the loop's work on the tick before: checked here on the CPU, the
-    same frames in the same order with the same labels, and `max_frames` exact although a frame is in flight."""
-    from mgc_edge.runtime import loop
-
+    """On a GPU a tick's inference overlaps the loop's work on the tick before, and the sources' threads
+    preprocess: checked here on the CPU, the same frames in the same order with the same labels, and
+    `max_frames` exact although a frame is in flight."""
     runs = {}
     for pipelined in (False, True):
-        devices = ("cpu", "cuda", "tensorrt") if pipelined else ("cuda", "tensorrt")
-        monkeypatch.setattr(loop, "PIPELINED_DEVICES", devices)
         out = tmp_path / f"{pipelined}.jsonl"
-        with FileSource(stuff["video"]) as src:
+        with SpySource(stuff["video"]) as src:
             summary = run_loop(
                 Classifier(stuff["model"], device="cpu"),
                 src,
-                LoopOptions(max_frames=max_frames),
+                LoopOptions(max_frames=max_frames, pipeline=pipelined),
                 [JsonlSink(out)],
             )
         runs[pipelined] = (_labels_of(lines(out)), summary.classified, summary.ended_by)
+        # Frames decoded before the loop attached come unprepared (the first and the one queued behind it).
+        assert sum(src.prepared) >= (len(src.prepared) - 2 if pipelined else 0)
+        assert sum(src.prepared) == 0 or pipelined
+        assert src._prepare is None  # detached: the source outlives the run
     assert runs[True] == runs[False]
     n = max_frames or len(stuff["labels"])
     assert runs[True][1] == n and len(runs[True][0]) == n

@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
+from mgc_edge.config import PreprocessSpec
+from mgc_edge.preprocess import PreprocessError, preprocess
 from mgc_edge.runtime import sources
 from mgc_edge.runtime.live import LiveSource
 from mgc_edge.runtime.sources import (
@@ -148,6 +150,47 @@ def test_a_paced_file_behaves_like_a_live_source(tmp_path: Path) -> None:
     assert all(brightness_index(f.image) == f.seq for f in frames)
     assert [f.t for f in frames] == pytest.approx([s / 100 for s in seqs])
     assert src.ended
+
+
+def test_a_file_source_asked_to_prepare_frames_hands_out_their_model_input(tmp_path: Path) -> None:
+    """The loop on a GPU has the reading thread preprocess: `x` is what preprocess() makes of the image; a
+    frame that prepare() cannot take is still delivered, without `x`, for the loop to preprocess (and raise)."""
+    video = write_video(tmp_path / "v.mp4", 12)
+    spec = PreprocessSpec(size=(16, 16))
+
+    def prepare(image: np.ndarray) -> np.ndarray:
+        if brightness_index(image) == 5:
+            raise PreprocessError("cannot")
+        return preprocess(image, spec)[0]
+
+    with FileSource(video, SourceOptions(prefetch=1)) as src:
+        src.attach(lambda: None, prepare)
+        frames = list(src)
+    assert [f.seq for f in frames] == list(range(12))
+    late = frames[2:]  # the first two were decoded before attach()
+    for f in late:
+        if f.seq == 5:
+            assert f.x is None and f.prep_ms == 0.0
+        else:
+            assert f.x is not None and f.prep_ms > 0
+            np.testing.assert_array_equal(f.x, preprocess(f.image, spec)[0])
+
+
+def test_a_live_source_prepares_the_frames_it_keeps() -> None:
+    gate = threading.Semaphore(1)
+    cam = FakeCamera(gate=gate)
+    spec = PreprocessSpec(size=(8, 8))
+    src = LiveSource("camera", SourceOptions(read_timeout=1), opener=lambda: cam).open()
+    try:
+        assert src.read(1.0).x is None  # read at open, before attach()
+        src.attach(lambda: None, lambda image: preprocess(image, spec)[0])
+        gate.release()
+        frame = src.read(1.0)
+        assert frame is not None and frame.seq == 1 and frame.x is not None
+        np.testing.assert_array_equal(frame.x, preprocess(frame.image, spec)[0])
+    finally:
+        cam.stop = True
+        src.close()
 
 
 # -- live sources --------------------------------------------------------------------------------------

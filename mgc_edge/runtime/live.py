@@ -168,7 +168,8 @@ class LiveSource(Source):
         return self
 
     def _store(self, image: np.ndarray, file_index: int) -> None:
-        now = time.monotonic()
+        now = time.monotonic()  # the capture instant, before any preprocessing
+        x, ms = self._prepared(image)  # outside the lock: the consumer may take the previous frame meanwhile
         with self._cond:
             self._read += 1
             if self.paced_file:
@@ -176,7 +177,7 @@ class LiveSource(Source):
             else:
                 self._seq += 1
                 seq, t = self._seq, now - self.clock
-            self._latest = Frame(seq, t, image)
+            self._latest = Frame(seq, t, image, x, ms)
             self._last_time = now
             self._meter.tick(now)
             self._state, self._message = LIVE, ""

@@ -2,7 +2,9 @@
 Runtime -> softmax -> per source: smoothing -> overlay -> sinks.
 
 One thread classifies; every source captures or decodes in its own thread and wakes the loop when a frame
-arrives. Each tick takes the newest unclassified frame of every source that has one and classifies them
+arrives. On a GPU (`pipeline`) a tick's inference runs in a thread of its own while the loop finishes the tick
+before, and each source's thread preprocesses its frames too: the loop's thread keeps only what must happen in
+order. Each tick takes the newest unclassified frame of every source that has one and classifies them
 together. With one source that is one frame and no waiting for a batch to fill; when the model falls behind,
 frames of several sources are waiting by the next tick and the batch grows by itself, which is when batching
 pays (a batch of 4 costs far less than 4 batches of 1). Each stage is timed (capture wait, preprocess,
@@ -44,6 +46,7 @@ class LoopOptions:
     smooth: str = DEFAULT_SMOOTH
     max_frames: int = 0  # per source; 0: until the source ends
     poll: float = 0.1  # seconds between state checks while no frame comes
+    pipeline: bool | None = None  # overlap inference with the loop's own work; None: where it runs on a GPU
 
 
 @dataclass(frozen=True)
@@ -148,9 +151,10 @@ class _Waker:
 
 
 class _Preprocessor:
-    """preprocess() of a tick's frames. With many sources on a machine with cores to spare, a large batch is split
-    over a few threads (OpenCV's resize and numpy's arithmetic release the GIL), so that the one loop thread
-    does not become what limits tens of cameras on a GPU; the result is the same array as one call gives."""
+    """preprocess() of a tick's frames where the sources did not (the loop is not pipelined, or a frame came
+    before the loop attached). With many sources on a machine with cores to spare, a large batch is split over a
+    few threads (OpenCV's resize and numpy's arithmetic release the GIL); the result is the same array as one
+    call gives."""
 
     SPLIT_FROM = 8  # frames in a batch before splitting pays for the hand-over
 
@@ -210,18 +214,33 @@ class _Run:
         # On a GPU the model takes about as long per frame as the loop's own work (smoothing, events, sinks), so
         # the two overlap: a tick's inference runs in this thread (ONNX Runtime releases the GIL) while the loop
         # finishes the tick before. On a CPU the model needs the cores the overlap would take: one thread.
-        self.inference = (
-            ThreadPoolExecutor(1, thread_name_prefix="mgc-inference")
-            if classifier.device in PIPELINED_DEVICES
-            else None
+        pipeline = (
+            options.pipeline if options.pipeline is not None else classifier.device in PIPELINED_DEVICES
         )
+        self.inference = ThreadPoolExecutor(1, thread_name_prefix="mgc-inference") if pipeline else None
+        # Pipelined, each source's thread also preprocesses its frames: the loop's thread, which the model no
+        # longer waits for, keeps only what must be in order (the events and the sinks).
+        prepare = self.prepare_one if self.inference is not None else None
         for source in sources:
-            source.attach(self.waker.notify)
+            source.attach(self.waker.notify, prepare)
         self.clock = min(s.clock for s in sources)
         self.state = LIVE
         self.classified = self.batches = 0
         self.last: dict[str, Any] | None = None  # the newest event of any source
         self.published = 0.0  # when the live status was last brought up to date
+
+    def prepare_one(self, image: np.ndarray) -> np.ndarray:
+        """One frame's model input [3, H, W], made in its source's thread."""
+        return preprocess(image, self.clf.spec)[0]
+
+    def inputs(self, frames: list[Frame]) -> np.ndarray:
+        """The batch's model input: the inputs the sources made where every frame has one, else preprocess()
+        of the images here."""
+        if all(frame.x is not None for frame in frames):
+            if len(frames) == 1:
+                return frames[0].x[None]  # type: ignore[index]
+            return np.stack([frame.x for frame in frames])  # type: ignore[misc]
+        return self.preprocess([frame.image for frame in frames])
 
     def now(self) -> float:
         """Seconds since the first source started, for state events."""
@@ -276,7 +295,7 @@ class _Run:
         got, got_at = time.perf_counter(), time.monotonic()
         # Every sink is asked (no short cut): a web view wants the drawn frame only while someone watches.
         self.draw = any([wants_image(s) for s in self.sinks])
-        x = self.preprocess([frame.image for _, frame in batch])
+        x = self.inputs([frame for _, frame in batch])
         t1 = time.perf_counter()
         if self.inference is not None:
             logits: Future[np.ndarray] | np.ndarray = self.inference.submit(self.clf.logits, x)
@@ -298,7 +317,9 @@ class _Run:
         }
         for (feed, frame), p in zip(tick.batch, probs):
             captured = feed.source.clock + frame.t if feed.source.live else tick.got_at
-            image, event = self.finish(feed, frame, p, captured, shared, len(tick.batch))
+            # A frame its source preprocessed: that time, plus the batch's assembly here.
+            stages = {**shared, "preprocess": shared["preprocess"] + frame.prep_ms}
+            image, event = self.finish(feed, frame, p, captured, stages, len(tick.batch))
             self.output(feed, image, event)
         self.publish()
 
@@ -462,6 +483,8 @@ def run_loop(
         run.preprocess.close()
         if run.inference is not None:
             run.inference.shutdown(wait=True)
+        for source in sources:
+            source.attach(_nothing)  # the sources outlive the run: no more wake-ups or preprocessing
         _close_sinks(sinks, {"state": ENDED, "message": ended_by, "t": run.now()})
     summaries = tuple(feed.summary(seconds, ended_by) for feed in run.feeds)
     run.publish(force=True)
@@ -485,6 +508,10 @@ def run_loop(
         sources=summaries,
         batches=run.batches,
     )
+
+
+def _nothing() -> None:
+    pass
 
 
 def _outputs(sinks: Sequence[Sink]) -> tuple[str, ...]:

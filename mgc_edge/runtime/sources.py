@@ -43,11 +43,14 @@ class StreamLost(RuntimeError):
 @dataclass(frozen=True)
 class Frame:
     """One frame: `seq` is the file's frame index or the capture sequence number, `t` seconds since the
-    source started (the file's timestamp or the capture time), `image` BGR uint8."""
+    source started (the file's timestamp or the capture time), `image` BGR uint8. `x` is the model input
+    [3, H, W] when the consumer asked the source to preprocess (`Source.attach`), made in `prep_ms`."""
 
     seq: int
     t: float
     image: np.ndarray
+    x: np.ndarray | None = None
+    prep_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,9 @@ def _nothing() -> None:
     pass
 
 
+Prepare = Callable[[np.ndarray], np.ndarray]  # one BGR frame -> its model input [3, H, W]
+
+
 class Source:
     """Common surface of every source: `open()`, `read(timeout)` -> the next Frame or None, `status()`,
     `close()`, and iteration over frames until the end (a lost stream raises StreamLost)."""
@@ -153,11 +159,26 @@ class Source:
     fps: float  # nominal frame rate, 0 when unknown
     clock: float  # time.monotonic() at the start: frame.t + clock is the capture instant (live sources)
     _wake: Callable[[], None] = staticmethod(_nothing)
+    _prepare: Prepare | None = None
 
-    def attach(self, wake: Callable[[], None]) -> None:
+    def attach(self, wake: Callable[[], None], prepare: Prepare | None = None) -> None:
         """Call `wake()` (from the reading thread) whenever a frame or a change of state arrives: a loop
-        that reads several sources waits on one signal instead of polling each of them."""
+        that reads several sources waits on one signal instead of polling each of them. With `prepare`,
+        the reading thread also preprocesses every frame it delivers (`Frame.x`), off the loop's thread."""
         self._wake = wake
+        self._prepare = prepare
+
+    def _prepared(self, image: np.ndarray) -> tuple[np.ndarray | None, float]:
+        """`prepare(image)` and its duration in ms; (None, 0) without `prepare` or where it fails (the loop
+        then preprocesses the frame itself and reports the error in its own thread)."""
+        if self._prepare is None:
+            return None, 0.0
+        start = time.perf_counter()
+        try:
+            x = self._prepare(image)
+        except Exception:  # noqa: BLE001 (the loop's own preprocess raises it again, with its sentence)
+            return None, 0.0
+        return x, (time.perf_counter() - start) * 1000
 
     def open(self) -> Source:
         """Open the source (errors are one sentence) and start reading; idempotent."""
@@ -285,7 +306,8 @@ class FileSource(Source):
                         self._read += 1
                         self._size = image.shape[:2]
                         self._meter.tick(time.monotonic())
-                    if not self._put(Frame(index, self._timestamp(index), image)):
+                    x, ms = self._prepared(image)
+                    if not self._put(Frame(index, self._timestamp(index), image, x, ms)):
                         return
                 else:  # skipped by `every`: grabbed, never converted
                     if not cap.grab():
