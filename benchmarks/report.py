@@ -233,6 +233,11 @@ def _inference(infer: dict[str, Any]) -> str:
             ],
             rows,
         )
+        + "".join(
+            f"\n\n{r['size']}x{r['size']} {name.replace('_', ' ')} could not run: {why}"
+            for r in infer.values()
+            for name, why in r.get("engines_failed", {}).items()
+        )
     )
 
 

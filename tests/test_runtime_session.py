@@ -168,6 +168,9 @@ def test_gpu_providers_ask_for_heuristic_convolution_search(monkeypatch: pytest.
     assert cuda[0] == (S.CUDA, want) and cuda[-1] == S.CPU
     # TF32 only where asked: the CUDA provider's own default (on) moves fp32 probabilities by ~1e-3.
     assert S.choose_providers("cuda", tf32=True)[0][1]["use_tf32"] == "1"
+    # Options given (the benchmark's variants) go over ours.
+    given = S.choose_providers("cuda", {"prefer_nhwc": "1", "cudnn_conv_algo_search": "EXHAUSTIVE"})[0][1]
+    assert given["prefer_nhwc"] == "1" and given["cudnn_conv_algo_search"] == "EXHAUSTIVE"
     trt = S.choose_providers("tensorrt")
     assert [p if isinstance(p, str) else p[0] for p in trt] == [S.TENSORRT, S.CUDA, S.CPU]
     assert trt[0][1]["trt_engine_cache_enable"] is True

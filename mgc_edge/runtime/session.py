@@ -239,6 +239,7 @@ class Classifier:
         tf32: bool = False,
         io_binding: bool = False,
         cuda_graph: bool | None = None,
+        cuda_options: dict[str, object] | None = None,
     ) -> None:
         """`threads`: intra-op threads, 0 = ONNX Runtime's default (all cores; a live loop passes
         `live_threads()`). `spinning=False` stops idle intra-op threads from busy-waiting between runs,
@@ -247,14 +248,15 @@ class Classifier:
         math to TF32 (off: parity checks need true fp32). `io_binding` keeps each batch size's input and
         output bound on the device and `cuda_graph` (with it, on CUDA) replays batch 1 as a CUDA graph: both
         off by default, since on an H200 the plain `session.run` was faster (fp16 at batch 1, 224x224: 0.37
-        ms against 0.53; benchmarks/RESULTS.md)."""
+        ms against 0.53; benchmarks/RESULTS.md). `cuda_options`: CUDA provider options over ours (the
+        benchmark measures e.g. `prefer_nhwc` and `cudnn_conv_algo_search` with it)."""
         self._notify = notify
         self.path = Path(model)
         if not self.path.is_file():
             raise ModelFileError(f"Model file {self.path} does not exist.")
         kind, index = parse_device(device)
         self.requested = kind
-        providers = choose_providers(device, tf32=tf32)
+        providers = choose_providers(device, cuda_options, tf32=tf32)
         wants_gpu = providers[0] != CPU
         if wants_gpu:
             _preload_cuda_libraries()
