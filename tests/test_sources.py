@@ -312,6 +312,16 @@ def test_bad_source_options_are_refused(bad: dict) -> None:
         ("http://cam/x.mjpg?user=a&password=hunter2&fps=5", "http://cam/x.mjpg?user=a&password=***&fps=5"),
         ("rtsp://cam.local/stream", "rtsp://cam.local/stream"),
         ("rtsp://justuser@cam/x", "rtsp://justuser@cam/x"),
+        # FFmpeg takes the userinfo up to the last @ before the host, so a password may hold @ or :
+        ("rtsp://admin:p@ss@10.0.0.7/live", "rtsp://admin:***@10.0.0.7/live"),
+        (
+            "open rtsp://admin:a:b@c@cam:554 and http://u:v@w",
+            "open rtsp://admin:***@cam:554 and http://u:***@w",
+        ),
+        (
+            "https://cam/x.m3u8?access_token=abc&X-Amz-Signature=d1&api_key=k&pw=x&q=1",
+            "https://cam/x.m3u8?access_token=***&X-Amz-Signature=***&api_key=***&pw=***&q=1",
+        ),
     ],
 )
 def test_redact_url_masks_passwords(text: str, shown: str) -> None:

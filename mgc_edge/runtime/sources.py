@@ -98,8 +98,12 @@ class Capture(Protocol):
     def release(self) -> None: ...
 
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@/\s]*)@")
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pwd|pass|token|key|secret|auth|signature)=)[^&#\s]*")
+# The password runs to the LAST @ before the path, as FFmpeg reads it: a password may hold @ and :.
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^/?#\s]*)@")
+# Query parameters named like a secret, also with a prefix: access_token, api_key, X-Amz-Signature.
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&][\w.-]*(?:password|passwd|pwd|pw|pass|token|key|secret|auth|signature|sig|credential)=)[^&#\s]*"
+)
 
 
 def redact_url(text: str) -> str:
