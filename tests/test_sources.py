@@ -7,7 +7,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -258,6 +260,42 @@ def test_a_live_source_without_new_frames_turns_stale_and_recovers() -> None:
     finally:
         cam.stop = True
         src.close()
+
+
+def test_a_video_file_served_over_http_ends_instead_of_playing_again_for_ever(tmp_path: Path) -> None:
+    """A URL of known length read to its end has ended: reconnecting would restart it from frame 0."""
+    clip = tmp_path / "clip.avi"  # AVI (MJPG) plays over a plain HTTP server without range requests
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(30):
+        writer.write(np.full((48, 64, 3), 8 * i, np.uint8))
+    writer.release()
+    gets: list[str] = []
+
+    class Files(SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args: object) -> None:
+            gets.append(self.path)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
+        options = SourceOptions(reconnect=3, backoff=0.01, open_timeout=5, read_timeout=5)
+        with open_source(url, options) as src:
+            frames, deadline = [], time.monotonic() + 10
+            for frame in src:  # bounded: a replay for ever fails the test instead of hanging it
+                frames.append(frame)
+                if len(frames) > 60 or time.monotonic() > deadline:
+                    break
+            st = src.status()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert st.state == "ended" and st.reconnects == 0 and st.read == 30 and len(gets) == 1
+    seqs = [f.seq for f in frames]
+    assert seqs == sorted(set(seqs)) and frames[-1].seq == 29
 
 
 def test_a_camera_that_does_not_open_is_one_sentence() -> None:
