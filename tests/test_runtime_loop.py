@@ -383,6 +383,38 @@ def test_a_stream_that_never_comes_back_gives_up_in_one_sentence(stuff: dict, tm
     assert "s3cr3t-pw" not in proc.stdout + proc.stderr
 
 
+def test_sigterm_ends_a_run_as_ctrl_c_does_and_keeps_the_video_and_jsonl(stuff: dict, tmp_path: Path) -> None:
+    """docker stop, systemctl stop and kill send SIGTERM: the run must close its files as on Ctrl-C, not die
+    with them under hidden temporary names (an mp4 without its index does not play)."""
+    video = tmp_path / "long.mp4"
+    colour_video(video, [("1", 100), ("3", 100)], fps=20)  # 10 s at --realtime
+    out, saved = tmp_path / "run.jsonl", tmp_path / "run.mp4"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("DISPLAY", None)
+    code = "import sys; from mgc_edge.cli import app; sys.argv[0] = 'mgc-edge'; app()"
+    args = [
+        "webcam", stuff["model"], "-s", video, "--realtime", "--jsonl", out, "--save", saved, "--device", "cpu",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)], stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.stat().st_size > 200 for p in tmp_path.glob(".run.jsonl.*")):  # a few frames written
+            assert proc.poll() is None and time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.05)
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "ended by interrupted" in stderr and "Traceback" not in stderr
+    events = lines(out)
+    cap = cv2.VideoCapture(str(saved))
+    assert 0 < len(events) < 200 and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == len(events)
+    assert not list(tmp_path.glob(".run.*"))  # no temporary file left behind
+
+
 # -- bad input: one sentence, non-zero exit, nothing lost ------------------------------------------------------
 
 
