@@ -368,6 +368,7 @@ def test_corrupt_videos_are_listed_and_skipped(media: dict[str, Any], tmp_path: 
         (["{model}", "{video}", "{video2}", "--truth", "{truth}"], "is one file but 2 videos"),
         (["{model}", "{video}", "--truth", "{tmp}"], "holds no <video name>.csv"),
         (["{model}", "{video}", "--out", "{truth}"], "is a file"),
+        (["{model}", "{video}", "--out", "{tmp}/copy.mp4/out"], "out cannot be written ("),
         (["{model}", "{tmp}/*.mkv"], "No video file matches"),
         (["{model}", "{video}", "--start", "100"], "has no frame from 100 s"),
     ],

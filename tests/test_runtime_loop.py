@@ -468,6 +468,15 @@ def test_bad_options_are_one_sentence(stuff: dict, tmp_path: Path, args: list[st
     )
 
 
+def test_an_output_that_cannot_be_written_is_refused_before_the_run(stuff: dict, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for option, name in (("--jsonl", "o.jsonl"), ("--save", "o.mp4")):
+        path = blocker / name
+        result = invoke("webcam", stuff["model"], "-s", stuff["video"], "--display", "off", option, path)
+        assert f"{option} {path} cannot be written ({blocker} is a file)." in one_error(result)
+
+
 def test_an_existing_output_is_never_replaced_without_force(stuff: dict, tmp_path: Path) -> None:
     for option, name in (("--jsonl", "keep.jsonl"), ("--save", "keep.mp4")):
         path = tmp_path / name

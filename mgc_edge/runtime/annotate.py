@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from mgc_edge.errors import UserError
-from mgc_edge.fileio import temp_path, write_json, write_text
+from mgc_edge.fileio import temp_path, unwritable, write_json, write_text
 from mgc_edge.runtime import elan
 from mgc_edge.runtime.decode import (
     Batch,
@@ -125,6 +125,9 @@ class AnnotateOptions:
         parse_smooth(self.smooth)
         if self.out.exists() and not self.out.is_dir():
             raise AnnotateInputError(f"--out {self.out} is a file; give a folder.")
+        problem = unwritable(self.out)
+        if problem is not None:
+            raise AnnotateInputError(f"--out {self.out} cannot be written ({problem}).")
 
     def decode(self) -> DecodeOptions:
         return DecodeOptions(self.every, self.start, self.end, self.batch_size, self.workers)
