@@ -449,6 +449,23 @@ def test_bad_sources_are_one_sentence(stuff: dict, tmp_path: Path) -> None:
     assert "hunter22" not in result.output
 
 
+def test_a_video_file_cut_short_is_classified_as_far_as_it_goes_and_said(stuff: dict, tmp_path: Path) -> None:
+    whole = tmp_path / "whole.avi"  # AVI keeps its announced frame count in the header, which survives a cut
+    writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 20, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        writer.write(colour_frame("2", rng))
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out = tmp_path / "cut.jsonl"
+    result = invoke("webcam", stuff["model"], "-s", cut, "--display", "off", "--jsonl", out)
+    assert result.exit_code == 0, result.output
+    n = len(lines(out))
+    assert 0 < n < 54
+    assert f"{cut} stopped decoding at frame {n} of 60 (damaged or truncated)." in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

@@ -126,6 +126,24 @@ def test_every_nth_frame_of_a_file(tmp_path: Path) -> None:
     assert src.status().skipped == 20 - len(frames)
 
 
+def test_a_truncated_file_says_how_far_it_decoded(tmp_path: Path) -> None:
+    """A recording cut short (a full disk, a copy stopped midway) ends early; the user is told, as annotate
+    tells, instead of a run that looks whole."""
+    whole = tmp_path / "whole.avi"  # AVI announces its frame count in its header, which survives a cut
+    writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(100):
+        writer.write(np.full((48, 64, 3), 2 * i, np.uint8))
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with FileSource(whole) as src:
+        assert len(list(src)) == 100 and src.short_end is None
+    with FileSource(cut) as src:
+        frames = list(src)
+    assert 0 < len(frames) < 90 and src.ended
+    assert src.short_end == f"{cut} stopped decoding at frame {len(frames)} of 100 (damaged or truncated)."
+
+
 def test_missing_and_undecodable_files_are_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"does not exist\.$"):
         open_source(str(tmp_path / "nope.mp4"))

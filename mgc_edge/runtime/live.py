@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from mgc_edge.runtime.sources import (
+    COMPLETE_SHARE,
     ENDED,
     FAILED,
     LIVE,
@@ -33,9 +34,6 @@ from mgc_edge.runtime.sources import (
     redact_url,
     valid_frame,
 )
-
-# A stream of known length that stops after this share of its announced frames ended; it did not drop.
-END_SHARE = 0.9
 
 
 def open_capture(target: int | str, options: SourceOptions) -> cv2.VideoCapture:
@@ -60,12 +58,12 @@ def read_to_end(cap: Capture) -> bool:
     """Whether a stream of known length (a video file over HTTP, a recorded RTSP session) was read to its end.
     Such a stream ends; reopening it would play it again from the start, for ever. Live streams and cameras
     announce no length (0 or negative), so they are reconnected instead. Container lengths of some formats are
-    estimates (duration x fps), hence END_SHARE."""
+    estimates (duration x fps), hence COMPLETE_SHARE."""
     count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
     if not (math.isfinite(count) and count > 0):
         return False
     position = cap.get(cv2.CAP_PROP_POS_FRAMES)
-    return math.isfinite(position) and position >= END_SHARE * count
+    return math.isfinite(position) and position >= COMPLETE_SHARE * count
 
 
 _ENV_LOCK = threading.Lock()
