@@ -281,9 +281,10 @@ def test_extra_sinks_get_every_frame_and_the_end(stuff: dict) -> None:
 
 class MjpegServer:
     """An MJPEG-over-HTTP stream on 127.0.0.1, as IP cameras serve it. Connection i sends plan[i] frames of
-    one colour and then cuts the stream; connections beyond the plan get 503 (the camera is gone)."""
+    one colour (label, count[, (H, W)]) and then cuts the stream; connections beyond the plan get 503 (the
+    camera is gone)."""
 
-    def __init__(self, plan: list[tuple[str, int]], interval: float = 0.02) -> None:
+    def __init__(self, plan: list[tuple[Any, ...]], interval: float = 0.02) -> None:
         self.plan, self.interval, self.connections = plan, interval, 0
         outer = self
 
@@ -297,13 +298,13 @@ class MjpegServer:
                 if index >= len(outer.plan):
                     self.send_error(503)
                     return
-                label, n = outer.plan[index]
+                label, n, *size = outer.plan[index]
                 rng = np.random.default_rng(index)
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
                 for _ in range(n):
-                    jpeg = cv2.imencode(".jpg", colour_frame(label, rng))[1].tobytes()
+                    jpeg = cv2.imencode(".jpg", colour_frame(label, rng, *size))[1].tobytes()
                     head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
                     try:
                         self.wfile.write(head + jpeg + b"\r\n")
@@ -362,6 +363,28 @@ def test_a_cut_stream_reconnects_resets_the_smoother_and_ends_cleanly(stuff: dic
     # ema:0.05 would keep "1" for a dozen frames; the reset after the reconnect makes "3" win at once.
     assert events[switch]["smoothed"]["label"] == "3"
     assert "s3cr3t-pw" not in proc.stdout + proc.stderr and "viewer:***@" in proc.stderr
+
+
+def test_a_stream_back_at_another_size_keeps_one_playable_video_and_every_jsonl_line(
+    stuff: dict, tmp_path: Path
+) -> None:
+    """A camera reconfigured while the run goes on comes back at another size (and aspect): --save keeps the
+    first size (letterboxed), the JSONL and the web view go on, and the video plays every classified frame."""
+    out, saved = tmp_path / "resized.jsonl", tmp_path / "resized.mp4"
+    with MjpegServer([("1", 12, (48, 64)), ("3", 400, (120, 240))]) as server:
+        proc = run_cli(
+            "webcam", stuff["model"], "--source", server.url(), "--jsonl", out, "--save", saved, "--serve", 0,
+            "--max-frames", 30, "--reconnect", 3, "--timeout", 5, "--device", "cpu",
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "1 reconnect" in proc.stderr and "The frame size changed to 720x360" in proc.stderr
+    events = lines(out)
+    assert len(events) == 30 and events[-1]["top"][0]["label"] == "3"
+    cap = cv2.VideoCapture(str(saved))
+    shapes = []
+    while (got := cap.read())[0]:
+        shapes.append(got[1].shape)
+    assert len(shapes) == 30 and set(shapes) == {(360, 480, 3)}  # the first size, enlarged to 360 rows
 
 
 def test_a_stream_that_never_comes_back_gives_up_in_one_sentence(stuff: dict, tmp_path: Path) -> None:
