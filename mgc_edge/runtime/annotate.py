@@ -58,6 +58,11 @@ VIDEO_EXTENSIONS = (
     ".flv",
     ".ts",
     ".mts",
+    ".m2ts",  # AVCHD camcorders
+    ".3gp",  # phones
+    ".mjpg",  # IP cameras' MJPEG recordings
+    ".mjpeg",
+    ".ogv",
 )
 # Shorter runs of the smoothed label are flicker, not gestures: 0.3 s is 4-5 frames at 15 fps and 9 at
 # 30 fps, above the 2-3 frames in which the default smoothing (ema:0.3) lets a wrong label through, and
