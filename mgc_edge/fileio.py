@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,23 @@ def temp_path(final: str | Path) -> Iterator[Path]:
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def unwritable(folder: str | Path) -> str | None:
+    """Why no file can be made in `folder` (a clause), or None when one can. Asked before a long run, so that
+    an output that cannot be written fails at once, not at its first write; the folder is not made here (a run
+    refused for another reason leaves nothing behind), its nearest existing parent is tried instead."""
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
 
 
 @contextmanager

@@ -368,6 +368,7 @@ def test_corrupt_videos_are_listed_and_skipped(media: dict[str, Any], tmp_path: 
         (["{model}", "{video}", "{video2}", "--truth", "{truth}"], "is one file but 2 videos"),
         (["{model}", "{video}", "--truth", "{tmp}"], "holds no <video name>.csv"),
         (["{model}", "{video}", "--out", "{truth}"], "is a file"),
+        (["{model}", "{video}", "--out", "{tmp}/copy.mp4/out"], "out cannot be written ("),
         (["{model}", "{tmp}/*.mkv"], "No video file matches"),
         (["{model}", "{video}", "--start", "100"], "has no frame from 100 s"),
     ],
@@ -383,6 +384,19 @@ def test_bad_input_is_one_sentence(
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_a_folder_finds_the_recordings_of_ip_cameras_phones_and_camcorders(
+    media: dict[str, Any], tmp_path: Path
+) -> None:
+    """MJPEG recordings of IP cameras (.mjpg), phones (.3gp) and AVCHD camcorders (.m2ts) are videos too;
+    OpenCV reads them by their content, whatever the name."""
+    names = ["cam.mjpg", "cam2.MJPEG", "phone.3gp", "camcorder.m2ts", "notes.txt"]
+    for name in names:
+        shutil.copy(media["session"], tmp_path / name)
+    result = invoke("annotate", media["model"], tmp_path, "--out", tmp_path / "out", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert closing(result)["done"] == 4
 
 
 def test_videos_sharing_a_name_get_their_folder_added(media: dict[str, Any], tmp_path: Path) -> None:

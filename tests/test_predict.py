@@ -151,6 +151,13 @@ def test_inputs_with_nothing_to_predict_are_one_sentence(
     assert not (tmp_path / "p.csv").exists()
 
 
+def test_an_output_that_cannot_be_written_is_one_sentence(model: Path, folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "a-file" / "p.csv"
+    out.parent.write_text("not a folder")
+    error = one_error(invoke("predict", model, folder, "-o", out))
+    assert f"--out {out} cannot be written ({out.parent} is a file)." in error
+
+
 def test_only_unreadable_files_is_an_error(model: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()

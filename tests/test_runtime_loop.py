@@ -296,9 +296,10 @@ def test_extra_sinks_get_every_frame_and_the_end(stuff: dict) -> None:
 
 class MjpegServer:
     """An MJPEG-over-HTTP stream on 127.0.0.1, as IP cameras serve it. Connection i sends plan[i] frames of
-    one colour and then cuts the stream; connections beyond the plan get 503 (the camera is gone)."""
+    one colour (label, count[, (H, W)]) and then cuts the stream; connections beyond the plan get 503 (the
+    camera is gone)."""
 
-    def __init__(self, plan: list[tuple[str, int]], interval: float = 0.02) -> None:
+    def __init__(self, plan: list[tuple[Any, ...]], interval: float = 0.02) -> None:
         self.plan, self.interval, self.connections = plan, interval, 0
         outer = self
 
@@ -312,13 +313,13 @@ class MjpegServer:
                 if index >= len(outer.plan):
                     self.send_error(503)
                     return
-                label, n = outer.plan[index]
+                label, n, *size = outer.plan[index]
                 rng = np.random.default_rng(index)
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
                 for _ in range(n):
-                    jpeg = cv2.imencode(".jpg", colour_frame(label, rng))[1].tobytes()
+                    jpeg = cv2.imencode(".jpg", colour_frame(label, rng, *size))[1].tobytes()
                     head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
                     try:
                         self.wfile.write(head + jpeg + b"\r\n")
@@ -379,6 +380,28 @@ def test_a_cut_stream_reconnects_resets_the_smoother_and_ends_cleanly(stuff: dic
     assert "s3cr3t-pw" not in proc.stdout + proc.stderr and "viewer:***@" in proc.stderr
 
 
+def test_a_stream_back_at_another_size_keeps_one_playable_video_and_every_jsonl_line(
+    stuff: dict, tmp_path: Path
+) -> None:
+    """A camera reconfigured while the run goes on comes back at another size (and aspect): --save keeps the
+    first size (letterboxed), the JSONL and the web view go on, and the video plays every classified frame."""
+    out, saved = tmp_path / "resized.jsonl", tmp_path / "resized.mp4"
+    with MjpegServer([("1", 12, (48, 64)), ("3", 400, (120, 240))]) as server:
+        proc = run_cli(
+            "webcam", stuff["model"], "--source", server.url(), "--jsonl", out, "--save", saved, "--serve", 0,
+            "--max-frames", 30, "--reconnect", 3, "--timeout", 5, "--device", "cpu",
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "1 reconnect" in proc.stderr and "The frame size changed to 720x360" in proc.stderr
+    events = lines(out)
+    assert len(events) == 30 and events[-1]["top"][0]["label"] == "3"
+    cap = cv2.VideoCapture(str(saved))
+    shapes = []
+    while (got := cap.read())[0]:
+        shapes.append(got[1].shape)
+    assert len(shapes) == 30 and set(shapes) == {(360, 480, 3)}  # the first size, enlarged to 360 rows
+
+
 def test_a_stream_that_never_comes_back_gives_up_in_one_sentence(stuff: dict, tmp_path: Path) -> None:
     out = tmp_path / "lost.jsonl"
     with MjpegServer([("2", 12)]) as server:
@@ -396,6 +419,38 @@ def test_a_stream_that_never_comes_back_gives_up_in_one_sentence(stuff: dict, tm
     events = lines(out)  # nothing lost: what was classified before the drop is on disk
     assert 1 <= len(events) <= 12 and {e["top"][0]["label"] for e in events} == {"2"}
     assert "s3cr3t-pw" not in proc.stdout + proc.stderr
+
+
+def test_sigterm_ends_a_run_as_ctrl_c_does_and_keeps_the_video_and_jsonl(stuff: dict, tmp_path: Path) -> None:
+    """docker stop, systemctl stop and kill send SIGTERM: the run must close its files as on Ctrl-C, not die
+    with them under hidden temporary names (an mp4 without its index does not play)."""
+    video = tmp_path / "long.mp4"
+    colour_video(video, [("1", 100), ("3", 100)], fps=20)  # 10 s at --realtime
+    out, saved = tmp_path / "run.jsonl", tmp_path / "run.mp4"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("DISPLAY", None)
+    code = "import sys; from mgc_edge.cli import app; sys.argv[0] = 'mgc-edge'; app()"
+    args = [
+        "webcam", stuff["model"], "-s", video, "--realtime", "--jsonl", out, "--save", saved, "--device", "cpu",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)], stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.stat().st_size > 200 for p in tmp_path.glob(".run.jsonl.*")):  # a few frames written
+            assert proc.poll() is None and time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.05)
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "ended by interrupted" in stderr and "Traceback" not in stderr
+    events = lines(out)
+    cap = cv2.VideoCapture(str(saved))
+    assert 0 < len(events) < 200 and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == len(events)
+    assert not list(tmp_path.glob(".run.*"))  # no temporary file left behind
 
 
 # -- bad input: one sentence, non-zero exit, nothing lost ------------------------------------------------------
@@ -432,6 +487,23 @@ def test_bad_sources_are_one_sentence(stuff: dict, tmp_path: Path) -> None:
     assert "hunter22" not in result.output
 
 
+def test_a_video_file_cut_short_is_classified_as_far_as_it_goes_and_said(stuff: dict, tmp_path: Path) -> None:
+    whole = tmp_path / "whole.avi"  # AVI keeps its announced frame count in the header, which survives a cut
+    writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 20, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        writer.write(colour_frame("2", rng))
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out = tmp_path / "cut.jsonl"
+    result = invoke("webcam", stuff["model"], "-s", cut, "--display", "off", "--jsonl", out)
+    assert result.exit_code == 0, result.output
+    n = len(lines(out))
+    assert 0 < n < 54
+    assert f"{cut} stopped decoding at frame {n} of 60 (damaged or truncated)." in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -449,6 +521,15 @@ def test_bad_options_are_one_sentence(stuff: dict, tmp_path: Path, args: list[st
     assert needle in one_error(
         invoke("webcam", stuff["model"], "-s", stuff["video"], "--display", "off", *args)
     )
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_run(stuff: dict, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for option, name in (("--jsonl", "o.jsonl"), ("--save", "o.mp4")):
+        path = blocker / name
+        result = invoke("webcam", stuff["model"], "-s", stuff["video"], "--display", "off", option, path)
+        assert f"{option} {path} cannot be written ({blocker} is a file)." in one_error(result)
 
 
 def test_an_existing_output_is_never_replaced_without_force(stuff: dict, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import ProgressColumn, Task
 from rich.text import Text
 
-from mgc_edge.cli.app import console, stdout, user_errors
+from mgc_edge.cli.app import console, sigterm_as_interrupt, stdout, user_errors
 from mgc_edge.cli.runtime import DEFAULT_SMOOTH, Device, _note
 
 DEFAULT_MIN_SECONDS = 0.3  # mgc_edge.runtime.annotate.DEFAULT_MIN_SECONDS (not imported: keeps --help light)
@@ -93,7 +93,7 @@ def annotate(
 
     Resumable: a video whose outputs are up to date is kept. Exit code 1 when a video could not be decoded.
     """
-    with user_errors("annotate"):
+    with user_errors("annotate"), sigterm_as_interrupt():
         from mgc_edge.runtime.annotate import AnnotateOptions
         from mgc_edge.runtime.annotate import annotate as run_annotate
         from mgc_edge.runtime.webcam import open_classifier, quiet_opencv

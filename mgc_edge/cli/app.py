@@ -6,6 +6,8 @@ Importing this never imports torch: heavy imports happen inside the commands tha
 from __future__ import annotations
 
 import dataclasses
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -51,6 +53,25 @@ def user_errors(command: str = "this command") -> Iterator[None]:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         raise typer.Exit(130) from None
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (docker stop, systemctl stop, kill, timeout) ends the command as Ctrl-C does: a live run closes
+    its video and JSONL and prints its summary, annotate removes its unfinished files. Python's default for
+    SIGTERM is to die at once, leaving outputs under their temporary names (an mp4 without its index)."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def fail(sentence: str, code: int = 2) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from mgc_edge.cli.app import console, fail, stdout, user_errors
+from mgc_edge.cli.app import console, fail, sigterm_as_interrupt, stdout, user_errors
 from mgc_edge.config import SplitConfig
 
 DEFAULT_SMOOTH = "ema:0.3"  # mgc_edge.runtime.smoothing.DEFAULT_SMOOTH (not imported: keeps --help light)
@@ -89,9 +89,9 @@ def webcam(
         ),
     ] = None,
 ) -> None:
-    """Classify cameras, video files or network streams live, one or many at once; q, Esc or Ctrl-C ends it
-    with a summary."""
-    with user_errors("webcam"):
+    """Classify cameras, video files or network streams live, one or many at once; q, Esc, Ctrl-C or SIGTERM
+    ends it with a summary."""
+    with user_errors("webcam"), sigterm_as_interrupt():
         from mgc_edge.runtime.webcam import WebcamOptions, run_webcam
 
         options = WebcamOptions(

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from mgc_edge.errors import UserError
-from mgc_edge.fileio import temp_path, write_json, write_text
+from mgc_edge.fileio import temp_path, unwritable, write_json, write_text
 from mgc_edge.runtime import elan
 from mgc_edge.runtime.decode import (
     Batch,
@@ -58,6 +58,11 @@ VIDEO_EXTENSIONS = (
     ".flv",
     ".ts",
     ".mts",
+    ".m2ts",  # AVCHD camcorders
+    ".3gp",  # phones
+    ".mjpg",  # IP cameras' MJPEG recordings
+    ".mjpeg",
+    ".ogv",
 )
 # Shorter runs of the smoothed label are flicker, not gestures: 0.3 s is 4-5 frames at 15 fps and 9 at
 # 30 fps, above the 2-3 frames in which the default smoothing (ema:0.3) lets a wrong label through, and
@@ -125,6 +130,9 @@ class AnnotateOptions:
         parse_smooth(self.smooth)
         if self.out.exists() and not self.out.is_dir():
             raise AnnotateInputError(f"--out {self.out} is a file; give a folder.")
+        problem = unwritable(self.out)
+        if problem is not None:
+            raise AnnotateInputError(f"--out {self.out} cannot be written ({problem}).")
 
     def decode(self) -> DecodeOptions:
         return DecodeOptions(self.every, self.start, self.end, self.batch_size, self.workers)

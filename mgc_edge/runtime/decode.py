@@ -30,12 +30,9 @@ import numpy as np
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.preprocess import preprocess
 from mgc_edge.runtime.session import usable_cores
-from mgc_edge.runtime.sources import file_fps, valid_frame
+from mgc_edge.runtime.sources import COMPLETE_SHARE, file_fps, valid_frame
 
 CHUNK = 8  # frames per preprocessing task: small, so raw frames in flight stay few even at 4K
-# A video that stops decoding before this share of its announced frames is damaged or truncated; above it,
-# container frame counts are often estimates (from duration x fps) and a short end is not an error.
-COMPLETE_SHARE = 0.9
 
 
 @dataclass(frozen=True)

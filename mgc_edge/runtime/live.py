@@ -5,6 +5,7 @@ numpy + OpenCV only."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -15,6 +16,7 @@ import cv2
 import numpy as np
 
 from mgc_edge.runtime.sources import (
+    COMPLETE_SHARE,
     ENDED,
     FAILED,
     LIVE,
@@ -52,6 +54,18 @@ def open_capture(target: int | str, options: SourceOptions) -> cv2.VideoCapture:
         return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
 
 
+def read_to_end(cap: Capture) -> bool:
+    """Whether a stream of known length (a video file over HTTP, a recorded RTSP session) was read to its end.
+    Such a stream ends; reopening it would play it again from the start, for ever. Live streams and cameras
+    announce no length (0 or negative), so they are reconnected instead. Container lengths of some formats are
+    estimates (duration x fps), hence COMPLETE_SHARE."""
+    count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    if not (math.isfinite(count) and count > 0):
+        return False
+    position = cap.get(cv2.CAP_PROP_POS_FRAMES)
+    return math.isfinite(position) and position >= COMPLETE_SHARE * count
+
+
 _ENV_LOCK = threading.Lock()
 
 
@@ -77,7 +91,8 @@ class LiveSource(Source):
     `read()` hands out the newest frame the consumer has not had yet, so the consumer lags the camera by at
     most the frame in flight and never sees a frame twice. A stream that drops is reopened up to
     `options.reconnect` times with exponential backoff (state "reconnecting"); the new frame size may
-    differ. After the last failed try `read()` raises StreamLost. A paced file simply ends.
+    differ. After the last failed try `read()` raises StreamLost. A paced file, and a stream of known length
+    read to its end (`read_to_end`), simply end.
     """
 
     live = True
@@ -226,6 +241,9 @@ class LiveSource(Source):
                 continue
             if self.paced_file:
                 self._set_state(ENDED, f"end of {Path(str(self.target)).name}")
+                return
+            if read_to_end(cap):
+                self._set_state(ENDED, f"end of {self.name}")
                 return
             if not self._reconnect():
                 return

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from mgc_edge.errors import UserError
-from mgc_edge.fileio import temp_path
+from mgc_edge.fileio import temp_path, unwritable
 from mgc_edge.runtime.overlay import draw_state
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class StopRequested(Exception):
 
 
 class OutputExistsError(UserError):
-    """An output file exists and `--force` was not given; the message is one sentence."""
+    """An output file exists and `--force` was not given, or it cannot be written there; one sentence."""
 
 
 class DisplayError(UserError):
@@ -68,12 +68,16 @@ class DisplayError(UserError):
 
 
 def refuse_existing(path: str | Path, force: bool, option: str = "output") -> Path:
-    """`path` as a Path, after refusing an existing file unless `force` (a folder is always refused)."""
+    """`path` as a Path, after refusing an existing file unless `force` (a folder is always refused) and a
+    place where no file can be written (a read-only disk, no permission)."""
     path = Path(path)
     if path.is_dir():
         raise OutputExistsError(f"{option} {path} is a folder; give a file name.")
     if path.exists() and not force:
         raise OutputExistsError(f"{path} exists; pass --force to replace it.")
+    problem = unwritable(path.parent)
+    if problem is not None:
+        raise OutputExistsError(f"{option} {path} cannot be written ({problem}).")
     return path
 
 

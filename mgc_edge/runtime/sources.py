@@ -28,6 +28,9 @@ import numpy as np
 from mgc_edge.errors import UserError
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
+# A video or stream of known length that stops before this share of its announced frames was cut short
+# (damaged, truncated); above it, container frame counts are often estimates (duration x fps), not an error.
+COMPLETE_SHARE = 0.9
 # States a source reports (and the loop forwards to the sinks).
 LIVE, STALE, RECONNECTING, ENDED, FAILED = "live", "stale", "reconnecting", "ended", "failed"
 
@@ -101,8 +104,12 @@ class Capture(Protocol):
     def release(self) -> None: ...
 
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@/\s]*)@")
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pwd|pass|token|key|secret|auth|signature)=)[^&#\s]*")
+# The password runs to the LAST @ before the path, as FFmpeg reads it: a password may hold @ and :.
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^/?#\s]*)@")
+# Query parameters named like a secret, also with a prefix: access_token, api_key, X-Amz-Signature.
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&][\w.-]*(?:password|passwd|pwd|pw|pass|token|key|secret|auth|signature|sig|credential)=)[^&#\s]*"
+)
 
 
 def redact_url(text: str) -> str:
@@ -221,7 +228,8 @@ class FileSource(Source):
     """Every frame of a video file (every Nth with `every`), decoded one step ahead in a thread.
 
     `seq` is the frame's index in the file, `t` its timestamp (index / fps). The end of the file ends the
-    source; a file that cannot be decoded at all is a SourceError.
+    source; a file that cannot be decoded at all is a SourceError, one that stops decoding well before the
+    frames its container announces sets `short_end` (one sentence).
     """
 
     live = False
@@ -249,6 +257,7 @@ class FileSource(Source):
         self._meter = RateMeter()
         self._cap: Capture | None = None
         self._first: np.ndarray | None = None
+        self.short_end: str | None = None  # set at the end of a file cut short
 
     def open(self) -> FileSource:
         """Open the file and start decoding; a second call does nothing."""
@@ -295,6 +304,7 @@ class FileSource(Source):
         assert cap is not None
         index, image = 0, self._first
         self._first = None
+        ended = False
         try:
             while not self._stop.is_set():
                 if index % every == 0:
@@ -316,7 +326,11 @@ class FileSource(Source):
                         self._skipped += 1
                 image = None
                 index += 1
+            ended = not self._stop.is_set()
         finally:
+            if ended and self.frame_count and index < COMPLETE_SHARE * self.frame_count:
+                where = f"stopped decoding at frame {index} of {self.frame_count}"
+                self.short_end = f"{self.path} {where} (damaged or truncated)."
             self._put(None)
 
     def read(self, timeout: float = 0.1) -> Frame | None:

@@ -379,6 +379,9 @@ def run_webcam(
         sinks = make_sinks(clf, options, sources, extra, console, notify)
         loop = live_loop.LoopOptions(topk=options.topk, smooth=options.smooth, max_frames=options.max_frames)
         summary = live_loop.run_loop(clf, sources, loop, sinks)
+        for src in sources:  # a file cut short ends like a whole one: say so (annotate says it too)
+            if getattr(src, "short_end", None):
+                notify(src.short_end)
     print_summary(summary, console)
     return summary
 
