@@ -149,6 +149,28 @@ def test_video_sink_writes_every_frame_keeps_the_first_size_and_says_its_codec_o
     assert [p.name for p in tmp_path.iterdir()] == ["annotated.mp4"]  # no temporary file left behind
 
 
+def test_a_paced_video_plays_in_real_time_whatever_the_model_kept_up_with(tmp_path: Path) -> None:
+    """A live source's mp4: each classified frame where its capture time falls, the one before repeated over
+    what was not classified, a frame early by jitter in the next place, a long outage cut to max_gap, and a
+    source faster than its announced rate thinned to it."""
+    notes: list[str] = []
+    out = tmp_path / "live.mp4"
+    sink = VideoSink(out, fps=10, notify=notes.append, paced=True, max_gap=1.0)
+    # capture times: the stream starts at 5 s; 3 frames not classified; jitter; a 60 s outage; then 25 fps
+    times = [5.0, 5.1, 5.5, 5.52, 5.6, 65.6, 65.7, 65.74, 65.78, 65.82, 65.86, 65.9, 65.94, 65.98]
+    for i, t in enumerate(times):
+        sink.frame(frame(60, 80, 18 * i), {"t": t})
+    sink.close()
+    levels = [round(float(f.mean()) / 18) for f in read_video(out)]
+    # 5.0 -> place 0, 5.1 -> 1, 5.5 -> 5 (frame 1 repeated 3x), 5.52 -> 6 (one place early: the next one),
+    # 5.6 -> 7; 65.6: 598 places missing, cut to 10 repeats of frame 4, itself at 18; then 25 fps into 10:
+    # each frame at its place or one early, the ones that would lead by more left out (9, 11, 12).
+    assert levels == [0, 1, 1, 1, 1, 2, 3, 4] + [4] * 10 + [5, 6, 7, 8, 10, 13]
+    assert sink.frames == len(levels)
+    assert any("no frame for 60 s" in n for n in notes) and any("faster than the 10 fps" in n for n in notes)
+    assert len(notes) == 2 + ("H.264" in " ".join(notes))
+
+
 def test_video_sink_refuses_an_existing_file_and_other_containers(tmp_path: Path) -> None:
     out = tmp_path / "old.mp4"
     out.write_bytes(b"precious")

@@ -384,7 +384,9 @@ def test_a_stream_back_at_another_size_keeps_one_playable_video_and_every_jsonl_
     stuff: dict, tmp_path: Path
 ) -> None:
     """A camera reconfigured while the run goes on comes back at another size (and aspect): --save keeps the
-    first size (letterboxed), the JSONL and the web view go on, and the video plays every classified frame."""
+    first size (letterboxed), the JSONL and the web view go on, and the video plays in real time (the frames
+    not classified and the reconnect's gap: the frame before, repeated; this server sends faster than the 25 fps
+    FFmpeg assumes: thinned to 25)."""
     out, saved = tmp_path / "resized.jsonl", tmp_path / "resized.mp4"
     with MjpegServer([("1", 12, (48, 64)), ("3", 400, (120, 240))]) as server:
         proc = run_cli(
@@ -396,10 +398,14 @@ def test_a_stream_back_at_another_size_keeps_one_playable_video_and_every_jsonl_
     events = lines(out)
     assert len(events) == 30 and events[-1]["top"][0]["label"] == "3"
     cap = cv2.VideoCapture(str(saved))
-    shapes = []
+    fps, shapes = cap.get(cv2.CAP_PROP_FPS), []
     while (got := cap.read())[0]:
         shapes.append(got[1].shape)
-    assert len(shapes) == 30 and set(shapes) == {(360, 480, 3)}  # the first size, enlarged to 360 rows
+    assert set(shapes) == {(360, 480, 3)}  # the first size, enlarged to 360 rows
+    span = (
+        round((events[-1]["t"] - events[0]["t"]) * fps) + 1
+    )  # video frames from the first to the last capture
+    assert abs(len(shapes) - span) <= 1
 
 
 def test_a_stream_that_never_comes_back_gives_up_in_one_sentence(stuff: dict, tmp_path: Path) -> None:

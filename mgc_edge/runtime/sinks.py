@@ -194,7 +194,11 @@ class VideoSink:
     mp4v (said once). The size is fixed by the first frame; later frames of another size are letterboxed.
 
     Encoding runs in a writer thread behind a short queue, so that it overlaps the next inference; every
-    frame is written (a full queue makes the loop wait, it never drops a frame).
+    frame is written (a full queue makes the loop wait, it never drops a frame). `paced` (live sources): the
+    video plays in real time instead, however fast the model kept up: each frame goes where its capture time
+    falls at `fps`, the frame before it repeated over the frames the loop did not classify; a gap longer than
+    `max_gap` seconds (a stream that was down) is cut to that, and a source faster than `fps` is thinned to
+    it, each said once.
     """
 
     wants_image = True
@@ -206,6 +210,8 @@ class VideoSink:
         force: bool = False,
         notify: Notify = log.warning,
         queue_size: int = 8,
+        paced: bool = False,
+        max_gap: float = 10.0,
     ) -> None:
         self.path = refuse_existing(path, force, "--save")
         if self.path.suffix.lower() != ".mp4":
@@ -224,6 +230,11 @@ class VideoSink:
         self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=max(1, queue_size))
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+        self.paced, self._max_fill = paced, max(0, round(max_gap * self.fps))
+        self._last: np.ndarray | None = None  # the frame written last (paced: repeated over a gap)
+        self._slot = -1  # paced: the video frame it was written at
+        self._cut = 0  # paced: frames of over-long gaps left out, so later frames keep their place
+        self._cut_said = self._fast_said = False
 
     def _write_all(self) -> None:
         assert self._writer is not None
@@ -260,8 +271,47 @@ class VideoSink:
                     f"The frame size changed to {w}x{h}; {self.path.name} keeps {self._size[0]}x{self._size[1]}."
                 )
             image = fit_to(annotated_bgr, self._size)
+        if self.paced:
+            repeats = self._repeats(float(event["t"]))
+            if repeats is None:
+                return
+            for _ in range(repeats):
+                self._queue.put(self._last)
+                self.frames += 1
         self._queue.put(image)  # the loop hands over a new array per frame: no copy needed
+        self._last = image
         self.frames += 1
+
+    def _repeats(self, t: float) -> int | None:
+        """Paced: how often the last frame is written again before the frame captured at `t` (seconds since
+        the source started); None where the frame is left out. A frame one place early (jitter) takes the
+        next place; one that would put the video more than a frame ahead of real time is left out (a source
+        faster than the rate it announced, which FFmpeg guesses as 25 for MJPEG), said once."""
+        want = round(t * self.fps) - self._cut
+        if self._last is None:
+            self._cut, self._slot = want, 0  # the video starts at the first frame
+            return 0
+        if want < self._slot:
+            if not self._fast_said:
+                self._fast_said = True
+                self.notify(
+                    f"A source sends frames faster than the {self.fps:g} fps it announced; {self.path.name} "
+                    f"keeps {self.fps:g} of them a second, in real time (the JSONL has every one)."
+                )
+            return None
+        gap = want - self._slot - 1
+        if gap > self._max_fill:
+            if not self._cut_said:
+                self._cut_said = True
+                self.notify(
+                    f"A source gave no frame for {gap / self.fps:.0f} s; {self.path.name} holds its last frame "
+                    f"for {self._max_fill / self.fps:.0f} s of that gap (and of any longer one)."
+                )
+            self._cut += gap - self._max_fill
+            gap = self._max_fill
+        gap = max(0, gap)
+        self._slot += gap + 1
+        return gap
 
     def state(self, event: dict[str, Any]) -> None:
         """States are not frames: the video shows them on the frames that follow."""

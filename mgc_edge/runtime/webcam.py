@@ -253,7 +253,9 @@ def make_sinks(
     if options.save is not None:
         paths = save_paths(options.save, len(sources))
         videos = [
-            VideoSink(path, source_fps(src, options.every), force=options.force, notify=notify)
+            VideoSink(
+                path, source_fps(src, options.every), force=options.force, notify=notify, paced=src.live
+            )
             for path, src in zip(paths, sources)
         ]
         sinks.append(PerSource(videos) if many else videos[0])
