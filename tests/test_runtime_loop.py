@@ -538,6 +538,33 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_run(stuff: dict,
         assert f"{option} {path} cannot be written ({blocker} is a file)." in one_error(result)
 
 
+def test_a_disk_that_fills_up_mid_run_is_one_sentence_and_keeps_what_was_written(
+    stuff: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from mgc_edge.runtime import sinks
+
+    write = sinks.JsonlSink.frame
+    written = []
+
+    def frame(self: Any, image: Any, event: dict) -> None:
+        if len(written) == 5:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        write(self, image, event)
+        written.append(event["frame"])
+
+    monkeypatch.setattr(sinks.JsonlSink, "frame", frame)
+    out, video = tmp_path / "o.jsonl", tmp_path / "o.mp4"
+    result = invoke(
+        "webcam", stuff["model"], "-s", stuff["video"], "--display", "off", "--jsonl", out, "--save", video,
+    )  # fmt: skip
+    error = one_error(result)
+    assert "stopped writing" in error and "No space left on device" in error
+    assert [e["frame"] for e in lines(out)] == written == list(range(5))
+    assert video.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["o.jsonl", "o.mp4"]
+
+
 def test_an_existing_output_is_never_replaced_without_force(stuff: dict, tmp_path: Path) -> None:
     for option, name in (("--jsonl", "keep.jsonl"), ("--save", "keep.mp4")):
         path = tmp_path / name

@@ -6,6 +6,7 @@ Importing this never imports torch: heavy imports happen inside the commands tha
 from __future__ import annotations
 
 import dataclasses
+import errno
 import signal
 import threading
 from collections.abc import Iterator
@@ -37,6 +38,8 @@ stdout = Console(soft_wrap=True, markup=False, emoji=False, highlight=False)
 # Top-level modules of the `[train]` extra: a command that needs one, run on an edge-only install, says so.
 TRAIN_EXTRA = frozenset({"torch", "torchvision", "onnx", "onnxscript", "matplotlib"})
 TRAIN_INSTALL = "pip install 'mgc-edge[train]'"
+# The machine's, not ours: a disk that filled up or went read-only mid-run, a quota, a failing drive.
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
 
 @contextmanager
@@ -53,6 +56,11 @@ def user_errors(command: str = "this command") -> Iterator[None]:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         raise typer.Exit(130) from None
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        fail(f"`mgc-edge {command}` stopped{where}: {exc.strerror or exc}; what was written before is kept.")
 
 
 @contextmanager
