@@ -382,6 +382,51 @@ def test_a_url_that_never_answers_fails_within_the_timeout() -> None:
         silent.close()
 
 
+def test_a_stream_whose_server_refuses_says_what_it_answered() -> None:
+    """OpenCV only says a stream did not open; the server's refusal (401, 404) says why, and the password in
+    the URL goes out as Basic auth, never into the message."""
+    import base64
+
+    good = "Basic " + base64.b64encode(b"viewer:pa55@word").decode()
+
+    class Camera(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            if self.path != "/video.mjpg":
+                self.send_error(404)
+            elif self.headers.get("Authorization") != good:
+                self.send_error(401)
+            else:  # the right user and password, but not a video: OpenCV's own sentence stands
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"hello")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"127.0.0.1:{server.server_address[1]}"
+    options = SourceOptions(open_timeout=2, read_timeout=2)
+    try:
+        cases = [
+            (
+                f"http://viewer:wrong@{base}/video.mjpg",
+                "answered HTTP 401 Unauthorized (check the user and password)",
+            ),
+            (f"http://{base}/video.mjpg", "answered HTTP 401"),
+            (f"http://viewer:pa55%40word@{base}/other.mjpg", "answered HTTP 404 Not Found (check the path)"),
+            (f"http://viewer:pa55%40word@{base}/video.mjpg", "did not open or gave no frame within 2 s"),
+        ]
+        for url, needle in cases:
+            with pytest.raises(SourceError) as err:
+                open_source(url, options)
+            message = str(err.value)
+            assert needle in message and "wrong" not in message and "pa55" not in message
+    finally:
+        server.shutdown()
+
+
 @pytest.mark.parametrize(
     ("source", "options", "needle"),
     [

@@ -4,11 +4,15 @@ numpy + OpenCV only."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import math
 import os
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -64,6 +68,35 @@ def read_to_end(cap: Capture) -> bool:
         return False
     position = cap.get(cv2.CAP_PROP_POS_FRAMES)
     return math.isfinite(position) and position >= COMPLETE_SHARE * count
+
+
+_REFUSALS = {401: "check the user and password", 403: "the account may not view it", 404: "check the path"}
+
+
+def http_refusal(target: int | str, timeout: float) -> str | None:
+    """What an HTTP(S) stream's server answered, where it refused with an error status ("HTTP 401 Unauthorized
+    (check the user and password)"); None for anything else (another scheme, no answer, a 2xx). OpenCV only
+    says that the stream did not open: one GET, with the URL's user and password as Basic auth, says why."""
+    if not isinstance(target, str) or urllib.parse.urlsplit(target).scheme.lower() not in ("http", "https"):
+        return None
+    parts = urllib.parse.urlsplit(target)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{parts.port}" if parts.port else ""
+    request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=netloc)))
+    if parts.username is not None:
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return None
+    except urllib.error.HTTPError as exc:
+        hint = _REFUSALS.get(exc.code)
+        return f"HTTP {exc.code} {exc.reason}" + (f" ({hint})" if hint else "")
+    except (OSError, ValueError):  # no answer, a TLS problem, a malformed URL: OpenCV's sentence stands
+        return None
 
 
 _ENV_LOCK = threading.Lock()
@@ -148,6 +181,9 @@ class LiveSource(Source):
             )
         if self.paced_file:
             return SourceError(f"Video file {self.target} cannot be decoded (not a video OpenCV can read).")
+        answer = http_refusal(self.target, min(3.0, self.options.open_timeout))
+        if answer is not None:
+            return SourceError(f"Stream {self.name} did not open: the server answered {answer}.")
         return SourceError(
             f"Stream {self.name} did not open or gave no frame within {self.options.open_timeout:g} s "
             "(check the URL, the network and the camera's credentials)."
