@@ -141,11 +141,12 @@ class _Progress:
             line = f"[yellow]skipped:[/] {escape(result.note or str(j.path))}"
         elif result.status == "kept":
             line = (
-                f"kept {escape(str(j.path))}: {result.frames} frames, {result.segments} segments (up to date)"
+                f"kept {escape(str(j.path))}: {_count(result.frames, 'frame')}, "
+                f"{_count(result.segments, 'segment')} (up to date)"
             )
         else:
             line = (
-                f"{escape(str(j.path))}: {result.frames} frames, {result.segments} segments in "
+                f"{escape(str(j.path))}: {_count(result.frames, 'frame')}, {_count(result.segments, 'segment')} in "
                 f"{result.seconds:.1f} s ({result.fps:.0f} frames/s) -> {escape(str(j.out / j.name))}.*"
             )
             if result.note:
@@ -154,6 +155,10 @@ class _Progress:
 
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _pct(v: float | None) -> str:

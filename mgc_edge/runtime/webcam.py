@@ -289,7 +289,8 @@ def print_summary(summary: Any, console: Console) -> None:
     if len(s.sources) > 1 and s.batches:
         batches = f" in {s.batches} batches ({s.classified / s.batches:.1f} frames each)"
     console.print(
-        f"{s.frames_read} frames read, {s.classified} classified{dropped}{skipped}{reconnects} in "
+        f"{s.frames_read} frame{'s' if s.frames_read != 1 else ''} read, {s.classified} classified"
+        f"{dropped}{skipped}{reconnects} in "
         f"{s.seconds:.1f} s: [bold]{s.fps:.1f} fps[/] on {s.provider}{batches}; ended by {s.ended_by}.",
         highlight=False,
         soft_wrap=True,
