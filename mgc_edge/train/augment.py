@@ -4,10 +4,13 @@ CUDA, the same code on the CPU).
 The draws follow `data.dataset.Augment`, the per-image augmentation of the decode path: a crop of 0.8-1.0
 of the area with an aspect change of 0.8-1.25, a horizontal flip, a contrast gain and a brightness bias
 clipped to [0, 255]. The crop and the resize to the model size are one bilinear resampling per image
-(`grid_sample`, half-pixel centres as OpenCV's INTER_LINEAR). The photometric jitter comes after the
-resampling (a pointwise affine map commutes with it, up to the clipping), so it touches the model's pixels
-only. `normalize_uint8` is the evaluation path: bit-identical to `preprocess.normalize`, so a cached
-evaluation batch equals what the runtime computes.
+(`grid_sample`, half-pixel centres as OpenCV's INTER_LINEAR). Contrast, brightness and the normalisation are
+one affine map per image and channel, applied in the pass that turns the uint8 pixels into floats (before
+the resampling: bilinear weights sum to 1, so an affine map commutes with it); its clipping comes after the
+resampling, in the pass that writes the output layout. The result equals jittering, clipping and
+normalising the resampled pixels, up to float rounding, with two passes over float images fewer.
+`normalize_uint8` is the evaluation path: bit-identical to `preprocess.normalize`, so a cached evaluation
+batch equals what the runtime computes.
 """
 
 from __future__ import annotations
@@ -93,11 +96,10 @@ def _grid(d: BatchDraw, in_size: tuple[int, int], out_size: tuple[int, int]) -> 
     return torch.stack((gx[:, None, :].expand(b, oh, ow), gy[:, :, None].expand(b, oh, ow)), dim=-1)
 
 
-def crop_resize(batch: torch.Tensor, d: BatchDraw, out_size: tuple[int, int]) -> torch.Tensor:
-    """uint8 [B, H, W, 3] -> float32 [B, 3, oh, ow]: each image's crop box resized (bilinear) to `out_size`,
-    mirrored where `d.flip`; values stay on the 0-255 scale, channels in the input's order."""
-    _, h, w, _ = batch.shape
-    x = batch.permute(0, 3, 1, 2).float()  # channels-last in memory: no transpose pass
+def crop_resize(x: torch.Tensor, d: BatchDraw, out_size: tuple[int, int]) -> torch.Tensor:
+    """float32 [B, C, H, W] (any memory format) -> float32 [B, C, oh, ow]: each image's crop box resized
+    (bilinear) to `out_size`, mirrored where `d.flip`; the border pixels repeat beyond the image."""
+    _, _, h, w = x.shape
     grid = _grid(d, (h, w), out_size)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -124,20 +126,24 @@ def scale_shift(x: torch.Tensor, spec: PreprocessSpec, channels_last: bool = Fal
     return out.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-def photometric_normalize(
-    x: torch.Tensor, d: BatchDraw, spec: PreprocessSpec, channels_last: bool = False
-) -> torch.Tensor:
-    """x * gain + bias per image, clipped to [0, 255] as the decode path's lookup table clips, then
-    normalised as scale_shift() does: in two passes over the batch instead of five, since with a positive
-    scale clip(x * gain + bias, 0, 255) * scale - shift = clip(x * (gain * scale) + (bias * scale - shift),
-    -shift, 255 * scale - shift), per image and channel (equal up to float rounding)."""
+def photometric(batch: torch.Tensor, d: BatchDraw, spec: PreprocessSpec) -> torch.Tensor:
+    """uint8 [B, H, W, 3] in model order -> float32 [B, 3, H, W] (channels-last in memory): each pixel
+    v * gain + bias per image, normalised as scale_shift() does, not clipped (see clip_normalized). One
+    multiply-add that reads the uint8 pixels: the float conversion and the jitter are the same pass."""
+    scale, shift = _constants(spec, batch.device)
+    gain = d.gain.view(-1, 1, 1, 1) * scale.view(1, 1, 1, 3)  # [B, 1, 1, 3]
+    bias = d.bias.view(-1, 1, 1, 1) * scale.view(1, 1, 1, 3) - shift.view(1, 1, 1, 3)
+    return torch.addcmul(bias, batch, gain).permute(0, 3, 1, 2)
+
+
+def clip_normalized(x: torch.Tensor, spec: PreprocessSpec, channels_last: bool = False) -> torch.Tensor:
+    """Normalised float32 [B, 3, H, W] clipped to the normalised [0, 255] (as the decode path's lookup table
+    clips the jittered pixels; with a positive scale the bounds map to -shift and 255 * scale - shift),
+    written in the requested memory format by the same pass."""
     scale, shift = _constants(spec, x.device)
-    gain = d.gain.view(-1, 1, 1, 1) * scale  # [B, 3, 1, 1]
-    bias = d.bias.view(-1, 1, 1, 1) * scale - shift
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     out = torch.empty(x.shape, dtype=torch.float32, device=x.device, memory_format=fmt)
-    torch.addcmul(bias, x, gain, out=out)
-    return out.clamp_(-shift, 255.0 * scale - shift)
+    return torch.clamp(x, -shift, 255.0 * scale - shift, out=out)
 
 
 def normalize_uint8(batch: torch.Tensor, spec: PreprocessSpec, channels_last: bool = False) -> torch.Tensor:
@@ -165,5 +171,5 @@ class BatchAugment:
         """The same with the batch's uniform draws given (u [B, UNIFORMS]): no generator, so a CUDA graph
         can capture it with `u` as a static input."""
         d = draw_from(self.augment, u, (batch.shape[1], batch.shape[2]))
-        x = crop_resize(model_order(batch, self.spec), d, self.spec.size)
-        return photometric_normalize(x, d, self.spec, channels_last)
+        x = photometric(model_order(batch, self.spec), d, self.spec)
+        return clip_normalized(crop_resize(x, d, self.spec.size), self.spec, channels_last)
