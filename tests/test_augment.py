@@ -117,7 +117,7 @@ def test_an_identity_crop_at_the_model_size_returns_the_pixels() -> None:
 def test_photometric_jitter_clips_like_the_lookup_table() -> None:
     """Gain and bias as Augment's lookup table applies them, clipped at 0 and 255 (never reflected), then
     normalised: with ImageNet's mean and std, and with an identity normalisation (values on 0-255)."""
-    ramp = torch.arange(256, dtype=torch.uint8).view(1, 1, 256, 1).repeat(1, 1, 1, 3)  # [1, 1, 256, 3]
+    ramp = torch.arange(256, dtype=torch.uint8).view(1, 1, 1, 256).repeat(1, 3, 1, 1)  # [1, 3, 1, 256]
     spec = PreprocessSpec(size=(64, 64), mean=(0.0, 0.0, 0.0), std=(1 / 255, 1 / 255, 1 / 255), color="bgr")
     imagenet = PreprocessSpec(size=(64, 64))
     scale = np.array([1 / (255 * s) for s in imagenet.std], np.float32)
@@ -127,10 +127,11 @@ def test_photometric_jitter_clips_like_the_lookup_table() -> None:
             *[torch.zeros(1)] * 4, torch.tensor([False]), torch.tensor([gain]), torch.tensor([bias])
         )
         lut = np.clip(np.arange(256, dtype=np.float32) * np.float32(gain) + np.float32(bias), 0, 255)
-        got = clip_normalized(photometric(ramp, d, spec), spec)[0, :, 0].numpy()
-        assert np.abs(got - lut).max() < 1e-3
-        got = clip_normalized(photometric(ramp, d, imagenet), imagenet)[0, :, 0].numpy()
-        assert np.abs(got - (lut[None] * scale[:, None] - shift[:, None])).max() < 1e-5
+        for x in (ramp, ramp.float()):  # converted as read (CUDA's order) or resampled floats (the CPU's)
+            got = clip_normalized(photometric(x, d, spec), spec)[0, :, 0].numpy()
+            assert np.abs(got - lut).max() < 1e-3
+            got = clip_normalized(photometric(x, d, imagenet), imagenet)[0, :, 0].numpy()
+            assert np.abs(got - (lut[None] * scale[:, None] - shift[:, None])).max() < 1e-5
     black = torch.zeros(400, 80, 80, 3, dtype=torch.uint8)
     out = BatchAugment(Augment(), spec)(black, torch.Generator().manual_seed(0))  # values back on 0-255
     per_image_max = out.amax(dim=(1, 2, 3))
@@ -158,13 +159,14 @@ def _resample_then_jitter(aug: BatchAugment, batch: torch.Tensor, u: torch.Tenso
 
 @pytest.mark.parametrize(("size", "stored", "n_random"), [(96, 120, 64), (224, 280, 16)])
 @pytest.mark.parametrize("color", ["rgb", "bgr"])
+@pytest.mark.parametrize("jitter_first", [True, False])
 def test_batch_augment_equals_resampling_before_the_jitter(
-    size: int, stored: int, n_random: int, color: str
+    size: int, stored: int, n_random: int, color: str, jitter_first: bool
 ) -> None:
     """The same draws give the same model inputs as resampling the uint8 pixels first and jittering, clipping
-    and normalising after, up to float rounding: on noise (the steepest image), with random draws and with
-    every extreme of the crop (smallest and largest area and aspect, boxes at each border), flip, gain and
-    bias (clipping at both ends)."""
+    and normalising after, up to float rounding, in either order (jitter_first: CUDA's): on noise (the
+    steepest image), with random draws and with every extreme of the crop (smallest and largest area and
+    aspect, boxes at each border), flip, gain and bias (clipping at both ends)."""
     spec = PreprocessSpec(size=(size, size), color=color)
     aug = BatchAugment(Augment(), spec)
     g = torch.Generator().manual_seed(size)
@@ -173,7 +175,7 @@ def test_batch_augment_equals_resampling_before_the_jitter(
     u = torch.cat((extremes, torch.rand((n_random, UNIFORMS), generator=g)))
     batch = torch.randint(0, 256, (len(u), stored, stored, 3), dtype=torch.uint8, generator=g)
     want = _resample_then_jitter(aug, batch, u)
-    got = aug.apply(batch, u, channels_last=True)
+    got = aug.apply(batch, u, channels_last=True, jitter_first=jitter_first)
     assert got.shape == want.shape and got.is_contiguous(memory_format=torch.channels_last)
     # Normalised units (1e-3 is 0.06 of a pixel value); measured 2e-4 at most: affine_grid and _grid round the
     # sampling positions differently, by about 1e-5 of a pixel, and noise changes by up to 255 per pixel.
@@ -239,6 +241,8 @@ def test_batch_augment_output_shape_layout_and_determinism() -> None:
     assert a.shape == (6, 3, 64, 56) and a.dtype == torch.float32 and a.is_contiguous()
     assert torch.equal(a, aug(batch, torch.Generator().manual_seed(7)))
     assert not torch.equal(a, aug(batch, torch.Generator().manual_seed(8)))
-    assert aug(batch, torch.Generator().manual_seed(7), channels_last=True).is_contiguous(
-        memory_format=torch.channels_last
-    )
+    u = torch.rand((6, UNIFORMS), generator=torch.Generator().manual_seed(9))
+    for jitter_first in (False, True):
+        assert aug.apply(batch, u, jitter_first=jitter_first).is_contiguous()
+        last = aug.apply(batch, u, channels_last=True, jitter_first=jitter_first)
+        assert last.is_contiguous(memory_format=torch.channels_last)

@@ -5,12 +5,13 @@ The draws follow `data.dataset.Augment`, the per-image augmentation of the decod
 of the area with an aspect change of 0.8-1.25, a horizontal flip, a contrast gain and a brightness bias
 clipped to [0, 255]. The crop and the resize to the model size are one bilinear resampling per image
 (`grid_sample`, half-pixel centres as OpenCV's INTER_LINEAR). Contrast, brightness and the normalisation are
-one affine map per image and channel, applied in the pass that turns the uint8 pixels into floats (before
-the resampling: bilinear weights sum to 1, so an affine map commutes with it); its clipping comes after the
-resampling, in the pass that writes the output layout. The result equals jittering, clipping and
-normalising the resampled pixels, up to float rounding, with two passes over float images fewer.
-`normalize_uint8` is the evaluation path: bit-identical to `preprocess.normalize`, so a cached evaluation
-batch equals what the runtime computes.
+one affine map per image and channel (`photometric`), and its clipping (`clip_normalized`) follows the
+resampling. Bilinear weights sum to 1, so the affine map commutes with the resampling and may come before
+it: on CUDA, where a multiply-add converts uint8 to float as it reads, it rides on that conversion, and the
+clipping writes the output layout, two passes over float images fewer than jittering the resampled image;
+the CPU converts into a temporary first, so there the map goes on the smaller, resampled image. Both
+orders give the same values up to float rounding. `normalize_uint8` is the evaluation path: bit-identical
+to `preprocess.normalize`, so a cached evaluation batch equals what the runtime computes.
 """
 
 from __future__ import annotations
@@ -126,22 +127,30 @@ def scale_shift(x: torch.Tensor, spec: PreprocessSpec, channels_last: bool = Fal
     return out.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-def photometric(batch: torch.Tensor, d: BatchDraw, spec: PreprocessSpec) -> torch.Tensor:
-    """uint8 [B, H, W, 3] in model order -> float32 [B, 3, H, W] (channels-last in memory): each pixel
-    v * gain + bias per image, normalised as scale_shift() does, not clipped (see clip_normalized). One
-    multiply-add that reads the uint8 pixels: the float conversion and the jitter are the same pass."""
-    scale, shift = _constants(spec, batch.device)
-    gain = d.gain.view(-1, 1, 1, 1) * scale.view(1, 1, 1, 3)  # [B, 1, 1, 3]
-    bias = d.bias.view(-1, 1, 1, 1) * scale.view(1, 1, 1, 3) - shift.view(1, 1, 1, 3)
-    return torch.addcmul(bias, batch, gain).permute(0, 3, 1, 2)
+def photometric(
+    x: torch.Tensor,
+    d: BatchDraw,
+    spec: PreprocessSpec,
+    memory_format: torch.memory_format = torch.preserve_format,
+) -> torch.Tensor:
+    """[B, 3, H, W] pixels on the 0-255 scale in model order (uint8 or float) -> float32: v * gain + bias per
+    image, normalised as scale_shift() does, not clipped (clip_normalized clips); one multiply-add, which
+    writes `memory_format` (by default x's)."""
+    scale, shift = _constants(spec, x.device)
+    gain = d.gain.view(-1, 1, 1, 1) * scale  # [B, 3, 1, 1]
+    bias = d.bias.view(-1, 1, 1, 1) * scale - shift
+    out = torch.empty_like(x, dtype=torch.float32, memory_format=memory_format)
+    return torch.addcmul(bias, x, gain, out=out)
 
 
 def clip_normalized(x: torch.Tensor, spec: PreprocessSpec, channels_last: bool = False) -> torch.Tensor:
-    """Normalised float32 [B, 3, H, W] clipped to the normalised [0, 255] (as the decode path's lookup table
-    clips the jittered pixels; with a positive scale the bounds map to -shift and 255 * scale - shift),
-    written in the requested memory format by the same pass."""
+    """Normalised float32 [B, 3, H, W] clipped to the normalised [0, 255], as the decode path's lookup table
+    clips the jittered pixels (with a positive scale the bounds map to -shift and 255 * scale - shift): in
+    place when x has the requested memory format, else written in it by the same pass."""
     scale, shift = _constants(spec, x.device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
+    if x.is_contiguous(memory_format=fmt):
+        return x.clamp_(-shift, 255.0 * scale - shift)
     out = torch.empty(x.shape, dtype=torch.float32, device=x.device, memory_format=fmt)
     return torch.clamp(x, -shift, 255.0 * scale - shift, out=out)
 
@@ -167,9 +176,23 @@ class BatchAugment:
         """uint8 BGR [B, H, W, 3] (any H, W: the cache's margin size) -> normalised float32 [B, 3, *spec.size]."""
         return self.apply(batch, uniforms(batch.shape[0], g, batch.device), channels_last)
 
-    def apply(self, batch: torch.Tensor, u: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    def apply(
+        self,
+        batch: torch.Tensor,
+        u: torch.Tensor,
+        channels_last: bool = False,
+        jitter_first: bool | None = None,
+    ) -> torch.Tensor:
         """The same with the batch's uniform draws given (u [B, UNIFORMS]): no generator, so a CUDA graph
-        can capture it with `u` as a static input."""
+        can capture it with `u` as a static input. `jitter_first` (default: on CUDA) applies the photometric
+        map while converting the uint8 pixels, before the resampling (see the module's docstring)."""
         d = draw_from(self.augment, u, (batch.shape[1], batch.shape[2]))
-        x = photometric(model_order(batch, self.spec), d, self.spec)
-        return clip_normalized(crop_resize(x, d, self.spec.size), self.spec, channels_last)
+        x = model_order(batch, self.spec).permute(0, 3, 1, 2)  # uint8 [B, 3, H, W], channels-last in memory
+        if jitter_first is None:
+            jitter_first = batch.is_cuda  # where the multiply-add converts uint8 as it reads
+        if jitter_first:
+            y = crop_resize(photometric(x, d, self.spec), d, self.spec.size)
+        else:
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            y = photometric(crop_resize(x.float(), d, self.spec.size), d, self.spec, fmt)
+        return clip_normalized(y, self.spec, channels_last)
