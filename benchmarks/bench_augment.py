@@ -7,8 +7,8 @@ Engines, all from the same cache, indices and draws:
 - `before`: apply until issue 15: the batch as floats, grid_sample, then jitter and normalise into the output
   layout and clip in place.
 - `jitter_first`: apply as it runs on CUDA: jitter and normalise in the multiply-add that converts the uint8
-  pixels, grid_sample, then clip into the output layout (two float passes fewer than `before` where the
-  multiply-add converts as it reads, as on CUDA; on the CPU it converts into a temporary first).
+  pixels, grid_sample, then clip into the output layout (one read and one write of the output floats fewer
+  than `before` where the multiply-add converts as it reads, as on CUDA; the CPU converts into a temporary).
 - `jitter_last`: apply as it runs on the CPU: the passes of `before`.
 - `separable`: issue 15's proposal in eager torch: rows gathered from the uint8 batch and blended, then
   columns gathered (the channel flip in their index) and blended with the jitter, then clipped.

@@ -7,11 +7,11 @@ clipped to [0, 255]. The crop and the resize to the model size are one bilinear 
 (`grid_sample`, half-pixel centres as OpenCV's INTER_LINEAR). Contrast, brightness and the normalisation are
 one affine map per image and channel (`photometric`), and its clipping (`clip_normalized`) follows the
 resampling. Bilinear weights sum to 1, so the affine map commutes with the resampling and may come before
-it: on CUDA, where a multiply-add converts uint8 to float as it reads, it rides on that conversion, and the
-clipping writes the output layout, two passes over float images fewer than jittering the resampled image;
-the CPU converts into a temporary first, so there the map goes on the smaller, resampled image. Both
-orders give the same values up to float rounding. `normalize_uint8` is the evaluation path: bit-identical
-to `preprocess.normalize`, so a cached evaluation batch equals what the runtime computes.
+it: on CUDA, where a multiply-add converts uint8 to float as it reads, it rides on that conversion and the
+clipping writes the output layout, one read and one write of the model's float batch fewer than jittering
+the resampled image; the CPU converts into a temporary first, so there the map goes on the smaller,
+resampled image. Both orders give the same values up to float rounding. `normalize_uint8` is the evaluation
+path: bit-identical to `preprocess.normalize`, so a cached evaluation batch equals what the runtime computes.
 """
 
 from __future__ import annotations
