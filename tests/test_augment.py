@@ -3,21 +3,27 @@ outputs follow the per-image augmentation of the decode path, and its normalisat
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.data.dataset import Augment
 from mgc_edge.preprocess import normalize, preprocess
 from mgc_edge.train.augment import (
+    UNIFORMS,
     BatchAugment,
     BatchDraw,
+    clip_normalized,
     crop_resize,
     draw,
+    draw_from,
     normalize_uint8,
-    photometric_normalize,
+    photometric,
 )
 
 CPU = torch.device("cpu")
@@ -73,6 +79,11 @@ def test_batch_draws_follow_the_per_image_distribution() -> None:
     assert no_flip["flip"].sum() == 0
 
 
+def _float(image: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W, 3] -> float32 [1, 3, H, W], channels-last in memory as photometric() makes it."""
+    return torch.from_numpy(image)[None].permute(0, 3, 1, 2).float()
+
+
 def _draw(top: float, left: float, h: float, w: float, flip: bool = False) -> BatchDraw:
     t = lambda v: torch.tensor([float(v)])  # noqa: E731
     return BatchDraw(t(top), t(left), t(h), t(w), torch.tensor([flip]), t(1.0), t(0.0))
@@ -90,7 +101,7 @@ def test_crop_and_resize_match_opencv_on_the_crop(box: tuple[int, int, int, int]
     if flip:
         crop = crop[:, ::-1]
     want = cv2.resize(np.ascontiguousarray(crop), (64, 64), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    got = crop_resize(torch.from_numpy(image)[None], _draw(top, left, h, w, flip), (64, 64))
+    got = crop_resize(_float(image), _draw(top, left, h, w, flip), (64, 64))
     got = got[0].permute(1, 2, 0).numpy()
     assert np.abs(got - want).max() <= 2.0  # OpenCV interpolates uint8 in 11-bit fixed point
     assert np.abs(got - want).mean() < 0.3
@@ -98,7 +109,7 @@ def test_crop_and_resize_match_opencv_on_the_crop(box: tuple[int, int, int, int]
 
 def test_an_identity_crop_at_the_model_size_returns_the_pixels() -> None:
     image = np.random.default_rng(2).integers(0, 256, (64, 48, 3), dtype=np.uint8)
-    got = crop_resize(torch.from_numpy(image)[None], _draw(0, 0, 64, 48), (64, 48))
+    got = crop_resize(_float(image), _draw(0, 0, 64, 48), (64, 48))
     # Up to float rounding of the sampling grid: no blur, no shift by half a pixel.
     assert torch.allclose(got[0].permute(1, 2, 0), torch.from_numpy(image).float(), atol=1e-3)
 
@@ -106,7 +117,7 @@ def test_an_identity_crop_at_the_model_size_returns_the_pixels() -> None:
 def test_photometric_jitter_clips_like_the_lookup_table() -> None:
     """Gain and bias as Augment's lookup table applies them, clipped at 0 and 255 (never reflected), then
     normalised: with ImageNet's mean and std, and with an identity normalisation (values on 0-255)."""
-    ramp = torch.arange(256, dtype=torch.float32).view(1, 1, 1, 256).repeat(1, 3, 1, 1)
+    ramp = torch.arange(256, dtype=torch.uint8).view(1, 1, 1, 256).repeat(1, 3, 1, 1)  # [1, 3, 1, 256]
     spec = PreprocessSpec(size=(64, 64), mean=(0.0, 0.0, 0.0), std=(1 / 255, 1 / 255, 1 / 255), color="bgr")
     imagenet = PreprocessSpec(size=(64, 64))
     scale = np.array([1 / (255 * s) for s in imagenet.std], np.float32)
@@ -116,15 +127,59 @@ def test_photometric_jitter_clips_like_the_lookup_table() -> None:
             *[torch.zeros(1)] * 4, torch.tensor([False]), torch.tensor([gain]), torch.tensor([bias])
         )
         lut = np.clip(np.arange(256, dtype=np.float32) * np.float32(gain) + np.float32(bias), 0, 255)
-        got = photometric_normalize(ramp, d, spec)[0, :, 0].numpy()
-        assert np.abs(got - lut).max() < 1e-3
-        got = photometric_normalize(ramp, d, imagenet)[0, :, 0].numpy()
-        assert np.abs(got - (lut[None] * scale[:, None] - shift[:, None])).max() < 1e-5
+        for x in (ramp, ramp.float()):  # converted as read (CUDA's order) or resampled floats (the CPU's)
+            got = clip_normalized(photometric(x, d, spec), spec)[0, :, 0].numpy()
+            assert np.abs(got - lut).max() < 1e-3
+            got = clip_normalized(photometric(x, d, imagenet), imagenet)[0, :, 0].numpy()
+            assert np.abs(got - (lut[None] * scale[:, None] - shift[:, None])).max() < 1e-5
     black = torch.zeros(400, 80, 80, 3, dtype=torch.uint8)
     out = BatchAugment(Augment(), spec)(black, torch.Generator().manual_seed(0))  # values back on 0-255
     per_image_max = out.amax(dim=(1, 2, 3))
     assert per_image_max.min() == 0  # darkening draws keep black at black
     assert 0 < per_image_max.max() <= 0.25 * 255 + 1e-3
+
+
+def _resample_then_jitter(aug: BatchAugment, batch: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """What BatchAugment.apply computed before the jitter moved into the uint8-to-float pass: the whole batch
+    as floats, affine_grid + grid_sample to the model size, then jitter, clip and normalise the result."""
+    spec, (b, h, w, _) = aug.spec, batch.shape
+    d = draw_from(aug.augment, u, (h, w))
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = d.width / w * torch.where(d.flip, -1.0, 1.0)
+    theta[:, 0, 2] = (2 * d.left + d.width) / w - 1
+    theta[:, 1, 1] = d.height / h
+    theta[:, 1, 2] = (2 * d.top + d.height) / h - 1
+    grid = F.affine_grid(theta, [b, 3, *spec.size], align_corners=False)
+    x = (batch.flip(-1) if spec.color == "rgb" else batch).permute(0, 3, 1, 2).float()
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    x = (x * d.gain.view(-1, 1, 1, 1) + d.bias.view(-1, 1, 1, 1)).clamp(0, 255)
+    mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
+    return (x / 255 - mean) / std
+
+
+@pytest.mark.parametrize(("size", "stored", "n_random"), [(96, 120, 64), (224, 280, 16)])
+@pytest.mark.parametrize("color", ["rgb", "bgr"])
+@pytest.mark.parametrize("jitter_first", [True, False])
+def test_batch_augment_equals_resampling_before_the_jitter(
+    size: int, stored: int, n_random: int, color: str, jitter_first: bool
+) -> None:
+    """The same draws give the same model inputs as resampling the uint8 pixels first and jittering, clipping
+    and normalising after, up to float rounding, in either order (jitter_first: CUDA's): on noise (the
+    steepest image), with random draws and with every extreme of the crop (smallest and largest area and
+    aspect, boxes at each border), flip, gain and bias (clipping at both ends)."""
+    spec = PreprocessSpec(size=(size, size), color=color)
+    aug = BatchAugment(Augment(), spec)
+    g = torch.Generator().manual_seed(size)
+    corners = torch.tensor(list(itertools.product([0.0, 1.0], repeat=5)))  # area, aspect, top, left, flip
+    extremes = torch.cat((corners, torch.randint(0, 2, (len(corners), 2), generator=g).float()), 1)
+    u = torch.cat((extremes, torch.rand((n_random, UNIFORMS), generator=g)))
+    batch = torch.randint(0, 256, (len(u), stored, stored, 3), dtype=torch.uint8, generator=g)
+    want = _resample_then_jitter(aug, batch, u)
+    got = aug.apply(batch, u, channels_last=True, jitter_first=jitter_first)
+    assert got.shape == want.shape and got.is_contiguous(memory_format=torch.channels_last)
+    # Normalised units (1e-3 is 0.06 of a pixel value); measured 2e-4 at most: affine_grid and _grid round the
+    # sampling positions differently, by about 1e-5 of a pixel, and noise changes by up to 255 per pixel.
+    assert (got - want).abs().max() <= 1e-3
 
 
 def _pipelines(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -186,6 +241,8 @@ def test_batch_augment_output_shape_layout_and_determinism() -> None:
     assert a.shape == (6, 3, 64, 56) and a.dtype == torch.float32 and a.is_contiguous()
     assert torch.equal(a, aug(batch, torch.Generator().manual_seed(7)))
     assert not torch.equal(a, aug(batch, torch.Generator().manual_seed(8)))
-    assert aug(batch, torch.Generator().manual_seed(7), channels_last=True).is_contiguous(
-        memory_format=torch.channels_last
-    )
+    u = torch.rand((6, UNIFORMS), generator=torch.Generator().manual_seed(9))
+    for jitter_first in (False, True):
+        assert aug.apply(batch, u, jitter_first=jitter_first).is_contiguous()
+        last = aug.apply(batch, u, channels_last=True, jitter_first=jitter_first)
+        assert last.is_contiguous(memory_format=torch.channels_last)

@@ -4,10 +4,14 @@ CUDA, the same code on the CPU).
 The draws follow `data.dataset.Augment`, the per-image augmentation of the decode path: a crop of 0.8-1.0
 of the area with an aspect change of 0.8-1.25, a horizontal flip, a contrast gain and a brightness bias
 clipped to [0, 255]. The crop and the resize to the model size are one bilinear resampling per image
-(`grid_sample`, half-pixel centres as OpenCV's INTER_LINEAR). The photometric jitter comes after the
-resampling (a pointwise affine map commutes with it, up to the clipping), so it touches the model's pixels
-only. `normalize_uint8` is the evaluation path: bit-identical to `preprocess.normalize`, so a cached
-evaluation batch equals what the runtime computes.
+(`grid_sample`, half-pixel centres as OpenCV's INTER_LINEAR). Contrast, brightness and the normalisation are
+one affine map per image and channel (`photometric`), and its clipping (`clip_normalized`) follows the
+resampling. Bilinear weights sum to 1, so the affine map commutes with the resampling and may come before
+it: on CUDA, where a multiply-add converts uint8 to float as it reads, it rides on that conversion and the
+clipping writes the output layout, one read and one write of the model's float batch fewer than jittering
+the resampled image; the CPU converts into a temporary first, so there the map goes on the smaller,
+resampled image. Both orders give the same values up to float rounding. `normalize_uint8` is the evaluation
+path: bit-identical to `preprocess.normalize`, so a cached evaluation batch equals what the runtime computes.
 """
 
 from __future__ import annotations
@@ -93,11 +97,10 @@ def _grid(d: BatchDraw, in_size: tuple[int, int], out_size: tuple[int, int]) -> 
     return torch.stack((gx[:, None, :].expand(b, oh, ow), gy[:, :, None].expand(b, oh, ow)), dim=-1)
 
 
-def crop_resize(batch: torch.Tensor, d: BatchDraw, out_size: tuple[int, int]) -> torch.Tensor:
-    """uint8 [B, H, W, 3] -> float32 [B, 3, oh, ow]: each image's crop box resized (bilinear) to `out_size`,
-    mirrored where `d.flip`; values stay on the 0-255 scale, channels in the input's order."""
-    _, h, w, _ = batch.shape
-    x = batch.permute(0, 3, 1, 2).float()  # channels-last in memory: no transpose pass
+def crop_resize(x: torch.Tensor, d: BatchDraw, out_size: tuple[int, int]) -> torch.Tensor:
+    """float32 [B, C, H, W] (any memory format) -> float32 [B, C, oh, ow]: each image's crop box resized
+    (bilinear) to `out_size`, mirrored where `d.flip`; the border pixels repeat beyond the image."""
+    _, _, h, w = x.shape
     grid = _grid(d, (h, w), out_size)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -124,20 +127,32 @@ def scale_shift(x: torch.Tensor, spec: PreprocessSpec, channels_last: bool = Fal
     return out.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-def photometric_normalize(
-    x: torch.Tensor, d: BatchDraw, spec: PreprocessSpec, channels_last: bool = False
+def photometric(
+    x: torch.Tensor,
+    d: BatchDraw,
+    spec: PreprocessSpec,
+    memory_format: torch.memory_format = torch.preserve_format,
 ) -> torch.Tensor:
-    """x * gain + bias per image, clipped to [0, 255] as the decode path's lookup table clips, then
-    normalised as scale_shift() does: in two passes over the batch instead of five, since with a positive
-    scale clip(x * gain + bias, 0, 255) * scale - shift = clip(x * (gain * scale) + (bias * scale - shift),
-    -shift, 255 * scale - shift), per image and channel (equal up to float rounding)."""
+    """[B, 3, H, W] pixels on the 0-255 scale in model order (uint8 or float) -> float32: v * gain + bias per
+    image, normalised as scale_shift() does, not clipped (clip_normalized clips); one multiply-add, which
+    writes `memory_format` (by default x's)."""
     scale, shift = _constants(spec, x.device)
     gain = d.gain.view(-1, 1, 1, 1) * scale  # [B, 3, 1, 1]
     bias = d.bias.view(-1, 1, 1, 1) * scale - shift
+    out = torch.empty_like(x, dtype=torch.float32, memory_format=memory_format)
+    return torch.addcmul(bias, x, gain, out=out)
+
+
+def clip_normalized(x: torch.Tensor, spec: PreprocessSpec, channels_last: bool = False) -> torch.Tensor:
+    """Normalised float32 [B, 3, H, W] clipped to the normalised [0, 255], as the decode path's lookup table
+    clips the jittered pixels (with a positive scale the bounds map to -shift and 255 * scale - shift): in
+    place when x has the requested memory format, else written in it by the same pass."""
+    scale, shift = _constants(spec, x.device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
+    if x.is_contiguous(memory_format=fmt):
+        return x.clamp_(-shift, 255.0 * scale - shift)
     out = torch.empty(x.shape, dtype=torch.float32, device=x.device, memory_format=fmt)
-    torch.addcmul(bias, x, gain, out=out)
-    return out.clamp_(-shift, 255.0 * scale - shift)
+    return torch.clamp(x, -shift, 255.0 * scale - shift, out=out)
 
 
 def normalize_uint8(batch: torch.Tensor, spec: PreprocessSpec, channels_last: bool = False) -> torch.Tensor:
@@ -161,9 +176,23 @@ class BatchAugment:
         """uint8 BGR [B, H, W, 3] (any H, W: the cache's margin size) -> normalised float32 [B, 3, *spec.size]."""
         return self.apply(batch, uniforms(batch.shape[0], g, batch.device), channels_last)
 
-    def apply(self, batch: torch.Tensor, u: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    def apply(
+        self,
+        batch: torch.Tensor,
+        u: torch.Tensor,
+        channels_last: bool = False,
+        jitter_first: bool | None = None,
+    ) -> torch.Tensor:
         """The same with the batch's uniform draws given (u [B, UNIFORMS]): no generator, so a CUDA graph
-        can capture it with `u` as a static input."""
+        can capture it with `u` as a static input. `jitter_first` (default: on CUDA) applies the photometric
+        map while converting the uint8 pixels, before the resampling (see the module's docstring)."""
         d = draw_from(self.augment, u, (batch.shape[1], batch.shape[2]))
-        x = crop_resize(model_order(batch, self.spec), d, self.spec.size)
-        return photometric_normalize(x, d, self.spec, channels_last)
+        x = model_order(batch, self.spec).permute(0, 3, 1, 2)  # uint8 [B, 3, H, W], channels-last in memory
+        if jitter_first is None:
+            jitter_first = batch.is_cuda  # where the multiply-add converts uint8 as it reads
+        if jitter_first:
+            y = crop_resize(photometric(x, d, self.spec), d, self.spec.size)
+        else:
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            y = photometric(crop_resize(x.float(), d, self.spec.size), d, self.spec, fmt)
+        return clip_normalized(y, self.spec, channels_last)
