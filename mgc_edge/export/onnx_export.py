@@ -31,7 +31,8 @@ from mgc_edge.export.convert import (
 )
 from mgc_edge.export.gates import ParityReport, report_path_for, write_report
 from mgc_edge.export.portable import private_domains, strip_unused_opsets
-from mgc_edge.export.verify import VerifyOptions, reference_logits, verify_model
+from mgc_edge.export.reference import reference_logits, reference_path_for, save_reference
+from mgc_edge.export.verify import VerifyOptions, verify_model
 from mgc_edge.fileio import file_sha256, temp_path
 from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, PRECISIONS, PREFIX, ModelMetadata
 from mgc_edge.train import rundir
@@ -304,12 +305,14 @@ def export_run(
         calib = pick_calibration_images(
             calibration_candidates(ckpt, options.calib_data), options.calib_images
         )
+    sha = file_sha256(ckpt.path)
+    net = ckpt.build()  # once: the reference and the exporter run the same module
     reference = None
     if options.verify:
         step(f"running {ckpt.path} in PyTorch for the parity check")
-        reference = reference_logits(ckpt, options.check)  # also fails early when the images are gone
+        # also fails early when the images are gone
+        reference = reference_logits(ckpt, options.check, model=net, sha256=sha)
 
-    sha = file_sha256(ckpt.path)
     for p in paths.values():
         p.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
@@ -318,7 +321,8 @@ def export_run(
             temp_path(next(iter(paths.values())).with_name("fp32"))
         )
         step(f"exporting {ckpt.arch} to ONNX (opset {options.opset})")
-        proto = torch_to_onnx(ckpt.build(), ckpt.preprocess.size, options.opset)
+        proto = torch_to_onnx(net, ckpt.preprocess.size, options.opset)
+        del net
         finish(proto, model_metadata(ckpt, "fp32", sha), ckpt.num_classes)
         save_onnx(proto, fp32)
         del proto
@@ -351,13 +355,16 @@ def export_run(
             kept = final if report is None or report.passed else failed_path(final)
             os.replace(tmp, kept)
             report_path = None
-            if report is not None:
+            if report is not None and reference is not None:
                 report = dataclasses.replace(report, model=str(kept))
                 report_path = write_report(report)
+                save_reference(reference, reference_path_for(kept))  # for a later `verify` of this file
             if kept == final:  # stale copies from an earlier export would only mislead
-                failed_path(final).unlink(missing_ok=True)
-                report_path_for(failed_path(final)).unlink(missing_ok=True)
+                failed = failed_path(final)
+                for stale in (failed, report_path_for(failed), reference_path_for(failed)):
+                    stale.unlink(missing_ok=True)
                 if report is None:
                     report_path_for(final).unlink(missing_ok=True)
+                    reference_path_for(final).unlink(missing_ok=True)
             models.append(ExportedModel(precision, kept, _size_mb(kept), report, report_path))
     return ExportResult(ckpt.path, tuple(models))
