@@ -18,6 +18,7 @@ from mgc_edge.cli import app
 from mgc_edge.export import onnx_export as E
 from mgc_edge.export.convert import CalibrationError, QuantizationError
 from mgc_edge.export.onnx_export import ExportError, ExportOptions, export_run, output_paths, parse_precisions
+from mgc_edge.export.reference import reference_path_for
 from mgc_edge.export.verify import VerifyOptions
 from mgc_edge.fileio import file_sha256
 from mgc_edge.metadata import ModelMetadata
@@ -53,9 +54,11 @@ def test_all_three_precisions_pass_their_gates(alexnet_export: Any) -> None:
     # Half and a quarter of the fp32 file, give or take the graph.
     assert 0.45 < models["fp16"].size_mb / models["fp32"].size_mb < 0.55
     assert 0.2 < models["int8"].size_mb / models["fp32"].size_mb < 0.3
-    # No temporary or intermediate file is left behind.
+    # No temporary or intermediate file is left behind; beside each report, the PyTorch side for `verify`.
     assert sorted(p.name for p in models["fp32"].path.parent.iterdir()) == sorted(
-        [m.path.name for m in models.values()] + [m.report_path.name for m in models.values()]
+        [m.path.name for m in models.values()]
+        + [m.report_path.name for m in models.values()]
+        + [reference_path_for(m.path).name for m in models.values()]
     )
 
 
@@ -180,7 +183,11 @@ def test_existing_output_is_not_overwritten_unless_forced(resnet_run: Path, tmp_
     assert res.exit_code == 0, res.output
     assert "model.onnx" in res.output and "pass" in res.output
     assert Classifier(out, device="cpu").metadata.arch == "resnet18"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.verify.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.onnx",
+        "model.reference.npz",
+        "model.verify.json",
+    ]
 
 
 def test_missing_damaged_and_foreign_checkpoints_are_refused(tmp_path: Path) -> None:

@@ -111,7 +111,11 @@ def test_every_precision_passes_its_gate_on_the_cuda_provider(cuda_run: Path, tm
     for m in result.models:
         out = runner.invoke(app, ["verify", str(m.path), "--checkpoint", str(cuda_run), "--device", "cuda"])
         assert out.exit_code == 0, out.output
-        assert json.loads(out.stdout.strip().splitlines()[-1])["passed"] is True
+        result_line = json.loads(out.stdout.strip().splitlines()[-1])
+        assert result_line["passed"] is True
+        # PyTorch's side on CUDA is the one export stored, not computed again (export/reference.py).
+        report = json.loads(Path(result_line["report"]).read_text())
+        assert report["reference_file"].endswith(".reference.npz") and report["reference_device"] == "cuda:0"
 
 
 @needs_cuda

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,16 @@ def test_alexnet_bn_is_the_seeds_model() -> None:
     kinds = [type(m).__name__ for m in model.features]
     assert kinds.count("Conv2d") == 5 and kinds.count("BatchNorm2d") == 5
     assert isinstance(model.avgpool, torch.nn.AdaptiveAvgPool2d)
+
+
+def test_the_default_arch_is_built_without_importing_torchvision() -> None:
+    # torchvision's zoo imports torch._dynamo: seconds of start-up for train, evaluate and verify.
+    code = (
+        "import sys; from mgc_edge.models import build_model; build_model('alexnet_bn', 4); "
+        "assert 'torchvision' not in sys.modules, 'torchvision imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_dropout_rate_changes_training_only() -> None:

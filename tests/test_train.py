@@ -85,6 +85,33 @@ def test_checkpoint_is_plain_and_loads_with_weights_only(tiny_run: Path) -> None
     assert {"optimizer", "scheduler", "rng_cpu"} <= set(last)
 
 
+def test_a_checkpoint_builds_the_model_it_was_saved_from(tmp_path: Path) -> None:
+    from mgc_edge.labels import Labels
+    from mgc_edge.models import build_model
+    from mgc_edge.train.checkpoint import checkpoint_dict, save_checkpoint
+
+    torch.manual_seed(0)
+    trained = build_model("alexnet_bn", 3).to(memory_format=torch.channels_last)  # as training saves it
+    for bn in (m for m in trained.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-1, 1)
+    config = tiny_config(
+        tmp_path, tmp_path / "run", arch="alexnet_bn", preprocess=PreprocessSpec(size=(64, 64))
+    )
+    data = checkpoint_dict(trained, config, Labels(("a", "b", "c")), 1, {})
+    save_checkpoint(tmp_path / "best.pt", data)
+    built = load_checkpoint(tmp_path / "best.pt").build()
+    # Exactly what the ordinary build (random init, then load_state_dict) computes, in eval mode.
+    ordinary = build_model("alexnet_bn", 3)
+    ordinary.load_state_dict(data["model"])
+    x = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        assert not built.training and torch.equal(built(x), ordinary.eval()(x))
+    assert not any(t.is_meta for t in [*built.parameters(), *built.buffers()])
+    save_checkpoint(tmp_path / "other.pt", {**data, "arch": "resnet18"})
+    with pytest.raises(CheckpointError, match="weights do not fit arch resnet18"):
+        load_checkpoint(tmp_path / "other.pt").build()
+
+
 def test_damaged_or_foreign_checkpoints_are_refused(tmp_path: Path, tiny_run: Path) -> None:
     data = (tiny_run / "best.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,12 @@ from typer.testing import CliRunner
 
 from mgc_edge.cli import app
 from mgc_edge.export.gates import GateOverrides, GateResult, Gates, report_path_for
+from mgc_edge.export.reference import reference_path_for
 from mgc_edge.export.verify import ModelMismatchError, VerifyOptions, reference_logits, verify_model
 from mgc_edge.metadata import MetadataError
 from mgc_edge.train.checkpoint import load_checkpoint
 
-pytest_plugins = ["export_fixtures"]  # resnet_export, resnet_run: computed once per session
+pytest_plugins = ["export_fixtures"]  # alexnet_export, resnet_export, resnet_run: once per session
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -119,6 +122,29 @@ def test_a_model_and_checkpoint_that_do_not_belong_together_are_refused(
         verify_model(src, tmp_path / "big.pt")
     res = CliRunner().invoke(app, ["verify", str(tmp_path / "arch.onnx"), "--checkpoint", str(resnet_run)])
     assert res.exit_code == 2 and "do not belong together" in res.output
+
+
+@pytest.mark.slow
+def test_verify_reuses_the_exports_reference_until_the_checkpoint_changes(
+    alexnet_export: Any, tiny_run: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    exported = next(m for m in alexnet_export.models if m.precision == "fp16")
+    reused = verify_model(exported.path, tiny_run, write=False)
+    assert reused.reference_file == str(reference_path_for(exported.path))
+    # The same figures as the gate export ran with its own, freshly computed, reference.
+    assert dataclasses.replace(reused, reference_file=None) == exported.report
+
+    # A retrained checkpoint (here: the same weights saved as another epoch) is run in PyTorch again.
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(tiny_run / "split.csv", run / "split.csv")
+    data = torch.load(tiny_run / "best.pt", map_location="cpu", weights_only=True)
+    torch.save({**data, "epoch": data["epoch"] + 1}, run / "best.pt")
+    again = verify_model(exported.path, run, write=False)
+    assert again.reference_file is None and again.passed
+    assert any("another checkpoint" in n for n in again.notes)
 
 
 def test_a_model_without_our_metadata_is_refused(tmp_path: Path) -> None:

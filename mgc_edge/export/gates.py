@@ -119,6 +119,7 @@ class ParityReport:
     notes: tuple[str, ...] = ()
     provider: str | None = None  # the ONNX Runtime execution provider that ran the model
     reference_device: str | None = None  # where PyTorch ran the reference ("cpu", "cuda:0")
+    reference_file: str | None = None  # the stored reference reused (reference.py); None: PyTorch ran for it
     runtime: str = "onnxruntime"  # which runtime ran the model (runtime/backends.py RUNTIMES)
     runtime_version: str | None = None
 

@@ -31,7 +31,9 @@ from mgc_edge.export.convert import (
 )
 from mgc_edge.export.gates import ParityReport, report_path_for, write_report
 from mgc_edge.export.portable import private_domains, strip_unused_opsets
-from mgc_edge.export.verify import VerifyOptions, reference_logits, verify_model
+from mgc_edge.export.reference import reference_logits, reference_path_for, save_reference
+from mgc_edge.export.verify import VerifyOptions, verify_model
+from mgc_edge.export.weights import weights_aside
 from mgc_edge.fileio import file_sha256, temp_path
 from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, PRECISIONS, PREFIX, ModelMetadata
 from mgc_edge.train import rundir
@@ -90,19 +92,24 @@ def attach_metadata(model: onnx.ModelProto, meta: ModelMetadata) -> None:
         model.metadata_props.add(key=key, value=value)
 
 
-def check_onnx(model: onnx.ModelProto, num_classes: int, name: str) -> None:
+def check_onnx(model: onnx.ModelProto, num_classes: int, name: str) -> bytes:
     """ONNX's full checker and strict shape inference must pass, only the standard operator domains may
     appear (a file every runtime reads), and the graph must keep the contract: `images` [batch, 3, H, W] in,
-    `logits` [batch, C] out, with a symbolic (dynamic) batch axis."""
+    `logits` [batch, C] out, with a symbolic (dynamic) batch axis. Returns the bytes that were checked: the
+    file to save, serialised once."""
     private = private_domains(model)
     if private:
         raise ExportError(
             f"The exported graph {name} uses operator domains that only some runtimes know "
             f"({', '.join(private)}); a portable file uses the standard ONNX domains only."
         )
+    data = model.SerializeToString()
     try:
-        onnx.checker.check_model(model, full_check=True)
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        # What check_model(full_check=True) runs, each once: the checker over every byte, then strict shape
+        # inference with type checks, on the graph alone (weights.py), whose result the contract is read from.
+        onnx.checker.check_model(data)
+        with weights_aside(model):
+            inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"The exported graph {name} fails ONNX's checker ({first}).") from None
@@ -127,13 +134,15 @@ def check_onnx(model: onnx.ModelProto, num_classes: int, name: str) -> None:
             f"The exported graph {name} does not keep the model contract: inputs {ins}, outputs {outs}; "
             f"expected {INPUT_NAME} [batch, 3, H, W] and {OUTPUT_NAME} [batch, {num_classes}]."
         )
+    return data
 
 
-def finish(model: onnx.ModelProto, meta: ModelMetadata, num_classes: int) -> None:
-    """The last steps of every precision: unused operator imports dropped, our metadata attached, checked."""
+def finish(model: onnx.ModelProto, meta: ModelMetadata, num_classes: int) -> bytes:
+    """The last steps of every precision: unused operator imports dropped, our metadata attached, checked;
+    returns the file's bytes."""
     strip_unused_opsets(model)
     attach_metadata(model, meta)
-    check_onnx(model, num_classes, meta.precision)
+    return check_onnx(model, num_classes, meta.precision)
 
 
 def torch_to_onnx(model: nn.Module, size: tuple[int, int], opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
@@ -162,9 +171,11 @@ def torch_to_onnx(model: nn.Module, size: tuple[int, int], opset: int = DEFAULT_
     return program.model_proto
 
 
-def save_onnx(model: onnx.ModelProto, path: str | Path) -> None:
-    """One self-contained file: every weight inside, none in external data files."""
-    onnx.save_model(model, str(path), save_as_external_data=False)
+def save_onnx(model: onnx.ModelProto | bytes, path: str | Path) -> None:
+    """One self-contained file: every weight inside, none in external data files. `model` may be the bytes
+    finish() returned (no second serialisation of a 228 MB model)."""
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    Path(path).write_bytes(data)
 
 
 def check_opset(opset: int) -> None:
@@ -304,12 +315,14 @@ def export_run(
         calib = pick_calibration_images(
             calibration_candidates(ckpt, options.calib_data), options.calib_images
         )
+    sha = file_sha256(ckpt.path)
+    net = ckpt.build()  # once: the reference and the exporter run the same module
     reference = None
     if options.verify:
         step(f"running {ckpt.path} in PyTorch for the parity check")
-        reference = reference_logits(ckpt, options.check)  # also fails early when the images are gone
+        # also fails early when the images are gone
+        reference = reference_logits(ckpt, options.check, model=net, sha256=sha)
 
-    sha = file_sha256(ckpt.path)
     for p in paths.values():
         p.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
@@ -318,16 +331,15 @@ def export_run(
             temp_path(next(iter(paths.values())).with_name("fp32"))
         )
         step(f"exporting {ckpt.arch} to ONNX (opset {options.opset})")
-        proto = torch_to_onnx(ckpt.build(), ckpt.preprocess.size, options.opset)
-        finish(proto, model_metadata(ckpt, "fp32", sha), ckpt.num_classes)
-        save_onnx(proto, fp32)
-        del proto
+        proto = torch_to_onnx(net, ckpt.preprocess.size, options.opset)
+        del net
+        save_onnx(finish(proto, model_metadata(ckpt, "fp32", sha), ckpt.num_classes), fp32)
         if "fp16" in precisions:
             step("converting to fp16")
-            half = to_fp16(onnx.load(str(fp32)))
-            finish(half, model_metadata(ckpt, "fp16", sha), ckpt.num_classes)
-            save_onnx(half, temps["fp16"])
+            half = to_fp16(proto)  # the model just saved, still in memory: not read back from the file
+            save_onnx(finish(half, model_metadata(ckpt, "fp16", sha), ckpt.num_classes), temps["fp16"])
             del half
+        del proto
         if "int8" in precisions:
             step(
                 f"quantizing to int8 (symmetric QDQ, per-channel weights, {options.calib_method} calibration "
@@ -337,8 +349,7 @@ def export_run(
                 fp32, temps["int8"], ImageCalibrationReader(calib, ckpt.preprocess), options.calib_method
             )
             q = onnx.load(str(temps["int8"]))
-            finish(q, model_metadata(ckpt, "int8", sha), ckpt.num_classes)
-            save_onnx(q, temps["int8"])
+            save_onnx(finish(q, model_metadata(ckpt, "int8", sha), ckpt.num_classes), temps["int8"])
             del q
 
         models = []
@@ -351,13 +362,16 @@ def export_run(
             kept = final if report is None or report.passed else failed_path(final)
             os.replace(tmp, kept)
             report_path = None
-            if report is not None:
+            if report is not None and reference is not None:
                 report = dataclasses.replace(report, model=str(kept))
                 report_path = write_report(report)
+                save_reference(reference, reference_path_for(kept))  # for a later `verify` of this file
             if kept == final:  # stale copies from an earlier export would only mislead
-                failed_path(final).unlink(missing_ok=True)
-                report_path_for(failed_path(final)).unlink(missing_ok=True)
+                failed = failed_path(final)
+                for stale in (failed, report_path_for(failed), reference_path_for(failed)):
+                    stale.unlink(missing_ok=True)
                 if report is None:
                     report_path_for(final).unlink(missing_ok=True)
+                    reference_path_for(final).unlink(missing_ok=True)
             models.append(ExportedModel(precision, kept, _size_mb(kept), report, report_path))
     return ExportResult(ckpt.path, tuple(models))

@@ -5,16 +5,15 @@ stored in it (the one an edge box will use), so a model whose metadata lies abou
 fails here rather than in the field. The model runs in ONNX Runtime by default, or in OpenVINO or OpenCV's DNN
 module (`VerifyOptions.runtime`, runtime/backends.py) under the same gates. Without a checkpoint the model is
 checked on its own (metadata, graph, forward shapes, and accuracy when labelled images are given); that path
-never imports torch.
+never imports torch, and neither does a check that reuses the PyTorch side `export` stored (reference.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,12 +28,19 @@ from mgc_edge.export.gates import (
     ParityReport,
     write_report,
 )
+from mgc_edge.export.reference import (
+    CheckpointFacts,
+    Reference,
+    image_batches,
+    load_reference,
+    reference_logits,
+    subsample,
+)
 from mgc_edge.images import read_images
 from mgc_edge.metadata import MetadataError
 from mgc_edge.preprocess import preprocess
 from mgc_edge.runtime.backends import NAMES, Backend, check_runtime, open_backend
 from mgc_edge.runtime.session import Classifier, softmax
-from mgc_edge.train.rundir import run_split
 
 if TYPE_CHECKING:
     from mgc_edge.train.checkpoint import Checkpoint
@@ -80,108 +86,12 @@ def parity_classifier(model: str | Path, options: VerifyOptions) -> Classifier:
     return Classifier(model, device=options.device, tf32=False)
 
 
-# --- which images ---------------------------------------------------------------------------------
-
-
-def subsample(samples: Sequence[Sample], max_images: int, seed: int = 0) -> list[Sample]:
-    """At most `max_images` samples (0 = all), a seeded random draw kept in the original order."""
-    if max_images <= 0 or len(samples) <= max_images:
-        return list(samples)
-    keep = np.sort(np.random.default_rng(seed).choice(len(samples), size=max_images, replace=False))
-    return [samples[i] for i in keep]
-
-
-# --- the two sides -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reference:
-    """PyTorch's side of the comparison, computed once and reused for every precision of one export."""
-
-    checkpoint: Checkpoint
-    root: Path
-    samples: tuple[Sample, ...]
-    source: str
-    logits: np.ndarray  # float32 [N, C]
-    device: str = "cpu"  # where PyTorch ran
-
-    @property
-    def labels(self) -> np.ndarray:
-        return np.array([s.label for s in self.samples], dtype=np.int64)
-
-
-def _batches(root: Path, samples: Sequence[Sample], batch_size: int) -> Any:
-    """Lists of BGR uint8 frames, batch by batch (read again per model: memory stays bounded)."""
-    for i in range(0, len(samples), batch_size):
-        yield read_images([root / s.path for s in samples[i : i + batch_size]]).images
-
-
-def reference_device(device: str) -> str:
-    """Where PyTorch computes the reference: on the GPU when ONNX Runtime is asked to run there and this
-    torch sees CUDA (the same kind of arithmetic, and no CPU pass over the images), else on the CPU."""
-    import torch
-
-    from mgc_edge.runtime.session import parse_device
-
-    kind, index = parse_device(device)
-    if kind != "cpu" and torch.cuda.is_available():
-        return f"cuda:{index}"
-    return "cpu"
-
-
-@contextlib.contextmanager
-def true_fp32() -> Iterator[None]:
-    """PyTorch in true fp32 on CUDA while the reference runs: TF32 off for matmuls and cuDNN convolutions
-    (cuDNN's default is on), restored afterwards."""
-    import torch
-
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-def reference_logits(checkpoint: Checkpoint, options: VerifyOptions = VerifyOptions()) -> Reference:
-    """The checkpoint's logits in eval mode in true fp32 (on the CPU, or on the GPU with TF32 off where
-    the check runs on CUDA), fed by preprocess() with its own spec."""
-    import torch
-
-    if options.data is not None:
-        root, samples = Path(options.data), folder_samples(Path(options.data), checkpoint.labels.ids)
-        source = str(root)
-    else:
-        root = Path(checkpoint.config.data)
-        samples = run_split(
-            checkpoint.path.parent,
-            root,
-            checkpoint.labels.ids,
-            options.split,
-            "pass --data DIR with labelled images",
-        )
-        source = f"{options.split} split of {root}"
-    samples = subsample(samples, options.max_images)
-    if not samples:
-        raise DataError(
-            f"There are no images to verify on in the {source}; pass --data DIR or another --split."
-        )
-    device = reference_device(options.device)
-    model = checkpoint.build().to(device)
-    outs = []
-    with torch.inference_mode(), true_fp32():
-        for frames in _batches(root, samples, options.batch_size):
-            x = torch.from_numpy(preprocess(frames, checkpoint.preprocess)).to(device)
-            outs.append(model(x).float().cpu().numpy())
-    return Reference(checkpoint, root, tuple(samples), source, np.concatenate(outs), device)
-
-
 def _model_logits(
     clf: Classifier, backend: Backend, root: Path, samples: Sequence[Sample], batch_size: int
 ) -> tuple[np.ndarray, set[int]]:
     """The model's logits in `backend`'s runtime, fed with the model's own spec, and the batch sizes run."""
     outs, sizes = [], set()
-    for frames in _batches(root, samples, batch_size):
+    for frames in image_batches(root, samples, batch_size):
         out = backend.logits(preprocess(frames, clf.spec))
         if out.shape != (len(frames), clf.num_classes):
             raise MetadataError(
@@ -211,7 +121,7 @@ def _few(ids: Sequence[str]) -> str:
     return f"{len(ids)} ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})"
 
 
-def check_belongs(clf: Classifier, checkpoint: Checkpoint) -> list[str]:
+def check_belongs(clf: Classifier, checkpoint: CheckpointFacts) -> list[str]:
     """Refuse a model and a checkpoint that cannot be compared; return notes for lesser differences."""
     meta, ck = clf.metadata, checkpoint
     what = None
@@ -226,11 +136,8 @@ def check_belongs(clf: Classifier, checkpoint: Checkpoint) -> list[str]:
     if what:
         raise ModelMismatchError(f"{clf.path} and {ck.path} do not belong together: {what}.")
     notes = []
-    if meta.checkpoint_sha256:
-        from mgc_edge.fileio import file_sha256
-
-        if meta.checkpoint_sha256 != file_sha256(ck.path):
-            notes.append(f"the model was exported from another checkpoint than {ck.path} (sha256 differs)")
+    if meta.checkpoint_sha256 and meta.checkpoint_sha256 != ck.sha256:
+        notes.append(f"the model was exported from another checkpoint than {ck.path} (sha256 differs)")
     if meta.preprocess != ck.preprocess:
         notes.append(
             "the model's preprocessing differs from the checkpoint's; parity will show what it costs"
@@ -301,6 +208,7 @@ def compare(
         notes=tuple(notes),
         provider=clf.provider if backend.runtime == "onnxruntime" else None,
         reference_device=reference.device,
+        reference_file=None if reference.stored is None else str(reference.stored),
         runtime=backend.runtime,
         runtime_version=backend.version,
     )
@@ -388,7 +296,10 @@ def verify_model(
 ) -> ParityReport:
     """Compare an exported model with its checkpoint (or check it alone), and write the report beside it.
 
-    `reference` reuses PyTorch's logits across several models of one export.
+    `reference` reuses PyTorch's logits across several models of one export. Without it, the reference
+    that export stored beside the model is reused when it matches the checkpoint (by sha256), the images,
+    the device and the batch size (torch is not even imported then); otherwise PyTorch runs the checkpoint
+    again. The steps and the report (`reference_file`) say which.
     """
     step = on_step or (lambda _msg: None)
     if checkpoint is None and reference is None:
@@ -396,13 +307,19 @@ def verify_model(
         report = check_model_alone(model, options)
     else:
         clf = parity_classifier(model, options)
+        why = "a checkpoint already loaded"
+        if reference is None and isinstance(checkpoint, (str, Path)):
+            reference, why = load_reference(model, checkpoint, options)
+            if reference is not None:
+                step(f"PyTorch's side: {why}")
         if reference is None:
             from mgc_edge.train.checkpoint import Checkpoint, load_checkpoint
 
             ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)  # type: ignore[arg-type]
-            notes = check_belongs(clf, ckpt)
-            step(f"running {ckpt.path.name} in PyTorch")
-            reference = reference_logits(ckpt, options)
+            facts = CheckpointFacts.of(ckpt)
+            notes = check_belongs(clf, facts)  # before the slow part
+            step(f"running {ckpt.path.name} in PyTorch ({why})")
+            reference = reference_logits(ckpt, options, sha256=facts.sha256)
         else:
             notes = check_belongs(clf, reference.checkpoint)
         step(f"running {Path(model).name} in {NAMES[options.runtime]} on {len(reference.samples)} images")

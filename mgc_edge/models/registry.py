@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
-from torchvision import models as tvm
 
 from mgc_edge.errors import UserError
 
@@ -52,25 +52,33 @@ class AlexNetBN(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-# name -> (builder(num_classes), torchvision weights enum for --pretrained or None, smallest input side)
-ARCHS: dict[str, tuple[Callable[[int], nn.Module], object | None, int]] = {
-    "alexnet": (lambda c: tvm.alexnet(num_classes=c), tvm.AlexNet_Weights.DEFAULT, 63),
+def _zoo() -> Any:
+    """torchvision's model zoo, imported on first use: importing it imports torch._dynamo (about 1.5 s on two
+    cores), which alexnet_bn, the default, never needs (train, evaluate and verify build it without)."""
+    from torchvision import models
+
+    return models
+
+
+# name -> (builder(num_classes), name of torchvision's weights enum for --pretrained or None, smallest side)
+ARCHS: dict[str, tuple[Callable[[int], nn.Module], str | None, int]] = {
+    "alexnet": (lambda c: _zoo().alexnet(num_classes=c), "AlexNet_Weights", 63),
     "alexnet_bn": (lambda c: AlexNetBN(num_classes=c), None, 63),
     "mobilenet_v3_small": (
-        lambda c: tvm.mobilenet_v3_small(num_classes=c),
-        tvm.MobileNet_V3_Small_Weights.DEFAULT,
+        lambda c: _zoo().mobilenet_v3_small(num_classes=c),
+        "MobileNet_V3_Small_Weights",
         32,
     ),
-    "resnet18": (lambda c: tvm.resnet18(num_classes=c), tvm.ResNet18_Weights.DEFAULT, 32),
+    "resnet18": (lambda c: _zoo().resnet18(num_classes=c), "ResNet18_Weights", 32),
     "efficientnet_b0": (
-        lambda c: tvm.efficientnet_b0(num_classes=c),
-        tvm.EfficientNet_B0_Weights.DEFAULT,
+        lambda c: _zoo().efficientnet_b0(num_classes=c),
+        "EfficientNet_B0_Weights",
         32,
     ),
 }
 
 
-def _arch(arch: str) -> tuple[Callable[[int], nn.Module], object | None, int]:
+def _arch(arch: str) -> tuple[Callable[[int], nn.Module], str | None, int]:
     if arch not in ARCHS:
         raise ModelError(f"Unknown arch {arch!r}; choose one of {', '.join(ARCHS)}.")
     return ARCHS[arch]
@@ -167,7 +175,7 @@ def build_model(
         if tv_weights is None:
             raise ModelError(f"torchvision has no pretrained weights for {arch}; use --weights FILE.")
         try:
-            state = tv_weights.get_state_dict(progress=False)  # type: ignore[attr-defined]
+            state = getattr(_zoo(), tv_weights).DEFAULT.get_state_dict(progress=False)
         except Exception as exc:  # offline: URLError / OSError / hub errors
             raise ModelError(
                 f"Could not fetch torchvision's pretrained {arch} weights ({type(exc).__name__}); offline, "

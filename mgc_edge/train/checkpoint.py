@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,15 +43,29 @@ class Checkpoint:
         return len(self.labels)
 
     def build(self) -> nn.Module:
-        """The model in eval mode with these weights, on the CPU."""
-        model = build_model(self.arch, self.num_classes)
+        """The model in eval mode with these weights, on the CPU.
+
+        Built on the meta device and handed the checkpoint's tensors, which it then shares: randomly
+        initialising weights that are replaced at once costs alexnet_bn 0.3 s. Tensors are made contiguous
+        (training saves convolutions channels-last), so the model computes exactly what a model built the
+        ordinary way computes. An arch with a buffer the state does not carry (none of ours) is built the
+        ordinary way."""
+        state = {k: v.contiguous() for k, v in self.state["model"].items()}
+        with torch.device("meta"):
+            model = build_model(self.arch, self.num_classes)
+        self._load(model, state, assign=True)
+        if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
+            model = build_model(self.arch, self.num_classes)
+            self._load(model, state, assign=False)
+        return model.eval()
+
+    def _load(self, model: nn.Module, state: dict[str, Any], assign: bool) -> None:
         try:
-            model.load_state_dict(self.state["model"])
+            model.load_state_dict(state, assign=assign)
         except RuntimeError as exc:
             raise CheckpointError(
                 f"Checkpoint {self.path} weights do not fit arch {self.arch} ({exc})."
             ) from None
-        return model.eval()
 
 
 def unwrap(model: nn.Module) -> nn.Module:
