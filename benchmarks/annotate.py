@@ -15,7 +15,6 @@ over the rounds. `annotate_over_webcam` is the target's ratio. torch-free, like 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import cv2
 
+from benchmarks.common import save_json
 from mgc_edge.runtime.annotate import AnnotateOptions, annotate
 from mgc_edge.runtime.loop import LoopOptions, run_loop
 from mgc_edge.runtime.session import Classifier, live_threads
@@ -217,8 +217,7 @@ def main() -> None:
             result = bench_annotate(args.model, video, args.frames, args.device, args.batch_size, args.rounds)
             print(table(result))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        save_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from mgc_edge.fileio import write_json
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS_DIR = HERE / "results"
@@ -148,14 +150,16 @@ def results_dir(gpu: bool) -> Path:
     return GPU_RESULTS_DIR if gpu else RESULTS_DIR
 
 
+def save_json(path: Path, data: dict[str, Any]) -> Path:
+    """`data` as JSON at `path` (its folder made), atomically: a benchmark's --json or its result file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, data)
+    return path
+
+
 def write_result(name: str, data: dict[str, Any], folder: Path = RESULTS_DIR) -> Path:
     """<folder>/<name>.json, benchmarks/results/ by default (the latest run; RESULTS.md keeps the history)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return save_json(folder / f"{name}.json", data)
 
 
 def read_result(name: str, folder: Path = RESULTS_DIR) -> dict[str, Any] | None:

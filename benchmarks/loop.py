@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import platform
 import re
 import tempfile
@@ -32,6 +31,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from benchmarks.common import save_json
 from mgc_edge.preprocess import preprocess
 from mgc_edge.runtime.loop import LoopOptions, LoopSummary, run_loop
 from mgc_edge.runtime.session import Classifier, live_threads
@@ -395,8 +395,7 @@ def main() -> None:
         )
         print(_table(result))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        save_json(args.json, result)
 
 
 if __name__ == "__main__":

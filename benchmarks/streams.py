@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.common import save_json
+
 FPS = 25.0  # every camera's frame rate
 KEEP_UP = 0.9  # the share of a camera's frames that counts as keeping up
 WARMUP_S = 1.0  # each camera's first second is left out of its figures (sessions and buffers settle)
@@ -346,8 +348,7 @@ def main() -> None:
             )
             print(table(result))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        save_json(args.json, result)
 
 
 if __name__ == "__main__":
