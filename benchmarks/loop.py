@@ -130,7 +130,7 @@ def bench_loop(
         clf.logits = SimulatedModel(simulate_ms, clf.num_classes)  # type: ignore[method-assign]
         pipeline = True
     video = Path(video_path)
-    x = preprocess(_first_frame(video), clf.spec)
+    x = clf.preprocess(_first_frame(video))  # in the runtime's input memory (page-locked on a GPU)
     clf.warmup()
     for _ in range(warmup):
         clf.logits(x)
@@ -150,7 +150,7 @@ def bench_loop(
         "model": Path(model_path).name,
         "video": video.name,
         "input_size": list(clf.spec.size),
-        "provider": f"simulated ({simulate_ms} ms a batch)" if simulate_ms > 0 else clf.provider,
+        "provider": f"simulated ({simulate_ms:.2f} ms a batch)" if simulate_ms > 0 else clf.provider,
         "threads": threads,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "onnxruntime": ort.__version__,

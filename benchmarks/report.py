@@ -217,7 +217,8 @@ def _inference(infer: dict[str, Any]) -> str:
     return (
         "### Inference\n"
         + f"`{any_r['arch']}` checkpoint made and exported by the benchmark (`export_run`, parity gate on), "
-        + f"{any_r['b1_iters']} batch-1 calls and {any_r['b32_iters']} batch-32 calls per engine; inputs already "
+        + f"{any_r['b1_iters']} batch-1 calls and {any_r['b32_iters']} batch-32 calls per engine in "
+        + f"{any_r.get('rounds', 1)} interleaved rounds; inputs already "
         + f"preprocessed; device {any_r['device']}.\n\n"
         + table(
             [
@@ -374,7 +375,8 @@ def _explain_cached(results: dict[str, Any], size: str) -> str:
     if str(r.get("device", "cpu")).startswith("cuda"):
         ips = r.get("images_per_s") or {}
         return (
-            f"on CUDA (batches replayed as CUDA graphs: {r.get('cuda_graphs')}) the cached path adds the "
+            f"on CUDA (batches replayed as CUDA graphs: {r.get('cuda_graphs')}, augmentation compiled: "
+            f"{r.get('augment_compiled')}) the cached path adds the "
             "gather, crop-resize and normalisation of each batch; they run on a side stream beside the step, "
             "so what remains is the GPU time they take from the model's kernels where the step is GPU-bound, "
             f"or the host's launches where it is host-bound (compute-only {fmt(ips.get('memory'))} images/s). "

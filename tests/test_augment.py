@@ -4,6 +4,7 @@ outputs follow the per-image augmentation of the decode path, and its normalisat
 from __future__ import annotations
 
 import itertools
+import shutil
 
 import cv2
 import numpy as np
@@ -22,6 +23,7 @@ from mgc_edge.train.augment import (
     crop_resize,
     draw,
     draw_from,
+    fused,
     normalize_uint8,
     photometric,
 )
@@ -246,3 +248,25 @@ def test_batch_augment_output_shape_layout_and_determinism() -> None:
         assert aug.apply(batch, u, jitter_first=jitter_first).is_contiguous()
         last = aug.apply(batch, u, channels_last=True, jitter_first=jitter_first)
         assert last.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("cc") is None, reason="inductor's CPU code needs a C compiler")
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_compiled_augmentation_equals_the_eager_one(channels_last: bool) -> None:
+    """What training compiles on CUDA from FUSE_FROM_PIXELS up (inductor, here its CPU code): the gather and
+    apply() as one function, the same values up to float rounding, in the memory format the model wants,
+    and with new draws and indices it is not compiled again for."""
+    spec = PreprocessSpec(size=(24, 32), color="rgb")
+    aug = BatchAugment(Augment(), spec)
+    g = torch.Generator().manual_seed(5)
+    cache = torch.randint(0, 256, (12, 30, 40, 3), dtype=torch.uint8, generator=g)
+    run = fused(aug, channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for _ in range(2):
+        index = torch.randint(0, 12, (6,), generator=g)
+        u = torch.rand((6, UNIFORMS), generator=g)
+        got = run(cache, index, u)
+        want = aug.apply(cache.index_select(0, index), u, channels_last, jitter_first=True)
+        assert got.shape == (6, 3, 24, 32) and got.is_contiguous(memory_format=fmt)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-4)

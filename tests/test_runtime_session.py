@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from mgc_edge.errors import UserError
 from mgc_edge.metadata import MetadataError
 from mgc_edge.preprocess import PreprocessError, preprocess
 from mgc_edge.runtime import session as S
+from mgc_edge.runtime.iobinding import PinnedPool
 from mgc_edge.runtime.session import Classifier, DeviceError, ModelFileError, softmax
 
 NO_GPU = S.cuda_device_count() == 0
@@ -286,6 +290,83 @@ def test_io_binding_gives_the_plain_run_bit_for_bit(model: Path) -> None:
     np.testing.assert_array_equal(bound.predict(batch), plain.predict(batch))  # unbound after close()
 
 
+class _FakeDriver:
+    """cudaHostAlloc / cudaFreeHost over plain memory, counting calls: the pool's bookkeeping without a GPU."""
+
+    def __init__(self) -> None:
+        self.buffers: list[ctypes.Array[ctypes.c_char]] = []
+        self.freed: list[int] = []
+
+    def cudaHostAlloc(self, ref: Any, nbytes: ctypes.c_size_t, flags: int) -> int:  # noqa: N802
+        buf = ctypes.create_string_buffer(nbytes.value)
+        self.buffers.append(buf)
+        ctypes.cast(ref, ctypes.POINTER(ctypes.c_void_p))[0] = ctypes.addressof(buf)
+        return 0
+
+    def cudaFreeHost(self, ptr: ctypes.c_void_p) -> int:  # noqa: N802
+        self.freed.append(ptr.value)
+        return 0
+
+
+def test_pinned_inputs_are_reused_only_once_every_view_is_gone() -> None:
+    """A frame preprocessed ahead (a view of its pinned array) keeps its memory: the next frame gets other
+    memory, and a block comes back for reuse only when the last view dies; beyond `keep` it is freed."""
+    pool = PinnedPool(keep=1)
+    pool._lib, pool.available = _FakeDriver(), True
+    a = pool.empty((1, 3, 4, 4))
+    assert a.dtype == np.float32 and a.shape == (1, 3, 4, 4) and a.flags.writeable and a.flags.c_contiguous
+    a[...] = 7.0
+    view = a[0]  # what a source hands the loop: the frame's [3, H, W]
+    del a
+    gc.collect()
+    b = pool.empty((1, 3, 4, 4))
+    b[...] = 1.0
+    assert len(pool._lib.buffers) == 2 and np.all(view == 7.0)  # not handed out twice
+    del view, b
+    gc.collect()
+    assert len(pool._lib.freed) == 1  # two blocks came back, one is kept
+    kept = pool._free[4 * 48][0]
+    again = pool.empty((1, 3, 4, 4))
+    assert len(pool._lib.buffers) == 2 and again.__array_interface__["data"][0] == kept  # reused
+    other = pool.empty((2, 3, 4, 4))  # another size: its own block
+    assert len(pool._lib.buffers) == 3 and other.shape == (2, 3, 4, 4)
+
+
+def test_a_pool_without_page_locked_memory_gives_none_and_the_classifier_plain_arrays(model: Path) -> None:
+    class Refusing(_FakeDriver):
+        def cudaHostAlloc(self, ref: Any, nbytes: ctypes.c_size_t, flags: int) -> int:  # noqa: N802
+            return 2  # cudaErrorMemoryAllocation
+
+    pool = PinnedPool()
+    pool._lib, pool.available = Refusing(), True
+    assert pool.empty((1, 3, 4, 4)) is None and not pool.available
+    clf = Classifier(model, device="cpu")
+    assert not clf.pinned  # the CPU provider reads the array where it is
+    x = clf.input_array(2)
+    assert x.shape == (2, 3, *clf.spec.size) and x.dtype == np.float32
+    clf._pinned = pool  # a GPU whose driver refuses page-locked memory: plain arrays, the same results
+    batch = frames(2)
+    np.testing.assert_array_equal(clf.preprocess(batch), preprocess(batch, clf.spec))
+    assert clf.input_array(1).shape == (1, 3, *clf.spec.size)
+
+
+def test_preprocess_writes_into_the_pool_on_a_gpu(model: Path) -> None:
+    """Where inputs are pinned, preprocess() and input_array() hand out the pool's memory, and the results are
+    those of the shared preprocess()."""
+    clf = Classifier(model, device="cpu")
+    pool = PinnedPool()
+    pool._lib, pool.available = _FakeDriver(), True
+    clf._pinned = pool
+    assert clf.pinned
+    batch = frames(3)
+    x = clf.preprocess(batch)
+    assert len(pool._lib.buffers) == 1 and x.__array_interface__["data"][0] == ctypes.addressof(
+        pool._lib.buffers[0]
+    )
+    np.testing.assert_array_equal(x, preprocess(batch, clf.spec))
+    np.testing.assert_array_equal(clf.logits(x), clf.logits(preprocess(batch, clf.spec)))
+
+
 def test_an_int8_model_on_cuda_gets_one_line_of_advice(model: Path, tmp_path: Path) -> None:
     int8 = set_props(model, tmp_path / "int8.onnx", precision="int8")
     clf = Classifier(int8, device="cpu")
@@ -304,6 +385,7 @@ def test_cuda_runs_and_matches_the_cpu(model: Path) -> None:
     cpu = Classifier(model, device="cpu")
     gpu, bound = Classifier(model, device="cuda"), Classifier(model, device="cuda", io_binding=True)
     assert gpu.device == "cuda" and not gpu.io_bound and not gpu.tf32 and bound.io_bound
+    assert gpu.pinned and not bound.pinned  # page-locked inputs for the plain path, staging for the bound one
     batch = frames(4)
     for clf in (gpu, bound):
         np.testing.assert_allclose(clf.predict(batch), cpu.predict(batch), atol=1e-5)

@@ -9,9 +9,10 @@ CUDA graph (a second session with `enable_cuda_graph`): its kernels are replayed
 being launched one by one. Any of this that the machine refuses falls back to the plain path it replaces.
 
 Opt-in (`Classifier(io_binding=True)`): measured on an H200 with ONNX Runtime 1.31 it was slower than the
-plain path at batch 1 (fp16, 224x224: 0.53 ms against 0.37; benchmarks/RESULTS.md), most likely because
-`update_inplace`, `run_with_iobinding` and `.numpy()` each synchronise the device where `session.run` does so
-once. The benchmark keeps measuring both (`ort_fp16_bound` against `ort_fp16`).
+plain path at batch 1 (fp16, 224x224: 0.42 ms against 0.32, with or without the graph; benchmarks/RESULTS.md),
+most likely because `update_inplace`, `run_with_iobinding` and `.numpy()` each synchronise the device where
+`session.run` does so once. The benchmark keeps measuring both (`ort_fp16_bound` against `ort_fp16`). What the
+plain path takes from here is `PinnedPool`: its inputs made in page-locked memory.
 
 numpy, ctypes and onnxruntime only: this module must NEVER import torch.
 """
@@ -22,7 +23,8 @@ import ctypes
 import logging
 import sys
 import threading
-from collections import OrderedDict
+import weakref
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -65,6 +67,61 @@ class PinnedArray:
         if self._ptr.value:
             self._lib.cudaFreeHost(self._ptr)
             self._ptr = ctypes.c_void_p()
+
+
+class _PinnedBlock:
+    """One page-locked allocation, exposed to numpy through the array interface: an array made from it keeps
+    it alive, so the block goes back to its pool only when the last view of that array is gone."""
+
+    def __init__(self, ptr: int, nbytes: int, shape: tuple[int, ...]) -> None:
+        self.ptr, self.nbytes = ptr, nbytes
+        self.__array_interface__ = {"shape": shape, "typestr": "<f4", "data": (ptr, False), "version": 3}
+
+
+class PinnedPool:
+    """float32 arrays in page-locked host memory for the plain `session.run` path on a GPU: ONNX Runtime copies
+    a model input to the device itself, and from page-locked memory that copy is one DMA transfer instead of the
+    driver's staging through a bounce buffer. Blocks are reused by size. An array is never handed out twice
+    while any view of it lives (a frame a source preprocessed ahead and still holds keeps its block), so
+    callers need no lifetime rules. `empty()` gives None where page-locked memory cannot be had."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self.keep = keep  # free blocks kept per size; more are returned to the driver
+        self._free: defaultdict[int, list[int]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self._lib = _cudart()
+        self.available = self._lib is not None
+
+    def empty(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        if not self.available:
+            return None
+        nbytes = max(4, int(np.prod(shape)) * 4)
+        with self._lock:
+            ptr = self._free[nbytes].pop() if self._free[nbytes] else None
+        if ptr is None:
+            raw = ctypes.c_void_p()
+            if self._lib.cudaHostAlloc(ctypes.byref(raw), ctypes.c_size_t(nbytes), 0) != 0:
+                self.available = False  # said once by the caller's fallback: plain memory from now on
+                return None
+            ptr = raw.value
+        block = _PinnedBlock(ptr, nbytes, tuple(shape))
+        weakref.finalize(block, self._release, ptr, nbytes).atexit = False
+        return np.asarray(block)
+
+    def _release(self, ptr: int, nbytes: int) -> None:
+        with self._lock:
+            if len(self._free[nbytes]) < self.keep:
+                self._free[nbytes].append(ptr)
+                return
+        self._lib.cudaFreeHost(ctypes.c_void_p(ptr))
+
+    def close(self) -> None:
+        """Return the free blocks to the driver; arrays still alive keep theirs until they die."""
+        with self._lock:
+            blocks = [p for ptrs in self._free.values() for p in ptrs]
+            self._free.clear()
+        for ptr in blocks:
+            self._lib.cudaFreeHost(ctypes.c_void_p(ptr))
 
 
 @dataclass

@@ -230,8 +230,9 @@ class _Run:
         self.published = 0.0  # when the live status was last brought up to date
 
     def prepare_one(self, image: np.ndarray) -> np.ndarray:
-        """One frame's model input [3, H, W], made in its source's thread."""
-        return preprocess(image, self.clf.spec)[0]
+        """One frame's model input [3, H, W], made in its source's thread: an array of its own (page-locked on a
+        GPU), never a buffer that the next frame overwrites while this one waits for the model."""
+        return preprocess(image, self.clf.spec, out=self.clf.input_array(1))[0]
 
     def inputs(self, frames: list[Frame]) -> np.ndarray:
         """The batch's model input: the inputs the sources made where every frame has one, else preprocess()
@@ -239,7 +240,8 @@ class _Run:
         if all(frame.x is not None for frame in frames):
             if len(frames) == 1:
                 return frames[0].x[None]  # type: ignore[index]
-            return np.stack([frame.x for frame in frames])  # type: ignore[misc]
+            xs = [frame.x for frame in frames]
+            return np.stack(xs, out=self.clf.input_array(len(xs)))  # type: ignore[arg-type]
         return self.preprocess([frame.image for frame in frames])
 
     def now(self) -> float:

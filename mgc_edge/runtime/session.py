@@ -27,7 +27,7 @@ from mgc_edge.errors import UserError
 from mgc_edge.labels import Labels
 from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, ModelMetadata
 from mgc_edge.preprocess import PreprocessError, preprocess
-from mgc_edge.runtime.iobinding import BoundRunner
+from mgc_edge.runtime.iobinding import BoundRunner, PinnedPool
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,10 @@ _CUDA_LIBRARIES = (
 )
 _TENSORRT_LIBRARIES = ("nvinfer_10.dll",) if sys.platform == "win32" else ("libnvinfer.so.10",)
 # What an int8 model costs through the CUDA provider, measured (benchmarks/RESULTS.md, H200, 224x224,
-# batch 1 p50): int8 0.88 ms against fp16 0.37 and fp32 0.69. Its QDQ pairs run as extra kernels there.
+# batch 1 p50): int8 0.83 ms against fp16 0.32 and fp32 0.51. Its QDQ pairs run as extra kernels there.
 INT8_ON_CUDA = (
-    "int8 models run slower than fp16 and fp32 through ONNX Runtime's CUDA provider (0.88 ms against "
-    "0.37 ms per frame at 224x224 on an H200); on a GPU use `mgc-edge export --precision fp16`."
+    "int8 models run slower than fp16 and fp32 through ONNX Runtime's CUDA provider (0.83 ms against "
+    "0.32 ms per frame at 224x224 on an H200); on a GPU use `mgc-edge export --precision fp16`."
 )
 BOUND_SIZES = 4  # batch sizes whose bound device buffers a Classifier keeps (the oldest is dropped first)
 
@@ -240,6 +240,7 @@ class Classifier:
         io_binding: bool = False,
         cuda_graph: bool | None = None,
         cuda_options: dict[str, object] | None = None,
+        pinned: bool | None = None,
     ) -> None:
         """`threads`: intra-op threads, 0 = ONNX Runtime's default (all cores; a live loop passes
         `live_threads()`). `spinning=False` stops idle intra-op threads from busy-waiting between runs,
@@ -247,9 +248,12 @@ class Classifier:
         sentence of an `auto` fallback (default: a log warning). `tf32` lets the CUDA provider round fp32
         math to TF32 (off: parity checks need true fp32). `io_binding` keeps each batch size's input and
         output bound on the device and `cuda_graph` (with it, on CUDA) replays batch 1 as a CUDA graph: both
-        off by default, since on an H200 the plain `session.run` was faster (fp16 at batch 1, 224x224: 0.37
-        ms against 0.53; benchmarks/RESULTS.md). `cuda_options`: CUDA provider options over ours (the
-        benchmark measures e.g. `prefer_nhwc` and `cudnn_conv_algo_search` with it)."""
+        off by default, since on an H200 the plain `session.run` was faster (fp16 at batch 1, 224x224: 0.32
+        ms against 0.42; benchmarks/RESULTS.md). `cuda_options`: CUDA provider options over ours (the
+        benchmark measures e.g. `prefer_nhwc` and `cudnn_conv_algo_search` with it). `pinned` (default: on a GPU
+        without I/O binding) makes `preprocess()` and `input_array()` write into page-locked memory, from which
+        ONNX Runtime's copy to the device is one DMA transfer (H200, fp16, 224x224: batch 1 0.32 ms against
+        0.38, batch 32 28,900 images/s against 13,400)."""
         self._notify = notify
         self.path = Path(model)
         if not self.path.is_file():
@@ -280,6 +284,9 @@ class Classifier:
         on_gpu = self.device in ("cuda", "tensorrt")
         self.tf32 = tf32 and on_gpu
         self._runner: BoundRunner | None = None
+        self._pinned: PinnedPool | None = None
+        if (pinned if pinned is not None else not io_binding) and on_gpu:
+            self._pinned = PinnedPool()
         if io_binding:
             graph = None
             if (cuda_graph if cuda_graph is not None else True) and self.device == "cuda":  # with binding
@@ -414,13 +421,28 @@ class Classifier:
         (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: x})
         return np.asarray(out, dtype=np.float32)
 
+    @property
+    def pinned(self) -> bool:
+        """Whether model inputs are made in page-locked memory (a GPU without I/O binding)."""
+        return self._pinned is not None and self._pinned.available
+
+    def input_array(self, n: int) -> np.ndarray:
+        """An uninitialised float32 [n, 3, H, W] model input: page-locked where `pinned`, else plain memory.
+        Its memory is reused only once the array and every view of it are gone."""
+        shape = (n, 3, *self.spec.size)
+        out = self._pinned.empty(shape) if self._pinned is not None and n else None
+        return out if out is not None else np.empty(shape, np.float32)
+
     def preprocess(self, frames_bgr: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """The shared preprocess() with this model's spec; with I/O binding on a GPU straight into
-        page-locked memory, from which the device copies the batch once."""
+        """The shared preprocess() with this model's spec; on a GPU straight into page-locked memory (the
+        I/O binding's staging buffer, or `input_array()`), from which the device copies the batch once."""
         single = isinstance(frames_bgr, np.ndarray) and frames_bgr.ndim in (2, 3)
         n = 1 if single else len(frames_bgr)
-        staging = self._runner.staging((n, 3, *self.spec.size)) if self._runner and n else None
-        return preprocess(frames_bgr, self.spec, out=staging)
+        if self._runner is not None and n:
+            out = self._runner.staging((n, 3, *self.spec.size))
+        else:
+            out = self.input_array(n) if self.pinned and n else None
+        return preprocess(frames_bgr, self.spec, out=out)
 
     def predict(self, frames_bgr: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """One BGR uint8 frame or a batch of them -> probabilities [N, C], via the shared preprocess()."""
@@ -454,10 +476,14 @@ class Classifier:
         return first
 
     def close(self) -> None:
-        """Return page-locked host memory now rather than at exit; later calls run without I/O binding."""
+        """Return page-locked host memory now rather than at exit; later calls run without I/O binding or
+        page-locked inputs."""
         if self._runner is not None:
             self._runner.close()
             self._runner = None
+        if self._pinned is not None:
+            self._pinned.close()
+            self._pinned = None
 
     def __repr__(self) -> str:
         m = self.metadata

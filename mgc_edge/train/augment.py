@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,8 +106,11 @@ def crop_resize(x: torch.Tensor, d: BatchDraw, out_size: tuple[int, int]) -> tor
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+Constants = tuple[torch.Tensor, torch.Tensor]  # the normalisation's scale and shift, [1, 3, 1, 1] each
+
+
 @functools.lru_cache(maxsize=16)
-def _constants(spec: PreprocessSpec, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _constants(spec: PreprocessSpec, device: torch.device) -> Constants:
     # The very float32 constants preprocess.normalize builds, so that the results are the same bits.
     scale = np.array([1.0 / (255.0 * s) for s in spec.std], np.float32).reshape(1, 3, 1, 1)
     shift = np.array([m / s for m, s in zip(spec.mean, spec.std)], np.float32).reshape(1, 3, 1, 1)
@@ -132,22 +136,27 @@ def photometric(
     d: BatchDraw,
     spec: PreprocessSpec,
     memory_format: torch.memory_format = torch.preserve_format,
+    consts: Constants | None = None,
 ) -> torch.Tensor:
     """[B, 3, H, W] pixels on the 0-255 scale in model order (uint8 or float) -> float32: v * gain + bias per
     image, normalised as scale_shift() does, not clipped (clip_normalized clips); one multiply-add, which
-    writes `memory_format` (by default x's)."""
-    scale, shift = _constants(spec, x.device)
+    writes `memory_format` (by default x's). `consts`: spec's constants on x's device, where already at hand."""
+    scale, shift = consts or _constants(spec, x.device)
     gain = d.gain.view(-1, 1, 1, 1) * scale  # [B, 3, 1, 1]
     bias = d.bias.view(-1, 1, 1, 1) * scale - shift
+    if memory_format == torch.preserve_format:  # no `out=`: torch.compile refuses one that is not contiguous
+        return torch.addcmul(bias, x, gain)
     out = torch.empty_like(x, dtype=torch.float32, memory_format=memory_format)
     return torch.addcmul(bias, x, gain, out=out)
 
 
-def clip_normalized(x: torch.Tensor, spec: PreprocessSpec, channels_last: bool = False) -> torch.Tensor:
+def clip_normalized(
+    x: torch.Tensor, spec: PreprocessSpec, channels_last: bool = False, consts: Constants | None = None
+) -> torch.Tensor:
     """Normalised float32 [B, 3, H, W] clipped to the normalised [0, 255], as the decode path's lookup table
     clips the jittered pixels (with a positive scale the bounds map to -shift and 255 * scale - shift): in
     place when x has the requested memory format, else written in it by the same pass."""
-    scale, shift = _constants(spec, x.device)
+    scale, shift = consts or _constants(spec, x.device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if x.is_contiguous(memory_format=fmt):
         return x.clamp_(-shift, 255.0 * scale - shift)
@@ -182,17 +191,50 @@ class BatchAugment:
         u: torch.Tensor,
         channels_last: bool = False,
         jitter_first: bool | None = None,
+        consts: Constants | None = None,
     ) -> torch.Tensor:
         """The same with the batch's uniform draws given (u [B, UNIFORMS]): no generator, so a CUDA graph
         can capture it with `u` as a static input. `jitter_first` (default: on CUDA) applies the photometric
-        map while converting the uint8 pixels, before the resampling (see the module's docstring)."""
+        map while converting the uint8 pixels, before the resampling (see the module's docstring). `consts`:
+        the normalisation's constants on the batch's device (torch.compile takes them as inputs)."""
         d = draw_from(self.augment, u, (batch.shape[1], batch.shape[2]))
         x = model_order(batch, self.spec).permute(0, 3, 1, 2)  # uint8 [B, 3, H, W], channels-last in memory
         if jitter_first is None:
             jitter_first = batch.is_cuda  # where the multiply-add converts uint8 as it reads
         if jitter_first:
-            y = crop_resize(photometric(x, d, self.spec), d, self.spec.size)
+            y = crop_resize(photometric(x, d, self.spec, consts=consts), d, self.spec.size)
         else:
             fmt = torch.channels_last if channels_last else torch.contiguous_format
-            y = photometric(crop_resize(x.float(), d, self.spec.size), d, self.spec, fmt)
-        return clip_normalized(y, self.spec, channels_last)
+            y = photometric(crop_resize(x.float(), d, self.spec.size), d, self.spec, fmt, consts)
+        return clip_normalized(y, self.spec, channels_last, consts)
+
+
+GatherAugment = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (cache, index, u) -> x
+# Model inputs from this many pixels up have their augmentation fused on CUDA. Measured on an H200 at batch
+# 256 (benchmarks/RESULTS.md): at 96x96 the eager augmentation hides behind the model (cached 1.02 of
+# compute-only), at 224x224 the step is GPU-bound, and fused (0.56 ms a batch against 0.99 eager) the cached
+# path rose from 0.89 to 0.91; a first epoch pays about 6 s of compilation for it.
+FUSE_FROM_PIXELS = 128 * 128
+
+
+def fused(augment: BatchAugment, channels_last: bool, backend: str = "inductor") -> GatherAugment:
+    """The gather of a batch from a resident uint8 cache and `augment.apply` (jitter first) as one function
+    compiled by torch.compile: inductor writes the gather, the jitter, the bilinear resampling and the
+    clipping as a kernel or two that read the uint8 cache and write the model's batch once, where eager torch
+    makes a pass over the batch per operation. It compiles on its first call (seconds), for one batch shape.
+    The same values as the eager path up to float rounding."""
+
+    def run(
+        cache: torch.Tensor, index: torch.Tensor, u: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor
+    ) -> torch.Tensor:
+        # Traced, a non-contiguous `out=` is refused and memory formats are not kept: clipped in place as
+        # NCHW, then written as NHWC and viewed as NCHW, which is the channels-last layout.
+        x = augment.apply(cache.index_select(0, index), u, False, True, (scale, shift))
+        return x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) if channels_last else x
+
+    compiled = torch.compile(run, fullgraph=True, dynamic=False, backend=backend)
+
+    def call(cache: torch.Tensor, index: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return compiled(cache, index, u, *_constants(augment.spec, cache.device))
+
+    return call

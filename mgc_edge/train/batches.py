@@ -25,7 +25,15 @@ from torch.utils.data import DataLoader, Sampler
 
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.data.dataset import FrameDataset
-from mgc_edge.train.augment import UNIFORMS, BatchAugment, normalize_uint8, uniforms
+from mgc_edge.train.augment import (
+    FUSE_FROM_PIXELS,
+    UNIFORMS,
+    BatchAugment,
+    GatherAugment,
+    fused,
+    normalize_uint8,
+    uniforms,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +116,12 @@ class CachedBatches:
         channels_last: bool = False,
         resident: bool | None = None,
         graphs: bool | None = None,
+        fuse: bool | None = None,
     ) -> None:
         """`resident` (default: on CUDA when it fits) copies the whole cache to the device; `graphs` (default:
-        on CUDA when resident and augmenting) replays full batches as CUDA graphs."""
+        on CUDA when resident and augmenting) replays full batches as CUDA graphs; `fuse` (default: with graphs,
+        for model inputs of FUSE_FROM_PIXELS and up) compiles their gather and augmentation into a kernel or two
+        (`augment.fused`)."""
         if augment is None and tuple(images.shape[1:3]) != spec.size:
             raise ValueError(f"un-augmented batches need images at {spec.size}, got {images.shape[1:3]}")
         self.images = images
@@ -125,6 +136,7 @@ class CachedBatches:
         self.resident = self._upload() if (resident is None and device.type == "cuda") or resident else None
         cuda_graphs = self.resident is not None and augment is not None and device.type == "cuda"
         self._graphs_wanted = cuda_graphs if graphs is None else graphs and cuda_graphs
+        self._fuse = spec.size[0] * spec.size[1] >= FUSE_FROM_PIXELS if fuse is None else fuse
         self._graphed: GraphedBatches | None = None
 
     def _upload(self) -> torch.Tensor | None:
@@ -182,7 +194,7 @@ class CachedBatches:
             assert self.resident is not None and self.augment is not None
             try:
                 self._graphed = GraphedBatches(
-                    self.resident, self.labels, self.augment, self.batch_size, self.channels_last
+                    self.resident, self.labels, self.augment, self.batch_size, self.channels_last, self._fuse
                 )
             except RuntimeError as exc:  # capture refused (an old driver, a debugging mode): run eagerly
                 log.warning("training batches run without CUDA graphs: %s", str(exc).splitlines()[0][:200])
@@ -192,6 +204,11 @@ class CachedBatches:
     def graphed(self) -> bool:
         """Whether full batches are replayed as CUDA graphs (known after the first epoch starts)."""
         return self._graphed is not None
+
+    @property
+    def augment_compiled(self) -> bool:
+        """Whether those graphs run the compiled augmentation (`augment.fused`)."""
+        return self._graphed is not None and self._graphed.compiled
 
     def __iter__(self) -> Iterator[Batch]:
         order = self._order()
@@ -248,7 +265,8 @@ class GraphedBatches:
     inputs) and one replay; the model's stream waits on an event for the batch, and a slot is overwritten
     only after the model's stream has queued everything that reads it (its backward pass included), so a
     yielded batch stays valid while the training step that took it runs. Yields the same values as the
-    eager path for the same indices and draws.
+    eager path for the same indices and draws (up to float rounding where `fuse` compiles the augmentation;
+    where it cannot be compiled, the eager path is captured and the reason is in `fuse_error`).
     """
 
     def __init__(
@@ -258,11 +276,19 @@ class GraphedBatches:
         augment: BatchAugment,
         batch_size: int,
         channels_last: bool,
+        fuse: bool = False,
     ) -> None:
         self.device = resident.device
         self.batch_size = batch_size
         self.stream = torch.cuda.Stream(self.device)
+        self.fuse_error: str | None = None
+        self._fused: GatherAugment | None = fused(augment, channels_last) if fuse else None
         self.slots = [self._capture(resident, labels, augment, channels_last) for _ in range(2)]
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the gather and augmentation run compiled (`augment.fused`)."""
+        return self._fused is not None
 
     def _capture(
         self, resident: torch.Tensor, labels: torch.Tensor, augment: BatchAugment, channels_last: bool
@@ -271,14 +297,24 @@ class GraphedBatches:
         u = torch.full((self.batch_size, UNIFORMS), 0.5, device=self.device)
 
         def step() -> tuple[torch.Tensor, torch.Tensor]:
-            batch = resident.index_select(0, index)
-            return augment.apply(batch, u, channels_last), labels.index_select(0, index)
+            if self._fused is not None:
+                x = self._fused(resident, index, u)
+            else:
+                x = augment.apply(resident.index_select(0, index), u, channels_last)
+            return x, labels.index_select(0, index)
 
         main = torch.cuda.current_stream(self.device)
         self.stream.wait_stream(main)
         with torch.cuda.stream(self.stream):  # warm-up outside the capture (cuBLAS/cuDNN handles, caches)
-            for _ in range(2):
-                step()
+            try:
+                step()  # compiles the fused augmentation, once
+            except Exception as exc:  # no Triton or no C compiler on this machine: the eager path it replaces
+                if self._fused is None:
+                    raise
+                self.fuse_error = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+                log.warning("the training augmentation runs uncompiled: %s", self.fuse_error)
+                self._fused = None
+            step()
         main.wait_stream(self.stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
