@@ -1,6 +1,8 @@
-"""The flow on a real GPU: CUDA training (bf16 autocast, channels-last, graphed batches), export of every
-precision behind its gate on the CUDA provider, `verify`, `webcam` and `predict --device cuda`, with the
-provider that really runs checked, and the opt-in I/O-bound path with its batch-1 CUDA graph. Skipped where there is no GPU (CI); run with `pytest -m gpu` on one."""
+"""The flow on a real GPU: CUDA training (bf16 autocast, channels-last, graphed batches, with the augmentation
+compiled or not), export of every precision behind its gate on the CUDA provider, `verify`, `webcam` and
+`predict --device cuda`, with the provider that really runs checked, and the opt-in I/O-bound path with its
+batch-1 CUDA graph. Skipped where there is no GPU (CI); run with `pytest -m gpu` on one (on the GPU machine,
+naming this file and tests/test_runtime_session.py: benchmarks/gpu_session.sh)."""
 
 from __future__ import annotations
 
