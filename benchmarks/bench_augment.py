@@ -46,6 +46,7 @@ from mgc_edge.data.dataset import Augment
 from mgc_edge.train.augment import (
     FUSE_FROM_PIXELS,
     BatchAugment,
+    GatherAugment,
     _constants,
     crop_resize,
     draw_from,
@@ -53,7 +54,7 @@ from mgc_edge.train.augment import (
     model_order,
 )
 
-Engine = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (cache, index, u) -> batch
+Engine = GatherAugment  # (cache, index, u) -> batch
 
 
 def before(aug: BatchAugment) -> Engine:

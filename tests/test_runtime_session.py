@@ -330,6 +330,11 @@ def test_pinned_inputs_are_reused_only_once_every_view_is_gone() -> None:
     assert len(pool._lib.buffers) == 2 and again.__array_interface__["data"][0] == kept  # reused
     other = pool.empty((2, 3, 4, 4))  # another size: its own block
     assert len(pool._lib.buffers) == 3 and other.shape == (2, 3, 4, 4)
+    pool.close()  # nothing free to return yet; the two arrays still alive return theirs when they die
+    assert len(pool._lib.freed) == 1
+    del again, other
+    gc.collect()
+    assert len(pool._lib.freed) == 3 and not any(pool._free.values())
 
 
 def test_a_pool_without_page_locked_memory_gives_none_and_the_classifier_plain_arrays(model: Path) -> None:

@@ -47,28 +47,6 @@ def _cudart() -> ctypes.CDLL | None:
         return None
 
 
-class PinnedArray:
-    """A float32 numpy array in page-locked host memory (cudaHostAlloc): the GPU copies from it directly,
-    without the driver's staging copy that pageable memory needs. `free()` returns the memory; the array
-    must not be used after it."""
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        lib = _cudart()
-        nbytes = int(np.prod(shape)) * 4
-        ptr = ctypes.c_void_p()
-        if lib is None or lib.cudaHostAlloc(ctypes.byref(ptr), ctypes.c_size_t(nbytes), 0) != 0:
-            raise MemoryError("page-locked host memory is not available")
-        self._lib, self._ptr = lib, ptr
-        self.array = np.frombuffer((ctypes.c_byte * nbytes).from_address(ptr.value), np.float32).reshape(
-            shape
-        )
-
-    def free(self) -> None:
-        if self._ptr.value:
-            self._lib.cudaFreeHost(self._ptr)
-            self._ptr = ctypes.c_void_p()
-
-
 class _PinnedBlock:
     """One page-locked allocation, exposed to numpy through the array interface: an array made from it keeps
     it alive, so the block goes back to its pool only when the last view of that array is gone."""
@@ -79,8 +57,8 @@ class _PinnedBlock:
 
 
 class PinnedPool:
-    """float32 arrays in page-locked host memory for the plain `session.run` path on a GPU: ONNX Runtime copies
-    a model input to the device itself, and from page-locked memory that copy is one DMA transfer instead of the
+    """float32 arrays in page-locked host memory, for model inputs on a GPU (the plain `session.run` path's and
+    the bound path's staging): from page-locked memory the copy to the device is one DMA transfer instead of the
     driver's staging through a bounce buffer. Blocks are reused by size. An array is never handed out twice
     while any view of it lives (a frame a source preprocessed ahead and still holds keeps its block), so
     callers need no lifetime rules. `empty()` gives None where page-locked memory cannot be had."""
@@ -116,8 +94,10 @@ class PinnedPool:
         self._lib.cudaFreeHost(ctypes.c_void_p(ptr))
 
     def close(self) -> None:
-        """Return the free blocks to the driver; arrays still alive keep theirs until they die."""
+        """Return the free blocks to the driver; arrays still alive keep theirs until they die, and then
+        return them to the driver too."""
         with self._lock:
+            self.keep = 0
             blocks = [p for ptrs in self._free.values() for p in ptrs]
             self._free.clear()
         for ptr in blocks:
@@ -132,7 +112,7 @@ class _Slot:
     y: ort.OrtValue
     binding: ort.IOBinding
     session: ort.InferenceSession
-    staging: PinnedArray | None = None
+    staging: np.ndarray | None = None  # from the runner's PinnedPool: back to it once no view of it is left
 
 
 class BoundRunner:
@@ -164,6 +144,7 @@ class BoundRunner:
         self._graph: _Slot | None = None
         self.graph_error: str | None = None  # why batch 1 runs without a CUDA graph, once tried
         self._lock = threading.Lock()
+        self._pinned = PinnedPool(keep=max_sizes) if device == "cuda" else None
 
     @property
     def graphed(self) -> bool:
@@ -178,12 +159,8 @@ class BoundRunner:
         binding = session.io_binding()
         binding.bind_ortvalue_input(self.input_name, x)
         binding.bind_ortvalue_output(self.output_name, y)
-        staging = None
-        if self.device == "cuda":
-            try:
-                staging = PinnedArray(shape)
-            except MemoryError:
-                staging = None  # pageable memory works too, with one more copy inside the driver
+        # None where page-locked memory cannot be had: pageable works too, with one more copy in the driver
+        staging = self._pinned.empty(shape) if self._pinned is not None else None
         return _Slot(x, y, binding, session, staging)
 
     def _slot(self, shape: tuple[int, ...]) -> _Slot:
@@ -191,9 +168,7 @@ class BoundRunner:
         if slot is None:
             slot = self._slots[shape] = self._new_slot(self.session, shape)
             while len(self._slots) > self.max_sizes:  # a stream of odd batch sizes must not grow memory
-                _, old = self._slots.popitem(last=False)
-                if old.staging is not None:
-                    old.staging.free()
+                self._slots.popitem(last=False)
         self._slots.move_to_end(shape)
         return slot
 
@@ -212,8 +187,6 @@ class BoundRunner:
             except Exception as exc:  # a node outside CUDA, an old driver: batch 1 runs without a graph
                 self.graph_error = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
                 log.info("batch 1 runs without a CUDA graph: %s", self.graph_error)
-                if slot is not None and slot.staging is not None:
-                    slot.staging.free()
                 return None
             self._graph = slot
         return self._graph if self._graph.x.shape() == list(shape) else None
@@ -223,7 +196,7 @@ class BoundRunner:
         the next call with another shape."""
         with self._lock:
             slot = self._graph_slot(shape) or self._slot(shape)
-            return slot.staging.array if slot.staging is not None else None
+            return slot.staging
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Logits [N, C] of a C-contiguous float32 batch, copied in and out through the bound buffers."""
@@ -235,10 +208,10 @@ class BoundRunner:
             return slot.y.numpy()
 
     def close(self) -> None:
-        """Return the page-locked memory (the runner must not be used afterwards)."""
+        """Return the page-locked memory (the runner must not be used afterwards; a staging array still
+        held elsewhere returns its block when it dies)."""
         with self._lock:
-            for slot in [*self._slots.values(), *([self._graph] if self._graph else [])]:
-                if slot.staging is not None:
-                    slot.staging.free()
             self._slots.clear()
             self._graph = None
+        if self._pinned is not None:
+            self._pinned.close()

@@ -217,7 +217,7 @@ GatherAugment = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tenso
 FUSE_FROM_PIXELS = 128 * 128
 
 
-def fused(augment: BatchAugment, channels_last: bool, backend: str = "inductor") -> GatherAugment:
+def fused(augment: BatchAugment, channels_last: bool) -> GatherAugment:
     """The gather of a batch from a resident uint8 cache and `augment.apply` (jitter first) as one function
     compiled by torch.compile: inductor writes the gather, the jitter, the bilinear resampling and the
     clipping as a kernel or two that read the uint8 cache and write the model's batch once, where eager torch
@@ -232,7 +232,7 @@ def fused(augment: BatchAugment, channels_last: bool, backend: str = "inductor")
         x = augment.apply(cache.index_select(0, index), u, False, True, (scale, shift))
         return x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) if channels_last else x
 
-    compiled = torch.compile(run, fullgraph=True, dynamic=False, backend=backend)
+    compiled = torch.compile(run, fullgraph=True, dynamic=False)
 
     def call(cache: torch.Tensor, index: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return compiled(cache, index, u, *_constants(augment.spec, cache.device))
