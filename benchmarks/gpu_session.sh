@@ -3,7 +3,7 @@
 # .gpu/ort-setup.sh; every step leaves its JSON results and its log in $OUT (results.tar, STEP.log).
 #   bash benchmarks/gpu_session.sh torch     # chunk a: torch only (augmentation, training, torch GPU tests)
 #   bash benchmarks/gpu_session.sh chunk     # chunks b and c: gather them
-#   bash benchmarks/gpu_session.sh runtime   # chunk d: pytest -m gpu, inference and the live loop
+#   bash benchmarks/gpu_session.sh runtime   # chunk d: pytest -m gpu, inference, the live loop, decoding
 #   bash benchmarks/gpu_session.sh rest      # annotate, the demo end to end, many cameras
 set -u -o pipefail
 step=${1:?step: torch, chunk, runtime or rest}
@@ -24,7 +24,7 @@ log="$out/$step.log"
     chunk) ls /tmp/parts ;;
     runtime)  # the GPU tests' files only: that machine lacks the test-only packages of others (pympi)
       python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py tests/test_runtime_session.py
-      python3 -m benchmarks.run --device cuda --only infer,loop --no-record ;;
+      python3 -m benchmarks.run --device cuda --only infer,loop,decode --no-record ;;
     rest) python3 -m benchmarks.run --device cuda --only annotate,demo,streams --no-record ;;
   esac
 } 2>&1 | tee "$log"

@@ -144,6 +144,30 @@ def test_the_pipelined_loop_gives_the_same_events_as_the_sequential_one(
     assert runs[True][1] == n and len(runs[True][0]) == n
 
 
+def test_a_model_that_fails_in_the_inference_thread_fails_the_run_and_leaves_no_thread(
+    stuff: dict, tmp_path: Path
+) -> None:
+    """Pipelined, the model runs in a thread of its own: its error reaches the caller as it was raised, the
+    frames classified before it are on disk, and the thread ends with the run."""
+    clf = Classifier(stuff["model"], device="cpu")
+    calls = []
+    logits = clf.logits
+
+    def failing(x: np.ndarray) -> np.ndarray:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 5:
+            raise MemoryError("out of device memory")
+        return logits(x)
+
+    clf.logits = failing  # type: ignore[method-assign]
+    out = tmp_path / "o.jsonl"
+    with FileSource(stuff["video"]) as src, pytest.raises(MemoryError, match="out of device memory"):
+        run_loop(clf, src, LoopOptions(pipeline=True), [JsonlSink(out)])
+    assert set(calls) == {"mgc-inference"}
+    assert [e["frame"] for e in lines(out)] == [0, 1, 2, 3]
+    assert not any(t.name == "mgc-inference" for t in threading.enumerate())
+
+
 def test_every_frame_of_a_file_is_classified_and_matches_the_known_labels(
     stuff: dict, tmp_path: Path
 ) -> None:

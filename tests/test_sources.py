@@ -128,6 +128,23 @@ def test_every_nth_frame_of_a_file(tmp_path: Path) -> None:
     assert src.status().skipped == 20 - len(frames)
 
 
+def test_a_small_video_decodes_in_one_thread_and_a_large_one_in_ffmpegs(tmp_path: Path) -> None:
+    """FFmpeg's frame threads cost a small video more than they save (sources.SMALL_FRAME); a large one keeps
+    them. Either way the frames are the ones a plain VideoCapture decodes."""
+    small = write_video(tmp_path / "small.mp4", 4)
+    large = write_video(tmp_path / "large.mp4", 2, size=(608, 800))  # 800x608: above 640x360
+    for video, threads in ((small, 1.0), (large, cv2.VideoCapture(str(large)).get(cv2.CAP_PROP_N_THREADS))):
+        cap, plain = sources.open_video(str(video)), cv2.VideoCapture(str(video))
+        assert cap.get(cv2.CAP_PROP_N_THREADS) == threads
+        for _ in range(2):
+            (ok, image), (_, expected) = cap.read(), plain.read()
+            assert ok and np.array_equal(image, expected)
+        cap.release()
+        plain.release()
+    with FileSource(small) as src:
+        assert src._cap.get(cv2.CAP_PROP_N_THREADS) == 1  # type: ignore[union-attr]
+
+
 def test_a_truncated_file_says_how_far_it_decoded(tmp_path: Path) -> None:
     """A recording cut short (a full disk, a copy stopped midway) ends early; the user is told, as annotate
     tells, instead of a run that looks whole."""

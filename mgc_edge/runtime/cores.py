@@ -21,10 +21,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-import cv2
-
 from mgc_edge.runtime import session
-from mgc_edge.runtime.sources import FileSource, Source
+from mgc_edge.runtime.sources import FileSource, Source, open_video
 
 WINDOW_S = 0.3  # several frames of a 25 fps camera; paid once at start-up, only where a camera or stream is
 DECODE_FRAMES = 8  # frames of a file timed, after two warm-up reads
@@ -80,7 +78,7 @@ def live_load(sources: Sequence[Source], seconds: float = WINDOW_S) -> float:
 
 def decode_ms(source: Source, frames: int = DECODE_FRAMES) -> float:
     """CPU ms to decode one delivered frame of a file (`every` N decodes N of them), timed on a second reader."""
-    cap = cv2.VideoCapture(_path(source))
+    cap = open_video(_path(source))  # as the source decodes it
     try:
         for _ in range(2):  # the codec's set-up is not a frame's cost
             cap.read()

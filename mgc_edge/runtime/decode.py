@@ -30,7 +30,7 @@ import numpy as np
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.preprocess import preprocess
 from mgc_edge.runtime.session import usable_cores
-from mgc_edge.runtime.sources import COMPLETE_SHARE, file_fps, valid_frame
+from mgc_edge.runtime.sources import COMPLETE_SHARE, file_fps, open_video, valid_frame
 
 CHUNK = 8  # frames per preprocessing task: small, so raw frames in flight stay few even at 4K
 
@@ -132,7 +132,7 @@ def probe(path: Path, opener: Opener | None = None) -> VideoInfo | None:
 
 
 def _open(path: str) -> Capture:
-    return cv2.VideoCapture(path)
+    return open_video(path)
 
 
 def _info(cap: Capture) -> VideoInfo:

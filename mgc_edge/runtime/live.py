@@ -35,6 +35,7 @@ from mgc_edge.runtime.sources import (
     SourceStatus,
     StreamLost,
     file_fps,
+    open_video,
     redact_url,
     valid_frame,
 )
@@ -149,7 +150,7 @@ class LiveSource(Source):
         if opener is not None:
             self._opener = opener
         elif paced_file:
-            self._opener = lambda: cv2.VideoCapture(str(self.target))
+            self._opener = lambda: open_video(str(self.target))
         else:
             self._opener = lambda: open_capture(self.target, options)
         self.fps = 0.0

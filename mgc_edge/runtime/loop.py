@@ -16,10 +16,11 @@ returning a summary. numpy + OpenCV + onnxruntime only: never torch.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -177,17 +178,51 @@ class _Preprocessor:
             self.pool.shutdown(wait=True)
 
 
+class _Inference:
+    """The pipelined loop's inference thread: batches in, logits out, in the order they came, one at a time.
+    One SimpleQueue each way (C code that releases the GIL while it waits): an executor's futures, conditions
+    and semaphores cost the GIL tens of µs a frame, which on a GPU is a tenth of a frame's model time."""
+
+    def __init__(self, logits: Callable[[np.ndarray], np.ndarray]) -> None:
+        self._jobs: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[np.ndarray | None, BaseException | None]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, args=(logits,), name="mgc-inference", daemon=True)
+        self._thread.start()
+
+    def _run(self, logits: Callable[[np.ndarray], np.ndarray]) -> None:
+        while (x := self._jobs.get()) is not None:
+            try:
+                self._results.put((logits(x), None))
+            except BaseException as exc:  # noqa: BLE001 (raised again in the loop's thread by result())
+                self._results.put((None, exc))
+
+    def submit(self, x: np.ndarray) -> None:
+        self._jobs.put(x)
+
+    def result(self) -> np.ndarray:
+        """The logits of the oldest batch submitted and not yet taken (waits for them)."""
+        logits, error = self._results.get()
+        if error is not None:
+            raise error
+        return logits  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Let the batches submitted finish, then end the thread."""
+        self._jobs.put(None)
+        self._thread.join()
+
+
 @dataclass
 class Tick:
-    """One batch in flight: its frames, when it was collected and preprocessed, and its logits (a Future while
-    the inference thread runs them)."""
+    """One batch in flight: its frames, when it was collected and preprocessed, and its logits (None while the
+    inference thread runs them)."""
 
     batch: list[tuple[Feed, Frame]]
     wait_start: float
     got: float
     got_at: float
     t1: float
-    logits: Future[np.ndarray] | np.ndarray
+    logits: np.ndarray | None
 
 
 PIPELINED_DEVICES = ("cuda", "tensorrt")  # where a tick's inference overlaps the loop's work on the last one
@@ -217,7 +252,7 @@ class _Run:
         pipeline = (
             options.pipeline if options.pipeline is not None else classifier.device in PIPELINED_DEVICES
         )
-        self.inference = ThreadPoolExecutor(1, thread_name_prefix="mgc-inference") if pipeline else None
+        self.inference = _Inference(classifier.logits) if pipeline else None
         # Pipelined, each source's thread also preprocesses its frames: the loop's thread, which the model no
         # longer waits for, keeps only what must be in order (the events and the sinks).
         prepare = self.prepare_one if self.inference is not None else None
@@ -300,15 +335,14 @@ class _Run:
         x = self.inputs([frame for _, frame in batch])
         t1 = time.perf_counter()
         if self.inference is not None:
-            logits: Future[np.ndarray] | np.ndarray = self.inference.submit(self.clf.logits, x)
-        else:
-            logits = self.clf.logits(x)
-        return Tick(batch, wait_start, got, got_at, t1, logits)
+            self.inference.submit(x)
+            return Tick(batch, wait_start, got, got_at, t1, None)
+        return Tick(batch, wait_start, got, got_at, t1, self.clf.logits(x))
 
     def complete(self, tick: Tick) -> None:
         """softmax of the tick's logits; then per frame: smoothing, top-k, the event, the overlay and the
         sinks, each stage timed."""
-        logits = tick.logits.result() if isinstance(tick.logits, Future) else tick.logits
+        logits = self.inference.result() if tick.logits is None else tick.logits  # type: ignore[union-attr]
         probs = softmax(logits)
         t2 = time.perf_counter()
         self.batches += 1
@@ -484,7 +518,7 @@ def run_loop(
         seconds = time.perf_counter() - start
         run.preprocess.close()
         if run.inference is not None:
-            run.inference.shutdown(wait=True)
+            run.inference.close()
         for source in sources:
             source.attach(_nothing)  # the sources outlive the run: no more wake-ups or preprocessing
         _close_sinks(sinks, {"state": ENDED, "message": ended_by, "t": run.now()})

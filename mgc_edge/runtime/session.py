@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -369,6 +369,11 @@ class Classifier:
     def labels(self) -> Labels:
         return self.metadata.labels
 
+    @cached_property
+    def _names(self) -> tuple[str, ...]:
+        """Every class's display name, by index."""
+        return tuple(self.labels.display(i) for i in range(len(self.labels)))
+
     @property
     def spec(self) -> PreprocessSpec:
         return self.metadata.preprocess
@@ -455,12 +460,15 @@ class Classifier:
     def top(self, probs: np.ndarray, k: int = 1) -> Prediction:
         """The k most probable classes of one probability vector [C], best first (ties: lower index)."""
         k = max(1, min(k, self.num_classes))
-        order = np.argsort(-np.asarray(probs), kind="stable")[:k]
+        p = np.asarray(probs)
+        order = np.argsort(-p, kind="stable")[:k]
+        indices = order.tolist()  # the live loop calls this per frame: whole-array conversions, not per item
+        ids, names = self.labels.ids, self._names
         return Prediction(
-            indices=tuple(int(i) for i in order),
-            ids=tuple(self.labels.ids[i] for i in order),
-            names=tuple(self.labels.display(int(i)) for i in order),
-            probs=tuple(float(probs[i]) for i in order),
+            indices=tuple(indices),
+            ids=tuple([ids[i] for i in indices]),
+            names=tuple([names[i] for i in indices]),
+            probs=tuple(p[order].tolist()),
         )
 
     def warmup(self, batch_size: int = 1, runs: int = 2) -> float:

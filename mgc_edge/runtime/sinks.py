@@ -33,6 +33,9 @@ Notify = Callable[[str], None]
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
 # H.264 ('avc1') plays in every browser; OpenCV's pip wheels usually lack an encoder for it, then mp4v.
 VIDEO_CODECS = ("avc1", "mp4v")
+_COMPACT = json.JSONEncoder(
+    separators=(",", ":")
+).encode  # made once: json.dumps(separators=) makes one a call
 
 
 @runtime_checkable
@@ -345,7 +348,7 @@ class JsonlSink:
         self._file = self._stack.enter_context(open(self._tmp, "w", encoding="utf-8"))
 
     def frame(self, annotated_bgr: np.ndarray, event: dict[str, Any]) -> None:
-        self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
+        self._file.write(_COMPACT(event) + "\n")
         self._file.flush()
         self.lines += 1
 

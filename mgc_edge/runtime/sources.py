@@ -219,6 +219,27 @@ class Source:
                 return
 
 
+# Frames up to this many pixels decode faster in one FFmpeg thread: its frame threads cost small frames more in
+# hand-overs than they save. benchmarks/bench_decode.py on 2 cores, one thread against FFmpeg's default: 320x180
+# 1.45x the frames a second for 0.6x the CPU; 640x360 0.85x alone but 1.26x in annotate's decode pipeline, where
+# preprocessing wants the cores too; 1280x720 0.81x, so larger videos keep the threads.
+SMALL_FRAME = 640 * 360
+
+
+def open_video(path: str) -> cv2.VideoCapture:
+    """A video file opened for decoding (not yet decoded); a small one in a single decoder thread."""
+    cap = cv2.VideoCapture(path)
+    area = cap.get(cv2.CAP_PROP_FRAME_WIDTH) * cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    if not (cap.isOpened() and 0 < area <= SMALL_FRAME and cap.getBackendName() == "FFMPEG"):
+        return cap
+    single = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    if not single.isOpened():
+        single.release()
+        return cap
+    cap.release()
+    return single
+
+
 def file_fps(cap: Capture) -> float:
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     return fps if math.isfinite(fps) and 0.5 <= fps <= 1000 else 0.0
@@ -243,7 +264,7 @@ class FileSource(Source):
         self.path = Path(path)
         self.name = str(path)
         self.options = options
-        self._opener = opener or (lambda p: cv2.VideoCapture(p))
+        self._opener = opener or open_video
         self.fps = 0.0
         self.frame_count = 0
         self.clock = time.monotonic()
