@@ -171,4 +171,5 @@ def test_batch_one_is_a_cuda_graph_and_matches_batched(tmp_path: Path) -> None:
     batched = clf.predict(frames)
     ones = np.concatenate([clf.predict(f) for f in frames])
     assert clf.graphed, clf._runner.graph_error
+    assert clf.streamed, clf._runner.stream_error  # on its own stream, synchronised once a call
     np.testing.assert_allclose(ones, batched, atol=1e-5)

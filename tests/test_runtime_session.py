@@ -308,6 +308,62 @@ class _FakeDriver:
         return 0
 
 
+class _FakeStreams(_FakeDriver):
+    """The CUDA runtime's stream calls over host memory: a CPU session's bound buffers are host memory, so a
+    queued copy is a memmove. `stale=True` drops the copy out (what a copy queued out of order would give)."""
+
+    def __init__(self, stale: bool = False) -> None:
+        super().__init__()
+        self.stale, self.calls = stale, []
+
+    def cudaStreamCreateWithFlags(self, ref: Any, flags: int) -> int:  # noqa: N802
+        ctypes.cast(ref, ctypes.POINTER(ctypes.c_void_p))[0] = 0x5EED
+        return 0
+
+    def cudaMemcpyAsync(self, dst: Any, src: Any, n: Any, kind: int, stream: Any) -> int:  # noqa: N802
+        self.calls.append(("copy in" if kind == 1 else "copy out", stream.value))
+        if not (self.stale and kind == 2):
+            ctypes.memmove(dst.value, src.value, n.value)
+        return 0
+
+    def cudaStreamSynchronize(self, stream: Any) -> int:  # noqa: N802
+        self.calls.append(("sync", stream.value))
+        return 0
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_batch_one_on_its_own_stream_is_copied_in_run_and_copied_out_then_synchronised_once(
+    model: Path, stale: bool
+) -> None:
+    """The CUDA graph's own stream, checked on the CPU through a fake CUDA runtime: the graph session gets
+    the stream, a batch-1 call is one copy in, the run, one copy out and one synchronise, and its logits are
+    the plain session's. A stream whose copy out comes back stale is caught when the graph is built: batch 1
+    then runs on the session's own stream, still right."""
+    from mgc_edge.runtime.iobinding import BoundRunner
+
+    plain = Classifier(model, device="cpu")
+    streams: list[int | None] = []
+
+    def graph_session(stream: int | None) -> Any:
+        streams.append(stream)
+        return S.ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+
+    runner = BoundRunner(plain.session, "cpu", 0, S.INPUT_NAME, S.OUTPUT_NAME, 3, graph_session=graph_session)
+    runner._cuda = fake = _FakeStreams(stale)
+    for seed in range(3):  # new inputs each call: a stale copy would repeat the last logits
+        x = preprocess(frames(1, seed=seed), plain.spec)
+        np.testing.assert_array_equal(runner.run(x), plain.logits(x))
+    assert runner.graphed and runner.streamed != stale
+    assert streams == ([0x5EED, None] if stale else [0x5EED])
+    if stale:
+        assert "differ" in runner.stream_error and fake.calls[-1][0] == "sync"  # none after the check
+    else:
+        call = [("copy in", 0x5EED), ("copy out", 0x5EED), ("sync", 0x5EED)]
+        assert fake.calls[-9:] == call * 3 and runner.stream_error is None
+    x = preprocess(frames(2), plain.spec)  # other sizes keep the plain bound path
+    np.testing.assert_array_equal(runner.run(x), plain.logits(x))
+
+
 def test_pinned_inputs_are_reused_only_once_every_view_is_gone() -> None:
     """A frame preprocessed ahead (a view of its pinned array) keeps its memory: the next frame gets other
     memory, and a block comes back for reuse only when the last view dies; beyond `keep` it is freed."""
@@ -398,3 +454,4 @@ def test_cuda_runs_and_matches_the_cpu(model: Path) -> None:
             one = frames(1, seed=10 + i)
             np.testing.assert_allclose(clf.predict(one), cpu.predict(one), atol=1e-5)
     assert bound.graphed, bound._runner.graph_error
+    assert bound.streamed, bound._runner.stream_error

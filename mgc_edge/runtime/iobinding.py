@@ -11,8 +11,11 @@ being launched one by one. Any of this that the machine refuses falls back to th
 Opt-in (`Classifier(io_binding=True)`): measured on an H200 with ONNX Runtime 1.31 it was slower than the
 plain path at batch 1 (fp16, 224x224: 0.42 ms against 0.32, with or without the graph; benchmarks/RESULTS.md),
 most likely because `update_inplace`, `run_with_iobinding` and `.numpy()` each synchronise the device where
-`session.run` does so once. The benchmark keeps measuring both (`ort_fp16_bound` against `ort_fp16`). What the
-plain path takes from here is `PinnedPool`: its inputs made in page-locked memory.
+`session.run` does so once. So the batch-1 graph now runs on a stream of its own (`_Stream`, the session's
+`user_compute_stream`): copy in, replay, copy out, all queued on it, then one synchronise; checked against the
+plain session when the graph is built, and without it (three synchronisations) where that fails. Not measured on
+a GPU yet: the benchmark measures both (`ort_fp16_bound` against `ort_fp16`). What the plain path takes from
+here is `PinnedPool`: its inputs made in page-locked memory.
 
 numpy, ctypes and onnxruntime only: this module must NEVER import torch.
 """
@@ -28,6 +31,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _CUDART = "cudart64_13.dll" if sys.platform == "win32" else "libcudart.so.13"
 GRAPH_WARMUP_RUNS = 3  # ONNX Runtime runs a graph-enabled session normally twice, then captures
+_HOST_TO_DEVICE, _DEVICE_TO_HOST, _NON_BLOCKING = 1, 2, 1  # cudaMemcpyKind, cudaStreamNonBlocking
 
 
 @lru_cache(maxsize=1)
@@ -115,6 +120,48 @@ class _Slot:
     staging: np.ndarray | None = None  # from the runner's PinnedPool: back to it once no view of it is left
 
 
+class _Stream:
+    """A CUDA stream of our own for the batch-1 graph session (its `user_compute_stream`): the input is copied
+    in, the graph replayed and the logits copied out on it, all queued, then ONE synchronise. The bound path
+    otherwise synchronises three times a call (`update_inplace`, the run, `.numpy()`), which is what made it
+    slower than the plain `session.run` on the H200. Not destroyed: the session may outlive the runner's
+    references to it, and a stream is a few bytes of the driver's."""
+
+    def __init__(self, lib: Any, out: np.ndarray) -> None:
+        self.lib, self.out = lib, out  # out: batch 1's logits [1, C], copied out here (page-locked on a GPU)
+        handle = ctypes.c_void_p()
+        if lib.cudaStreamCreateWithFlags(ctypes.byref(handle), _NON_BLOCKING) != 0 or not handle.value:
+            raise RuntimeError("cudaStreamCreateWithFlags failed")
+        self.handle = handle.value
+        self.nosync = ort.RunOptions()
+        self.nosync.add_run_config_entry("disable_synchronize_execution_providers", "1")
+
+    def _check(self, code: int, what: str) -> None:
+        if code != 0:
+            raise RuntimeError(f"{what} failed (CUDA error {code})")
+
+    def run(self, slot: _Slot, x: np.ndarray) -> np.ndarray:
+        """Logits of `x` through the slot's graph session, on this stream, in `self.out` (overwritten by the
+        next call)."""
+        out = self.out
+        lib, stream = self.lib, ctypes.c_void_p(self.handle)
+        copy = lib.cudaMemcpyAsync
+        x_ptr, y_ptr = ctypes.c_void_p(slot.x.data_ptr()), ctypes.c_void_p(slot.y.data_ptr())
+        self._check(
+            copy(x_ptr, ctypes.c_void_p(x.ctypes.data), ctypes.c_size_t(x.nbytes), _HOST_TO_DEVICE, stream),
+            "copy in",
+        )
+        slot.session.run_with_iobinding(slot.binding, self.nosync)
+        self._check(
+            copy(
+                ctypes.c_void_p(out.ctypes.data), y_ptr, ctypes.c_size_t(out.nbytes), _DEVICE_TO_HOST, stream
+            ),
+            "copy out",
+        )
+        self._check(lib.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+        return out
+
+
 class BoundRunner:
     """Runs `session` on float32 [N, 3, H, W] batches through I/O binding on `device` ("cuda" or "cpu").
 
@@ -131,7 +178,7 @@ class BoundRunner:
         input_name: str,
         output_name: str,
         num_classes: int,
-        graph_session: Callable[[], ort.InferenceSession] | None = None,
+        graph_session: Callable[[int | None], ort.InferenceSession] | None = None,
         max_sizes: int = 4,
     ) -> None:
         self.session = session
@@ -145,11 +192,19 @@ class BoundRunner:
         self.graph_error: str | None = None  # why batch 1 runs without a CUDA graph, once tried
         self._lock = threading.Lock()
         self._pinned = PinnedPool(keep=max_sizes) if device == "cuda" else None
+        self._cuda = _cudart() if device == "cuda" else None  # for the graph's own stream
+        self._stream: _Stream | None = None
+        self.stream_error: str | None = None  # why the graph runs with three synchronisations, once tried
 
     @property
     def graphed(self) -> bool:
         """Whether batch 1 runs as a captured CUDA graph."""
         return self._graph is not None
+
+    @property
+    def streamed(self) -> bool:
+        """Whether batch 1's graph runs on its own stream, synchronised once a call."""
+        return self._graph is not None and self._stream is not None
 
     def _new_slot(self, session: ort.InferenceSession, shape: tuple[int, ...]) -> _Slot:
         x = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.float32, self.device, self.device_id)
@@ -175,21 +230,56 @@ class BoundRunner:
     def _graph_slot(self, shape: tuple[int, ...]) -> _Slot | None:
         """The CUDA-graph slot for batch 1: built and captured on first use, None where it cannot be."""
         if shape[0] != 1 or self._graph_factory is None:
+            return None if self._graph is None or self._graph.x.shape() != list(shape) else self._graph
+        factory, self._graph_factory = self._graph_factory, None  # one try
+        try:
+            self._graph = self._build_graph(factory, shape)
+        except Exception as exc:  # a node outside CUDA, an old driver: batch 1 runs without a graph
+            self.graph_error = _first_line(exc)
+            log.info("batch 1 runs without a CUDA graph: %s", self.graph_error)
             return None
-        if self._graph is None:
-            factory, self._graph_factory = self._graph_factory, None  # one try
-            slot = None
+        return self._graph
+
+    def _build_graph(
+        self, factory: Callable[[int | None], ort.InferenceSession], shape: tuple[int, ...]
+    ) -> _Slot:
+        """The graph session on a stream of our own where the driver gives one and the result checks out,
+        else on ONNX Runtime's stream (three synchronisations a call); raises where neither can be had."""
+        if self._cuda is not None:
             try:
-                slot = self._new_slot(factory(), shape)
-                slot.x.update_inplace(np.zeros(shape, np.float32))
-                for _ in range(GRAPH_WARMUP_RUNS):  # the regular runs and the capture
-                    slot.session.run_with_iobinding(slot.binding)
-            except Exception as exc:  # a node outside CUDA, an old driver: batch 1 runs without a graph
-                self.graph_error = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
-                log.info("batch 1 runs without a CUDA graph: %s", self.graph_error)
-                return None
-            self._graph = slot
-        return self._graph if self._graph.x.shape() == list(shape) else None
+                out = self._pinned.empty((1, self.num_classes)) if self._pinned is not None else None
+                stream = _Stream(
+                    self._cuda, out if out is not None else np.empty((1, self.num_classes), np.float32)
+                )
+                slot = self._warm(factory(stream.handle), shape, stream)
+                self._check_stream(slot, stream)
+                self._stream = stream
+                return slot
+            except Exception as exc:  # said once; the graph on ONNX Runtime's own stream is tried next
+                self.stream_error = _first_line(exc)
+                log.info("batch 1's CUDA graph runs without a stream of its own: %s", self.stream_error)
+        return self._warm(factory(None), shape, None)
+
+    def _warm(self, session: ort.InferenceSession, shape: tuple[int, ...], stream: _Stream | None) -> _Slot:
+        """A slot of `session`, run the times ONNX Runtime needs to capture its graph."""
+        slot = self._new_slot(session, shape)
+        zeros = np.zeros(shape, np.float32)
+        for _ in range(GRAPH_WARMUP_RUNS):  # the regular runs and the capture
+            if stream is not None:
+                stream.run(slot, zeros)
+            else:
+                slot.x.update_inplace(zeros)
+                slot.session.run_with_iobinding(slot.binding)
+        return slot
+
+    def _check_stream(self, slot: _Slot, stream: _Stream) -> None:
+        """The streamed call must give what the plain session gives on a new input, and what the bound output
+        holds once synchronised: a copy queued out of order would hand back an older frame's logits."""
+        x = np.random.default_rng(0).standard_normal(tuple(slot.x.shape()), np.float32)
+        got = stream.run(slot, x).copy()
+        (plain,) = self.session.run([self.output_name], {self.input_name: x})
+        if not np.array_equal(got, slot.y.numpy()) or not np.allclose(got, plain, rtol=1e-2, atol=1e-2):
+            raise RuntimeError("the streamed graph's logits differ from the plain session's")
 
     def staging(self, shape: tuple[int, ...]) -> np.ndarray | None:
         """A page-locked buffer to preprocess a batch of `shape` into (None where there is none); valid until
@@ -203,6 +293,8 @@ class BoundRunner:
         shape = tuple(x.shape)
         with self._lock:
             slot = self._graph_slot(shape) or self._slot(shape)
+            if slot is self._graph and self._stream is not None:
+                return self._stream.run(slot, x).copy()
             slot.x.update_inplace(x)
             slot.session.run_with_iobinding(slot.binding)
             return slot.y.numpy()
@@ -212,6 +304,11 @@ class BoundRunner:
         held elsewhere returns its block when it dies)."""
         with self._lock:
             self._slots.clear()
-            self._graph = None
+            self._graph = self._stream = None
         if self._pinned is not None:
             self._pinned.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else repr(exc)

@@ -292,9 +292,11 @@ class Classifier:
             if (cuda_graph if cuda_graph is not None else True) and self.device == "cuda":  # with binding
                 cuda = dict(next(p[1] for p in providers if isinstance(p, tuple) and p[0] == CUDA))
 
-                def graph() -> ort.InferenceSession:
-                    # CUDA alone: a graph needs every node on the GPU and refuses the session otherwise.
-                    return self._open(options, [(CUDA, {**cuda, "enable_cuda_graph": "1"})])
+                def graph(stream: int | None) -> ort.InferenceSession:
+                    # CUDA alone: a graph needs every node on the GPU and refuses the session otherwise. On the
+                    # runner's own stream where it has one (one synchronisation a call instead of three).
+                    own = {"user_compute_stream": str(stream)} if stream else {}
+                    return self._open(options, [(CUDA, {**cuda, "enable_cuda_graph": "1", **own})])
 
             self._runner = BoundRunner(
                 self.session,
@@ -402,6 +404,11 @@ class Classifier:
     def graphed(self) -> bool:
         """Whether batch 1 runs as a captured CUDA graph (known after the first batch-1 run)."""
         return self._runner is not None and self._runner.graphed
+
+    @property
+    def streamed(self) -> bool:
+        """Whether that graph runs on a stream of its own, synchronised once a call."""
+        return self._runner is not None and self._runner.streamed
 
     @property
     def advice(self) -> tuple[str, ...]:
