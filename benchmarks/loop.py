@@ -23,7 +23,11 @@ import io
 import platform
 import re
 import tempfile
+import threading
 import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +50,28 @@ def _first_frame(video: Path) -> np.ndarray:
     if not ok:
         raise SystemExit(f"{video} cannot be decoded.")
     return frame
+
+
+@contextmanager
+def thread_cpu(totals: defaultdict[str, float]) -> Iterator[None]:
+    """CPU seconds of each Python thread started inside the block (by name, numbers stripped) and of the
+    calling thread (`loop`), added to `totals`: Thread.run is wrapped for the block's duration."""
+    run = threading.Thread.run
+
+    def timed(self: threading.Thread) -> None:
+        start = time.thread_time()
+        try:
+            run(self)
+        finally:
+            totals[self.name.rstrip("_0123456789-")] += time.thread_time() - start
+
+    threading.Thread.run = timed  # type: ignore[method-assign]
+    start = time.thread_time()
+    try:
+        yield
+    finally:
+        totals["loop"] += time.thread_time() - start
+        threading.Thread.run = run  # type: ignore[method-assign]
 
 
 def inference_only(clf: Classifier, x: np.ndarray, n: int) -> dict[str, float]:
@@ -147,9 +173,11 @@ def bench_loop(
     with tempfile.TemporaryDirectory() as tmp:
         _loop(clf, video, min(per_round, 30), False, Path(tmp), pipeline)  # warms the decoder and file cache
         loop_cpu = 0.0
+        threads_cpu: defaultdict[str, float] = defaultdict(float)
         for _ in range(rounds):
             cpu = time.process_time()
-            loops.append(_loop(clf, video, per_round, False, Path(tmp), pipeline))
+            with thread_cpu(threads_cpu):
+                loops.append(_loop(clf, video, per_round, False, Path(tmp), pipeline))
             loop_cpu += time.process_time() - cpu
             bare.append(inference_only(clf, x, loops[-1].classified))
             if save:
@@ -160,6 +188,9 @@ def bench_loop(
     # CPU of every thread of the process (decoding, preprocess, the loop, inference): on a GPU box whose loop
     # falls short of its model, what the CPU side costs a frame.
     loop["cpu_ms_per_frame"] = loop_cpu / loop["frames"] * 1000
+    # ... and per Python thread: the loop's own, the file reader, the inference thread (the rest is FFmpeg's
+    # and ONNX Runtime's threads). Their sum against a frame's time says how close the GIL is to its limit.
+    loop["thread_cpu_ms_per_frame"] = {k: v / loop["frames"] * 1000 for k, v in sorted(threads_cpu.items())}
     result: dict[str, Any] = {
         "model": Path(model_path).name,
         "video": video.name,

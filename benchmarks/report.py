@@ -358,8 +358,10 @@ def _loop(loop: dict[str, Any]) -> str:
     if ceiling:
         text += (
             f"\n\nThe loop's ceiling (a simulated model of 1 µs, pipelined): {fmt(ceiling['loop']['fps'])} "
-            f"frames/s, {ceiling['loop']['cpu_ms_per_frame']:.2f} ms of CPU a frame (every thread), = "
-            f"{ceiling['loop']['fps'] / loop['inference']['fps']:.2f} of the real model's inference-only rate."
+            f"frames/s, {ceiling['loop']['cpu_ms_per_frame']:.2f} ms of CPU a frame (every thread; Python's: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in ceiling["loop"].get("thread_cpu_ms_per_frame", {}).items())
+            + f"), = {ceiling['loop']['fps'] / loop['inference']['fps']:.2f} of the real model's inference-only "
+            "rate."
         )
     return text
 
