@@ -33,9 +33,8 @@ Notify = Callable[[str], None]
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
 # H.264 ('avc1') plays in every browser; OpenCV's pip wheels usually lack an encoder for it, then mp4v.
 VIDEO_CODECS = ("avc1", "mp4v")
-_COMPACT = json.JSONEncoder(
-    separators=(",", ":")
-).encode  # made once: json.dumps(separators=) makes one a call
+# Made once: json.dumps(event, separators=...) builds an encoder at every call, which the loop pays per frame.
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @runtime_checkable
