@@ -64,16 +64,16 @@ def _rates(runs: list[tuple[int, float, float]]) -> dict[str, float]:
     return {"fps": frames / wall, "cpu_ms_per_frame": cpu / frames * 1000}
 
 
-def bench_decode(model_path: str | Path, video_path: str | Path, rounds: int = 3) -> dict[str, Any]:
-    """Decode rates with FFmpeg's default threads and with one, alone and in annotate's pipeline, at the
-    video's own size, 640x360 and 1280x720 (see the module's docstring)."""
-    spec = Classifier(model_path, device="cpu").spec
+def bench_decode(spec: PreprocessSpec, video_path: str | Path, rounds: int = 3) -> dict[str, Any]:
+    """Decode rates with FFmpeg's default threads and with one, alone and in annotate's pipeline (which
+    preprocesses by `spec`), at the video's own size, 640x360 and 1280x720 (see the module's docstring)."""
     source = Path(video_path)
     sizes: dict[str, Any] = {}
+    cap = cv2.VideoCapture(str(source))
+    own = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    default_threads = cap.get(cv2.CAP_PROP_N_THREADS)
+    cap.release()
     with tempfile.TemporaryDirectory() as tmp:
-        cap = cv2.VideoCapture(str(source))
-        own = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        cap.release()
         videos = {f"{own[0]}x{own[1]}": source}
         for w, h in ((640, 360), (1280, 720)):
             videos[f"{w}x{h}"] = scaled_video(source, Path(tmp) / f"{w}x{h}.mp4", (w, h), frames=300)
@@ -102,7 +102,7 @@ def bench_decode(model_path: str | Path, video_path: str | Path, rounds: int = 3
         "video": source.name,
         "own_size": f"{own[0]}x{own[1]}",
         "cores": usable_cores(),
-        "ffmpeg_default_threads": cv2.VideoCapture(str(source)).get(cv2.CAP_PROP_N_THREADS),
+        "ffmpeg_default_threads": default_threads,
         "small_frame_pixels": SMALL_FRAME,
         "rounds": rounds,
         "sizes": sizes,
@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write the result here as JSON")
     args = parser.parse_args()
-    result = bench_decode(args.model, args.video, args.rounds)
+    result = bench_decode(Classifier(args.model, device="cpu").spec, args.video, args.rounds)
     print(table(result))
     if args.json:
         save_json(args.json, result)

@@ -39,6 +39,7 @@ from benchmarks.common import (
     DEMO_SCRIPT,
     ROOT,
     append_section,
+    demo_resize,
     demo_size,
     machine,
     machine_line,
@@ -224,7 +225,7 @@ def main() -> None:
             results["train"] = training(synth.image_dir, sizes, device, args.quick, args.compiled)
             stages["train"] = time.perf_counter() - t
             write_result("train", {**results["train"], "machine": info}, folder)
-        if only & {"infer", "loop", "decode", "annotate", "pipeline"}:
+        if only & {"infer", "loop", "annotate", "pipeline"}:
             results["infer"] = inference(
                 synth.image_dir, work, sorted(sizes, reverse=True), device, args.quick
             )
@@ -242,12 +243,11 @@ def main() -> None:
             write_result("loop", {**results["loop"], "machine": info}, folder)
         if "decode" in only:
             from benchmarks.bench_decode import bench_decode
+            from mgc_edge.config import PreprocessSpec
 
             t = time.perf_counter()
-            model = results["infer"][str(demo)][
-                "fp32_model"
-            ]  # only its input size and preprocessing are used
-            results["decode"] = bench_decode(model, synth.video, rounds=2 if args.quick else 3)
+            spec = PreprocessSpec(size=(demo, demo), resize=demo_resize())  # the demo model's preprocessing
+            results["decode"] = bench_decode(spec, synth.video, rounds=2 if args.quick else 3)
             stages["decode"] = time.perf_counter() - t
             write_result("decode", {**results["decode"], "machine": info}, folder)
         if "annotate" in only:

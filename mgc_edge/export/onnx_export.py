@@ -18,7 +18,7 @@ from torch import nn
 
 from mgc_edge import __version__
 from mgc_edge.data.scan import DataError
-from mgc_edge.errors import UserError
+from mgc_edge.errors import UserError, first_line
 from mgc_edge.export.convert import (
     CALIB_METHODS,
     CalibrationError,
@@ -111,8 +111,7 @@ def check_onnx(model: onnx.ModelProto, num_classes: int, name: str) -> bytes:
         with weights_aside(model):
             inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"The exported graph {name} fails ONNX's checker ({first}).") from None
+        raise ExportError(f"The exported graph {name} fails ONNX's checker ({first_line(exc)}).") from None
     graph = inferred.graph
 
     def dims(value_info: onnx.ValueInfoProto) -> list[int | str]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from mgc_edge.data.scan import DataError, Sample, folder_samples
 from mgc_edge.data.split import SPLITS
-from mgc_edge.errors import UserError
+from mgc_edge.errors import UserError, first_line
 from mgc_edge.export.gates import (
     MAX_BATCH_PROB_DIFF,
     GateOverrides,
@@ -233,7 +233,7 @@ def check_model_alone(
             results.append(GateResult("graph valid", 1.0, 1.0, True, "bool"))
         except Exception as exc:  # ValidationError, InferenceError
             results.append(GateResult("graph valid", 0.0, 1.0, False, "bool"))
-            notes.append(f"onnx.checker: {str(exc).strip().splitlines()[0][:300]}")
+            notes.append(f"onnx.checker: {first_line(exc)}")
 
     acc = None
     if options.data is not None:

@@ -122,17 +122,13 @@ Opener = Callable[[str], Capture]
 
 def probe(path: Path, opener: Opener | None = None) -> VideoInfo | None:
     """Frame rate, frame count and size from the container, without decoding; None if it cannot open."""
-    cap = (opener or _open)(str(path))
+    cap = (opener or cv2.VideoCapture)(str(path))  # read, never decoded: no decoder set-up to choose
     try:
         if not cap.isOpened():
             return None
         return _info(cap)
     finally:
         cap.release()
-
-
-def _open(path: str) -> Capture:
-    return open_video(path)
 
 
 def _info(cap: Capture) -> VideoInfo:
@@ -173,7 +169,7 @@ class VideoBatches:
         self.videos = list(videos)
         self.spec = spec
         self.options = options
-        self._opener = opener or _open
+        self._opener = opener or open_video
         self._stop = threading.Event()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=options.queue_chunks())
         workers = options.preprocess_threads()

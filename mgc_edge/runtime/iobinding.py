@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from mgc_edge.errors import first_line
+
 log = logging.getLogger(__name__)
 
 _CUDART = "cudart64_13.dll" if sys.platform == "win32" else "libcudart.so.13"
@@ -235,7 +237,7 @@ class BoundRunner:
         try:
             self._graph = self._build_graph(factory, shape)
         except Exception as exc:  # a node outside CUDA, an old driver: batch 1 runs without a graph
-            self.graph_error = _first_line(exc)
+            self.graph_error = first_line(exc, 200)
             log.info("batch 1 runs without a CUDA graph: %s", self.graph_error)
             return None
         return self._graph
@@ -256,7 +258,7 @@ class BoundRunner:
                 self._stream = stream
                 return slot
             except Exception as exc:  # said once; the graph on ONNX Runtime's own stream is tried next
-                self.stream_error = _first_line(exc)
+                self.stream_error = first_line(exc, 200)
                 log.info("batch 1's CUDA graph runs without a stream of its own: %s", self.stream_error)
         return self._warm(factory(None), shape, None)
 
@@ -307,8 +309,3 @@ class BoundRunner:
             self._graph = self._stream = None
         if self._pinned is not None:
             self._pinned.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else repr(exc)

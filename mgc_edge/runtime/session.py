@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 from mgc_edge.config import PreprocessSpec
-from mgc_edge.errors import UserError
+from mgc_edge.errors import UserError, first_line
 from mgc_edge.labels import Labels
 from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, ModelMetadata
 from mgc_edge.preprocess import PreprocessError, preprocess
@@ -317,9 +317,8 @@ class Classifier:
             with contextlib.redirect_stdout(io.StringIO()):
                 return ort.InferenceSession(str(self.path), sess_options=options, providers=list(providers))
         except Exception as exc:  # InvalidProtobuf, InvalidGraph, NotImplemented, ... all mean "not usable"
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(
-                f"{self.path} is not a model ONNX Runtime can load ({reason[:300]})."
+                f"{self.path} is not a model ONNX Runtime can load ({first_line(exc)})."
             ) from None
 
     def _check_providers(self, kind: str, asked: Sequence[str | tuple[str, dict[str, object]]]) -> None:

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.data.dataset import FrameDataset
+from mgc_edge.errors import first_line
 from mgc_edge.train.augment import (
     FUSE_FROM_PIXELS,
     UNIFORMS,
@@ -197,7 +198,7 @@ class CachedBatches:
                     self.resident, self.labels, self.augment, self.batch_size, self.channels_last, self._fuse
                 )
             except RuntimeError as exc:  # capture refused (an old driver, a debugging mode): run eagerly
-                log.warning("training batches run without CUDA graphs: %s", str(exc).splitlines()[0][:200])
+                log.warning("training batches run without CUDA graphs: %s", first_line(exc, 200))
         return self._graphed
 
     @property
@@ -311,7 +312,7 @@ class GraphedBatches:
             except Exception as exc:  # no Triton or no C compiler on this machine: the eager path it replaces
                 if self._fused is None:
                     raise
-                self.fuse_error = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+                self.fuse_error = first_line(exc, 200)
                 log.warning("the training augmentation runs uncompiled: %s", self.fuse_error)
                 self._fused = None
             step()
