@@ -14,8 +14,11 @@ Engines, all from the same cache, indices and draws:
   columns gathered (the channel flip in their index) and blended with the jitter, then clipped.
 - `fused`: `augment.fused`, the gather and `jitter_first` compiled by torch.compile (inductor) into a kernel or
   two that read the uint8 cache and write the batch once: what training runs on CUDA from
-  `FUSE_FROM_PIXELS` up. Its traffic is not counted (the compiled kernels bypass the dispatcher); its compile
-  time is reported.
+  `FUSE_FROM_PIXELS` up where the kernel below does not run. Its traffic is not counted (the compiled
+  kernels bypass the dispatcher); its compile time is reported.
+- `kernel`: `augment_kernel.kernel_augment`, the hand-written Triton kernel (one launch: the four taps' bytes
+  read from the cache, the batch written once): what training runs on CUDA from `FUSE_FROM_PIXELS` up. CUDA
+  only; timed as `fused`.
 
 On CUDA each engine is captured as a CUDA graph, as training replays it, and timed with events over
 `--iters` replays; on the CPU each call is timed by the wall clock and by the process's CPU time. Rounds
@@ -53,6 +56,7 @@ from mgc_edge.train.augment import (
     fused,
     model_order,
 )
+from mgc_edge.train.batches import FAST_ENGINES
 
 Engine = GatherAugment  # (cache, index, u) -> batch
 
@@ -137,7 +141,9 @@ ENGINES = {
     "jitter_first": jitter(True),
     "separable": separable,
     "fused": lambda aug: fused(aug, channels_last=True),
+    "kernel": lambda aug: dict(FAST_ENGINES)["kernel"](aug, True),
 }
+COMPILED = ("fused", "kernel")  # compiled on the first call; their kernels bypass the dispatcher
 
 
 def _span(t: torch.Tensor) -> int:
@@ -210,7 +216,7 @@ def bench_size(
     reference = ENGINES["before"](aug)(cache, index, u)
     out: dict[str, Any] = {"stored": list(stored), "batch": batch, "engines": {}, "engines_failed": {}}
     for name, fn in list(fns.items()):
-        if name == "fused":  # compiled on its first call, outside any dispatch mode; no traffic to count
+        if name in COMPILED:  # compiled on its first call, outside any dispatch mode; no traffic to count
             start = time.perf_counter()
             try:
                 got = fn()
@@ -262,8 +268,8 @@ def bench_size(
         if cpu_seconds[name]:
             e["cpu_ms_median"] = statistics.median(cpu_seconds[name]) * 1e3
     current = "jitter_first" if cuda else "jitter_last"  # what training runs on this device
-    if cuda and size * size >= FUSE_FROM_PIXELS and "fused" in fns:
-        current = "fused"
+    if cuda and size * size >= FUSE_FROM_PIXELS:  # batches.fast_augment's order
+        current = next((name for name in ("kernel", "fused") if name in fns), current)
     out["current_engine"] = current
     if current in fns and "before" in fns:
         e = out["engines"]

@@ -158,7 +158,7 @@ def bench_training(
             runs["memory"].append(_pass(step, memory, n_batches, epoch))
             runs["cached"].append(_pass(step, cached, n_batches, epoch))
             runs["decode"].append(_pass(step, decode, n_batches, epoch))
-        cuda_graphs, augment_compiled = cached.graphed, cached.augment_compiled
+        cuda_graphs, augment_engine = cached.graphed, cached.augment_engine
         del decode, loader, cached
         gc.collect()
 
@@ -179,7 +179,7 @@ def bench_training(
         "channels_last": config.channels_last,
         "fused_sgd": bool(optimizer.defaults.get("fused")),
         "cuda_graphs": cuda_graphs,
-        "augment_compiled": augment_compiled,
+        "augment_engine": augment_engine,
         "device": str(device),
         "images_per_s": rate,
         "cached_over_compute": rate["cached"] / rate["memory"],

@@ -398,14 +398,21 @@ def missed_notes(summary: dict[str, Any], results: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _augment_engine(r: dict[str, Any]) -> str:
+    """What augmented the graphed batches; results from before the kernel say only whether it was compiled."""
+    if "augment_engine" in r:
+        return str(r["augment_engine"])
+    return "compiled" if r.get("augment_compiled") else "eager"
+
+
 def _explain_cached(results: dict[str, Any], size: str) -> str:
     r = _get(results, "train", size) or {}
     load = _get(results, "machine", "load_average_at_start")
     if str(r.get("device", "cpu")).startswith("cuda"):
         ips = r.get("images_per_s") or {}
         return (
-            f"on CUDA (batches replayed as CUDA graphs: {r.get('cuda_graphs')}, augmentation compiled: "
-            f"{r.get('augment_compiled')}) the cached path adds the "
+            f"on CUDA (batches replayed as CUDA graphs: {r.get('cuda_graphs')}, augmentation: "
+            f"{_augment_engine(r)}) the cached path adds the "
             "gather, crop-resize and normalisation of each batch; they run on a side stream beside the step, "
             "so what remains is the GPU time they take from the model's kernels where the step is GPU-bound, "
             f"or the host's launches where it is host-bound (compute-only {fmt(ips.get('memory'))} images/s). "

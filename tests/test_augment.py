@@ -270,3 +270,97 @@ def test_the_compiled_augmentation_equals_the_eager_one(channels_last: bool) -> 
         want = aug.apply(cache.index_select(0, index), u, channels_last, jitter_first=True)
         assert got.shape == (6, 3, 24, 32) and got.is_contiguous(memory_format=fmt)
         torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def interpreted_kernel(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """augment_kernel loaded afresh under TRITON_INTERPRET=1, which Triton reads when the kernel is decorated:
+    the kernel then runs on CPU tensors (numpy), the same code the GPU compiles."""
+    import importlib.util
+    import os
+
+    pytest.importorskip("triton")
+    from mgc_edge.train import augment_kernel as installed
+
+    before = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        spec = importlib.util.spec_from_file_location("augment_kernel_interpreted", installed.__file__)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        if before is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = before
+    return module
+
+
+@pytest.mark.parametrize(("size", "stored"), [((24, 30), (30, 40)), ((24, 30), (14, 12))])
+@pytest.mark.parametrize("color", ["rgb", "bgr"])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_triton_kernel_computes_what_apply_computes(
+    interpreted_kernel: object,
+    size: tuple[int, int],
+    stored: tuple[int, int],
+    color: str,
+    channels_last: bool,
+) -> None:
+    """What training runs on CUDA from FUSE_FROM_PIXELS up (augment_kernel, here through Triton's
+    interpreter): the gather from the cache and apply()'s values up to float rounding, in the model's layout,
+    for every extreme of the crop, flip, gain and bias, shrinking and enlarging, and a pixel count that is
+    not a multiple of the kernel's block."""
+    spec = PreprocessSpec(size=size, color=color)
+    aug = BatchAugment(Augment(), spec)
+    g = torch.Generator().manual_seed(11)
+    corners = torch.tensor(list(itertools.product([0.0, 1.0], repeat=5)))  # area, aspect, top, left, flip
+    extremes = torch.cat((corners, torch.randint(0, 2, (len(corners), 2), generator=g).float()), 1)
+    u = torch.cat((extremes, torch.rand((8, UNIFORMS), generator=g)))
+    cache = torch.randint(0, 256, (9, *stored, 3), dtype=torch.uint8, generator=g)
+    index = torch.randint(0, 9, (len(u),), generator=g)
+    got = interpreted_kernel.kernel_augment(aug, channels_last)(cache, index, u)  # type: ignore[attr-defined]
+    want = aug.apply(cache.index_select(0, index), u, channels_last, jitter_first=True)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    assert (
+        got.shape == (len(u), 3, *size)
+        and got.dtype == torch.float32
+        and got.is_contiguous(memory_format=fmt)
+    )
+    # Normalised units: 1e-4 is 0.006 of a pixel level; the two orders of the jitter round differently.
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
+
+
+def test_fast_augment_takes_the_first_engine_that_gives_the_eager_batch() -> None:
+    """Training's choice of its augmentation kernel: an engine that raises (no Triton, no compiler), gives
+    other values or another layout is passed over, with why; with none left the eager path runs."""
+    from mgc_edge.train.batches import fast_augment
+
+    spec = PreprocessSpec(size=(12, 16))
+    aug = BatchAugment(Augment(), spec)
+    cache = torch.randint(
+        0, 256, (7, 15, 20, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
+
+    def eager(a: BatchAugment, channels_last: bool):  # noqa: ANN202
+        return lambda c, i, u: a.apply(c.index_select(0, i), u, channels_last)
+
+    def raises(a: BatchAugment, channels_last: bool):  # noqa: ANN202
+        raise RuntimeError("no C compiler\nsecond line")
+
+    def shifted(a: BatchAugment, channels_last: bool):  # noqa: ANN202
+        return lambda c, i, u: eager(a, channels_last)(c, i, u) + 0.01
+
+    def wrong_layout(a: BatchAugment, channels_last: bool):  # noqa: ANN202
+        return lambda c, i, u: eager(a, channels_last)(c, i, u).contiguous()
+
+    bad = (("raises", raises), ("shifted", shifted), ("layout", wrong_layout))
+    name, engine, why = fast_augment(cache, aug, True, 5, bad + (("good", eager),))
+    assert (name, why) == ("good", None) and engine is not None
+    index, u = torch.tensor([6, 0, 2]), torch.rand((3, UNIFORMS))
+    torch.testing.assert_close(engine(cache, index, u), aug.apply(cache[index], u, True), rtol=0, atol=0)
+
+    name, engine, why = fast_augment(cache, aug, True, 5, bad)
+    assert name == "eager" and engine is None and why is not None
+    assert "raises: no C compiler" in why and "second line" not in why
+    assert "shifted: differs from the eager augmentation by 0.01" in why and "layout: gave" in why
