@@ -10,6 +10,7 @@ from typing import Any
 
 from benchmarks.common import fmt, machine_line, table
 from mgc_edge.data.cache import PARALLEL_FROM
+from mgc_edge.runtime.iobinding import BindingChoice
 
 # key -> (comparison that must hold, target): the two-core targets of the speed work.
 TARGETS: dict[str, tuple[Callable[[float, float], bool], float]] = {
@@ -252,6 +253,12 @@ def _inference(infer: dict[str, Any]) -> str:
             f"\n\n{r['size']}x{r['size']} {name.replace('_', ' ')} could not run: {why}"
             for r in infer.values()
             for name, why in r.get("engines_failed", {}).items()
+        )
+        + "".join(
+            f"\n\n{r['size']}x{r['size']} {name.replace('_', ' ')} (the runtime's default) chose at warm-up: "
+            f"{BindingChoice(**choice).describe()}."
+            for r in infer.values()
+            for name, choice in r.get("batch1_choice", {}).items()
         )
     )
 

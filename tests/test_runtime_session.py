@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from onnx_helpers import set_props, tiny_onnx
+from rich.console import Console
 
 from mgc_edge.errors import UserError
 from mgc_edge.metadata import MetadataError
@@ -18,6 +20,7 @@ from mgc_edge.preprocess import PreprocessError, preprocess
 from mgc_edge.runtime import session as S
 from mgc_edge.runtime.iobinding import PinnedPool
 from mgc_edge.runtime.session import Classifier, DeviceError, ModelFileError, softmax
+from mgc_edge.runtime.webcam import say_classifier
 
 NO_GPU = S.cuda_device_count() == 0
 
@@ -290,6 +293,66 @@ def test_io_binding_gives_the_plain_run_bit_for_bit(model: Path) -> None:
     np.testing.assert_array_equal(bound.predict(batch), plain.predict(batch))  # unbound after close()
 
 
+@pytest.mark.parametrize(("plain_ms", "bound_ms"), [(0.32, 0.25), (0.25, 0.32)])
+def test_warmup_keeps_the_faster_path_for_batch_one(
+    model: Path, monkeypatch: pytest.MonkeyPatch, plain_ms: float, bound_ms: float
+) -> None:
+    """The default on a GPU, checked on the CPU: warmup(1) times batch 1 plainly run and I/O bound, and the
+    faster serves batch 1 from then on; other batch sizes always run plain, and the results never change."""
+    monkeypatch.setattr(S, "AUTO_BINDING_DEVICES", ("cpu",))
+    timed: list[tuple[object, object]] = []
+
+    def time_both(a: Any, b: Any) -> tuple[float, float]:
+        timed.append((a(), b()))  # both callables run batch 1
+        return plain_ms, bound_ms
+
+    monkeypatch.setattr(S, "time_both", time_both)
+    plain = Classifier(model, device="cpu", io_binding=False)
+    clf = Classifier(model, device="cpu")
+    assert not clf.io_bound and clf.binding_choice is None  # nothing chosen before the warm-up
+    clf.warmup(batch_size=2)
+    assert clf.binding_choice is None and not timed  # a batched warm-up says nothing of batch 1
+    clf.warmup()
+    (a, b), choice = timed[0], clf.binding_choice
+    np.testing.assert_array_equal(np.asarray(a)[0], b)  # the same input both ways
+    assert choice is not None and (choice.plain_ms, choice.bound_ms) == (plain_ms, bound_ms)
+    assert clf.io_bound == (bound_ms < plain_ms) == choice.bound
+    words = choice.describe()
+    assert words.startswith("batch 1 I/O bound: 0.25 ms" if choice.bound else "batch 1 plain: 0.25 ms")
+    console = Console(file=io.StringIO(), width=300)
+    say_classifier(clf, 0.01, console)
+    assert f"on CPUExecutionProvider ({words}); warm-up 10 ms" in console.file.getvalue()  # the start-up line
+    for n in (1, 3, 1):
+        batch = frames(n, seed=n)
+        np.testing.assert_array_equal(clf.predict(batch), plain.predict(batch))
+    if clf.io_bound:
+        assert list(clf._runner._slots) == [(1, 3, *clf.spec.size)]  # batch 3 ran plain
+    clf.warmup()
+    assert len(timed) == 1  # chosen once
+
+
+def test_warmup_keeps_the_plain_path_where_the_bound_one_differs(
+    model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mgc_edge.runtime.iobinding import BoundRunner
+
+    monkeypatch.setattr(S, "AUTO_BINDING_DEVICES", ("cpu",))
+    run = BoundRunner.run
+    monkeypatch.setattr(BoundRunner, "run", lambda self, x: run(self, x) + 1.0)
+    clf = Classifier(model, device="cpu")
+    with caplog.at_level(logging.INFO, logger=S.__name__):
+        clf.warmup()
+    assert clf.binding_choice is None and not clf.io_bound
+    assert any("differ from the plain session" in r.getMessage() for r in caplog.records)
+
+
+def test_the_default_times_nothing_on_the_cpu(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(S, "time_both", lambda a, b: pytest.fail("timed on the CPU"))
+    clf = Classifier(model, device="cpu")
+    clf.warmup()
+    assert clf.binding_choice is None and not clf.io_bound
+
+
 class _FakeDriver:
     """cudaHostAlloc / cudaFreeHost over plain memory, counting calls: the pool's bookkeeping without a GPU."""
 
@@ -455,3 +518,9 @@ def test_cuda_runs_and_matches_the_cpu(model: Path) -> None:
             np.testing.assert_allclose(clf.predict(one), cpu.predict(one), atol=1e-5)
     assert bound.graphed, bound._runner.graph_error
     assert bound.streamed, bound._runner.stream_error
+    gpu.warmup()  # the default: batch 1 timed both ways, the faster kept
+    choice = gpu.binding_choice
+    assert choice is not None and choice.graphed and choice.streamed and gpu.io_bound == choice.bound, choice
+    for i in range(3):
+        one = frames(1, seed=20 + i)
+        np.testing.assert_allclose(gpu.predict(one), cpu.predict(one), atol=1e-5)

@@ -8,13 +8,14 @@ caller preprocessed into `staging()`), the kernels, and one small copy out. Batc
 CUDA graph (a second session with `enable_cuda_graph`): its kernels are replayed by one launch instead of
 being launched one by one. Any of this that the machine refuses falls back to the plain path it replaces.
 
-Opt-in (`Classifier(io_binding=True)`): measured on an H200 with ONNX Runtime 1.31 it was slower than the
-plain path at batch 1 (fp16, 224x224: 0.42 ms against 0.32, with or without the graph; benchmarks/RESULTS.md),
-most likely because `update_inplace`, `run_with_iobinding` and `.numpy()` each synchronise the device where
-`session.run` does so once. So the batch-1 graph now runs on a stream of its own (`_Stream`, the session's
-`user_compute_stream`): copy in, replay, copy out, all queued on it, then one synchronise; checked against the
-plain session when the graph is built, and without it (three synchronisations) where that fails. Not measured on
-a GPU yet: the benchmark measures both (`ort_fp16_bound` against `ort_fp16`). What the plain path takes from
+Measured on an H200 with ONNX Runtime 1.31 it was slower than the plain path at batch 1 (fp16, 224x224:
+0.42 ms against 0.32, with or without the graph; benchmarks/RESULTS.md), most likely because `update_inplace`,
+`run_with_iobinding` and `.numpy()` each synchronise the device where `session.run` does so once. So the
+batch-1 graph now runs on a stream of its own (`_Stream`, the session's `user_compute_stream`): copy in,
+replay, copy out, all queued on it, then one synchronise; checked against the plain session when the graph is
+built, and without it (three synchronisations) where that fails. Which is faster depends on the GPU, its
+driver and the model, so on CUDA `Classifier.warmup(1)` times batch 1 both ways (`time_both`) and keeps the
+faster (`BindingChoice`); `Classifier(io_binding=True)` binds every batch size. What the plain path takes from
 here is `PinnedPool`: its inputs made in page-locked memory.
 
 numpy, ctypes and onnxruntime only: this module must NEVER import torch.
@@ -26,6 +27,7 @@ import ctypes
 import logging
 import sys
 import threading
+import time
 import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
@@ -162,6 +164,43 @@ class _Stream:
         )
         self._check(lib.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
         return out
+
+
+@dataclass(frozen=True)
+class BindingChoice:
+    """What `Classifier.warmup(1)` measured on a GPU: batch 1's median ms a call through the plain session and
+    through the I/O-bound runner, and how the runner's batch 1 ran; the faster one serves batch 1."""
+
+    plain_ms: float
+    bound_ms: float
+    graphed: bool
+    streamed: bool
+
+    @property
+    def bound(self) -> bool:
+        return self.bound_ms < self.plain_ms
+
+    def describe(self) -> str:
+        """For the start-up line: which path serves batch 1, measured against the other."""
+        graph = (" as a CUDA graph" + (" on its own stream" if self.streamed else "")) if self.graphed else ""
+        if self.bound:
+            return f"batch 1 I/O bound{graph}: {self.bound_ms:.2f} ms against {self.plain_ms:.2f} plain"
+        return f"batch 1 plain: {self.plain_ms:.2f} ms against {self.bound_ms:.2f} I/O bound{graph}"
+
+
+def time_both(
+    a: Callable[[], object], b: Callable[[], object], rounds: int = 5, calls: int = 20
+) -> tuple[float, float]:
+    """Median ms a call of `a` and of `b`, over `rounds` interleaved rounds of `calls` calls each: a GPU's
+    clocks and the machine's load drift, and must hit both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(rounds):
+        for fn, out in zip((a, b), times):
+            for _ in range(calls):
+                start = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - start)
+    return float(np.median(times[0])) * 1000, float(np.median(times[1])) * 1000
 
 
 class BoundRunner:

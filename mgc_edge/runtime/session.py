@@ -27,7 +27,7 @@ from mgc_edge.errors import UserError, first_line
 from mgc_edge.labels import Labels
 from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, ModelMetadata
 from mgc_edge.preprocess import PreprocessError, preprocess
-from mgc_edge.runtime.iobinding import BoundRunner, PinnedPool
+from mgc_edge.runtime.iobinding import GRAPH_WARMUP_RUNS, BindingChoice, BoundRunner, PinnedPool, time_both
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ INT8_ON_CUDA = (
     "0.32 ms per frame at 224x224 on an H200); on a GPU use `mgc-edge export --precision fp16`."
 )
 BOUND_SIZES = 4  # batch sizes whose bound device buffers a Classifier keeps (the oldest is dropped first)
+# Where the default `io_binding=None` times batch 1 plain and I/O bound at warm-up and keeps the faster.
+AUTO_BINDING_DEVICES = ("cuda",)
 
 
 class ModelFileError(UserError):
@@ -237,7 +239,7 @@ class Classifier:
         spinning: bool = True,
         notify: Callable[[str], None] | None = None,
         tf32: bool = False,
-        io_binding: bool = False,
+        io_binding: bool | None = None,
         cuda_graph: bool | None = None,
         cuda_options: dict[str, object] | None = None,
         pinned: bool | None = None,
@@ -246,10 +248,13 @@ class Classifier:
         `live_threads()`). `spinning=False` stops idle intra-op threads from busy-waiting between runs,
         which a loop with capture and drawing threads beside inference wants. `notify` receives the one
         sentence of an `auto` fallback (default: a log warning). `tf32` lets the CUDA provider round fp32
-        math to TF32 (off: parity checks need true fp32). `io_binding` keeps each batch size's input and
-        output bound on the device and `cuda_graph` (with it, on CUDA) replays batch 1 as a CUDA graph: both
-        off by default, since on an H200 the plain `session.run` was faster (fp16 at batch 1, 224x224: 0.32
-        ms against 0.42; benchmarks/RESULTS.md). `cuda_options`: CUDA provider options over ours (the
+        math to TF32 (off: parity checks need true fp32). `io_binding=True` keeps each batch size's input and
+        output bound on the device and `cuda_graph` (with it, on CUDA) replays batch 1 as a CUDA graph; False
+        runs the plain `session.run`. None (the default): on CUDA, `warmup(1)` times batch 1 both ways and keeps
+        the faster for batch 1 (`binding_choice`); other sizes run plain (bound, batch 32 took twice as long on
+        an H200), and so does everything on other devices. On an H200 the plain path was the faster before the
+        graph had a stream of its own (fp16, 224x224: 0.32 ms against 0.42; benchmarks/RESULTS.md), which
+        depends on the GPU, the driver and the model. `cuda_options`: CUDA provider options over ours (the
         benchmark measures e.g. `prefer_nhwc` and `cudnn_conv_algo_search` with it). `pinned` (default: on a GPU
         without I/O binding) makes `preprocess()` and `input_array()` write into page-locked memory, from which
         ONNX Runtime's copy to the device is one DMA transfer (H200, fp16, 224x224: batch 1 0.32 ms against
@@ -287,27 +292,44 @@ class Classifier:
         self._pinned: PinnedPool | None = None
         if (pinned if pinned is not None else not io_binding) and on_gpu:
             self._pinned = PinnedPool()
+        self.binding_choice: BindingChoice | None = None  # what warmup(1) measured, where it chose
+        self._candidate: Callable[[], BoundRunner] | None = None  # the runner warmup(1) times, not yet built
+        self._bound_sizes_all = bool(io_binding)  # else the runner, where chosen, serves batch 1 only
         if io_binding:
-            graph = None
-            if (cuda_graph if cuda_graph is not None else True) and self.device == "cuda":  # with binding
-                cuda = dict(next(p[1] for p in providers if isinstance(p, tuple) and p[0] == CUDA))
+            self._runner = self._bound_runner(options, providers, index, cuda_graph)
+        elif io_binding is None and self.device in AUTO_BINDING_DEVICES:
+            self._candidate = lambda: self._bound_runner(options, providers, index, cuda_graph)
 
-                def graph(stream: int | None) -> ort.InferenceSession:
-                    # CUDA alone: a graph needs every node on the GPU and refuses the session otherwise. On the
-                    # runner's own stream where it has one (one synchronisation a call instead of three).
-                    own = {"user_compute_stream": str(stream)} if stream else {}
-                    return self._open(options, [(CUDA, {**cuda, "enable_cuda_graph": "1", **own})])
+    def _bound_runner(
+        self,
+        options: ort.SessionOptions,
+        providers: list[str | tuple[str, dict[str, object]]],
+        index: int,
+        cuda_graph: bool | None,
+    ) -> BoundRunner:
+        """The I/O-bound runner of this session, with batch 1 as a CUDA graph on CUDA unless `cuda_graph` is
+        False."""
+        on_gpu = self.device in ("cuda", "tensorrt")
+        graph = None
+        if (cuda_graph if cuda_graph is not None else True) and self.device == "cuda":
+            cuda = dict(next(p[1] for p in providers if isinstance(p, tuple) and p[0] == CUDA))
 
-            self._runner = BoundRunner(
-                self.session,
-                "cuda" if on_gpu else "cpu",
-                index if on_gpu else 0,
-                INPUT_NAME,
-                OUTPUT_NAME,
-                self.num_classes,
-                graph_session=graph,
-                max_sizes=BOUND_SIZES,
-            )
+            def graph(stream: int | None) -> ort.InferenceSession:
+                # CUDA alone: a graph needs every node on the GPU and refuses the session otherwise. On the
+                # runner's own stream where it has one (one synchronisation a call instead of three).
+                own = {"user_compute_stream": str(stream)} if stream else {}
+                return self._open(options, [(CUDA, {**cuda, "enable_cuda_graph": "1", **own})])
+
+        return BoundRunner(
+            self.session,
+            "cuda" if on_gpu else "cpu",
+            index if on_gpu else 0,
+            INPUT_NAME,
+            OUTPUT_NAME,
+            self.num_classes,
+            graph_session=graph,
+            max_sizes=BOUND_SIZES,
+        )
 
     def _open(
         self, options: ort.SessionOptions, providers: Sequence[str | tuple[str, dict[str, object]]]
@@ -396,7 +418,8 @@ class Classifier:
 
     @property
     def io_bound(self) -> bool:
-        """Whether inputs and outputs are bound to buffers on the device (I/O binding)."""
+        """Whether inputs and outputs are bound to buffers on the device (I/O binding; with the default
+        `io_binding`, for batch 1 only)."""
         return self._runner is not None
 
     @property
@@ -427,7 +450,7 @@ class Classifier:
         if x.shape[0] == 0:
             return np.zeros((0, self.num_classes), np.float32)
         x = np.ascontiguousarray(x, dtype=np.float32)
-        if self._runner is not None:
+        if self._runner is not None and (self._bound_sizes_all or x.shape[0] == 1):
             return self._runner.run(x)
         (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: x})
         return np.asarray(out, dtype=np.float32)
@@ -448,12 +471,17 @@ class Classifier:
         """The shared preprocess() with this model's spec; on a GPU straight into page-locked memory (the
         I/O binding's staging buffer, or `input_array()`), from which the device copies the batch once."""
         single = isinstance(frames_bgr, np.ndarray) and frames_bgr.ndim in (2, 3)
-        n = 1 if single else len(frames_bgr)
-        if self._runner is not None and n:
-            out = self._runner.staging((n, 3, *self.spec.size))
-        else:
-            out = self.input_array(n) if self.pinned and n else None
-        return preprocess(frames_bgr, self.spec, out=out)
+        return preprocess(frames_bgr, self.spec, out=self.input_buffer(1 if single else len(frames_bgr)))
+
+    def input_buffer(self, n: int) -> np.ndarray | None:
+        """The memory `preprocess()` writes a batch of `n` into: the I/O-bound runner's staging buffer where it
+        serves that size (valid until a batch of another size), else page-locked memory on a GPU; None where a
+        new array will do (the CPU)."""
+        if not n:
+            return None
+        if self._runner is not None and (self._bound_sizes_all or n == 1):
+            return self._runner.staging((n, 3, *self.spec.size))
+        return self.input_array(n) if self.pinned else None
 
     def predict(self, frames_bgr: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """One BGR uint8 frame or a batch of them -> probabilities [N, C], via the shared preprocess()."""
@@ -487,7 +515,44 @@ class Classifier:
         first = time.perf_counter() - start
         for _ in range(runs - 1):
             self.logits(x)
+        if batch_size == 1 and self._candidate is not None:
+            self._choose_binding()
         return first
+
+    def _choose_binding(self) -> None:
+        """Time batch 1 through the plain session and through the I/O-bound runner (its CUDA graph captured
+        first), interleaved, each from the memory it preprocesses into; keep the runner where it is faster."""
+        make, self._candidate = self._candidate, None  # one try
+        assert make is not None
+        x = np.random.default_rng(0).standard_normal((1, 3, *self.spec.size), dtype=np.float32)
+        plain_x = self.input_array(1)
+        plain_x[...] = x
+        run = self.session.run
+        (want,) = run([OUTPUT_NAME], {INPUT_NAME: plain_x})
+        runner: BoundRunner | None = None
+        try:
+            runner = make()
+            staged = runner.staging(x.shape)
+            bound_x = staged if staged is not None else x.copy()
+            bound_x[...] = x
+            for _ in range(GRAPH_WARMUP_RUNS):
+                got = runner.run(bound_x)
+            if not np.allclose(got, want, rtol=1e-3, atol=1e-3):
+                raise RuntimeError("its logits differ from the plain session's")
+        except Exception as exc:  # I/O binding refused or wrong here: the plain path, as by default
+            log.info("batch 1 runs without I/O binding: %s", first_line(exc, 200))
+            if runner is not None:
+                runner.close()
+            return
+        bound = runner
+        plain_ms, bound_ms = time_both(
+            lambda: run([OUTPUT_NAME], {INPUT_NAME: plain_x}), lambda: bound.run(bound_x)
+        )
+        self.binding_choice = BindingChoice(plain_ms, bound_ms, runner.graphed, runner.streamed)
+        if self.binding_choice.bound:
+            self._runner = runner
+        else:
+            runner.close()
 
     def close(self) -> None:
         """Return page-locked host memory now rather than at exit; later calls run without I/O binding or

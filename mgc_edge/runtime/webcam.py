@@ -117,6 +117,8 @@ def say_classifier(clf: Any, first: float, console: Console, budget: Any = None)
     if threads and clf.device == "cpu":
         how = f" ({threads} thread{'s' if threads != 1 else ''}"
         how += f"; {budget.describe()})" if budget is not None else ")"
+    elif clf.binding_choice is not None:
+        how = f" ({clf.binding_choice.describe()})"
     elif clf.io_bound:
         how = " (I/O bound on the device" + (", batch 1 as a CUDA graph)" if clf.graphed else ")")
     console.print(
