@@ -19,7 +19,7 @@ log="$out/$step.log"
   case $step in
     torch)
       python3 -m pytest -q -m gpu tests/test_gpu.py -k "graphed or training" -p no:cacheprovider
-      python3 -m benchmarks.bench_augment --device cuda --no-record --rounds 5
+      python3 -m benchmarks.bench_augment --device cuda --no-record --rounds 5 --engines before,jitter_first,fused,kernel
       python3 -m benchmarks.run --device cuda --only train --no-record ;;
     chunk) ls /tmp/parts ;;
     runtime)  # the GPU tests' files only: that machine lacks the test-only packages of others (pympi)
