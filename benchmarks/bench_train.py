@@ -158,7 +158,11 @@ def bench_training(
             runs["memory"].append(_pass(step, memory, n_batches, epoch))
             runs["cached"].append(_pass(step, cached, n_batches, epoch))
             runs["decode"].append(_pass(step, decode, n_batches, epoch))
-        cuda_graphs, augment_engine = cached.graphed, cached.augment_engine
+        cuda_graphs, augment_engine, augment_error = (
+            cached.graphed,
+            cached.augment_engine,
+            cached.augment_error,
+        )
         del decode, loader, cached
         gc.collect()
 
@@ -180,6 +184,7 @@ def bench_training(
         "fused_sgd": bool(optimizer.defaults.get("fused")),
         "cuda_graphs": cuda_graphs,
         "augment_engine": augment_engine,
+        "augment_error": augment_error,
         "device": str(device),
         "images_per_s": rate,
         "cached_over_compute": rate["cached"] / rate["memory"],

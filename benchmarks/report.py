@@ -408,7 +408,8 @@ def missed_notes(summary: dict[str, Any], results: dict[str, Any]) -> list[str]:
 def _augment_engine(r: dict[str, Any]) -> str:
     """What augmented the graphed batches; results from before the kernel say only whether it was compiled."""
     if "augment_engine" in r:
-        return str(r["augment_engine"])
+        why = f" ({r['augment_error']})" if r.get("augment_error") else ""
+        return f"{r['augment_engine']}{why}"
     return "compiled" if r.get("augment_compiled") else "eager"
 
 

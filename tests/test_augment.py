@@ -355,8 +355,12 @@ def test_fast_augment_takes_the_first_engine_that_gives_the_eager_batch() -> Non
         return lambda c, i, u: eager(a, channels_last)(c, i, u).contiguous()
 
     bad = (("raises", raises), ("shifted", shifted), ("layout", wrong_layout))
-    name, engine, why = fast_augment(cache, aug, True, 5, bad + (("good", eager),))
+    name, engine, why = fast_augment(cache, aug, True, 5, (("good", eager),))
     assert (name, why) == ("good", None) and engine is not None
+    name, engine, why = fast_augment(cache, aug, True, 5, bad + (("good", eager),))
+    assert (
+        name == "good" and engine is not None and why is not None and why.startswith("raises: no C compiler")
+    )
     index, u = torch.tensor([6, 0, 2]), torch.rand((3, UNIFORMS))
     torch.testing.assert_close(engine(cache, index, u), aug.apply(cache[index], u, True), rtol=0, atol=0)
 

@@ -211,6 +211,11 @@ class CachedBatches:
         """What gathers and augments the graphed batches: "kernel", "compiled" or "eager" (`fast_augment`)."""
         return self._graphed.engine if self._graphed is not None else "eager"
 
+    @property
+    def augment_error(self) -> str | None:
+        """Why the faster engines before `augment_engine` were passed over (None where none was)."""
+        return self._graphed.fuse_error if self._graphed is not None else None
+
     def __iter__(self) -> Iterator[Batch]:
         order = self._order()
         # The epoch's order and its augmentation draws go to the device once: slicing them there needs no
@@ -279,7 +284,8 @@ def fast_augment(
     engines: Engines = FAST_ENGINES,
 ) -> tuple[str, GatherAugment | None, str | None]:
     """The first of `engines` that runs here and gives, on one batch of `resident` with random draws, what the
-    eager path gives: (its name, it, None); ("eager", None, why each failed) where none does. The hand-written
+    eager path gives: (its name, it, why each one before it failed, or None); ("eager", None, why each failed)
+    where none does. The hand-written
     kernel comes first (one launch that reads the cache's bytes and writes the batch once), then
     torch.compile's kernels of the same function (0.56 ms a 224 batch of 256 on an H200), which compile for
     seconds on the first call."""
@@ -298,7 +304,9 @@ def fast_augment(
             diff = (got - want).abs().max().item()
             if not diff <= FAST_ATOL:
                 raise ValueError(f"differs from the eager augmentation by {diff:.3g}")
-            return name, engine, None
+            if failed:
+                log.info("the training augmentation runs as %s: %s", name, "; ".join(failed))
+            return name, engine, "; ".join(failed) or None
         except Exception as exc:  # no Triton or no C compiler here, or a wrong result: the next one
             failed.append(f"{name}: {first_line(exc, 200)}")
     why = "; ".join(failed)
@@ -315,7 +323,7 @@ class GraphedBatches:
     only after the model's stream has queued everything that reads it (its backward pass included), so a
     yielded batch stays valid while the training step that took it runs. Yields the same values as the
     eager path for the same indices and draws (up to float rounding where `fuse` runs the augmentation as one
-    kernel; where no such kernel runs here, the eager path is captured and the reason is in `fuse_error`).
+    kernel; where a faster engine does not run here, the next is captured and the reason is in `fuse_error`).
     """
 
     def __init__(
