@@ -346,6 +346,14 @@ def test_warmup_keeps_the_plain_path_where_the_bound_one_differs(
     assert any("differ from the plain session" in r.getMessage() for r in caplog.records)
 
 
+def test_a_closed_classifier_binds_nothing_at_warmup(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(S, "AUTO_BINDING_DEVICES", ("cpu",))
+    clf = Classifier(model, device="cpu")
+    clf.close()
+    clf.warmup()
+    assert clf.binding_choice is None and not clf.io_bound
+
+
 def test_the_default_times_nothing_on_the_cpu(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(S, "time_both", lambda a, b: pytest.fail("timed on the CPU"))
     clf = Classifier(model, device="cpu")

@@ -557,6 +557,7 @@ class Classifier:
     def close(self) -> None:
         """Return page-locked host memory now rather than at exit; later calls run without I/O binding or
         page-locked inputs."""
+        self._candidate = None  # a later warmup(1) binds nothing either
         if self._runner is not None:
             self._runner.close()
             self._runner = None
