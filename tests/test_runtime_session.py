@@ -346,6 +346,19 @@ def test_warmup_keeps_the_plain_path_where_the_bound_one_differs(
     assert any("differ from the plain session" in r.getMessage() for r in caplog.records)
 
 
+def test_time_both_interleaves_its_rounds_and_gives_each_ones_median_in_ms() -> None:
+    import time
+
+    from mgc_edge.runtime.iobinding import time_both
+
+    order: list[str] = []
+    fast_ms, slow_ms = time_both(
+        lambda: order.append("a"), lambda: (order.append("b"), time.sleep(0.002)), 3, 4
+    )
+    assert order == (["a"] * 4 + ["b"] * 4) * 3
+    assert slow_ms >= 2.0 > fast_ms
+
+
 def test_a_closed_classifier_binds_nothing_at_warmup(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(S, "AUTO_BINDING_DEVICES", ("cpu",))
     clf = Classifier(model, device="cpu")
