@@ -331,6 +331,18 @@ def test_the_triton_kernel_computes_what_apply_computes(
     torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
 
 
+def test_the_triton_kernel_refuses_a_cache_it_cannot_address(interpreted_kernel: object) -> None:
+    """The kernel computes byte addresses of a contiguous uint8 [N, H, W, 3] cache; anything else is refused,
+    so fast_augment passes over it instead of reading the wrong bytes."""
+    aug = BatchAugment(Augment(), PreprocessSpec(size=(8, 8)))
+    run = interpreted_kernel.kernel_augment(aug, True)  # type: ignore[attr-defined]
+    index, u = torch.tensor([0]), torch.rand((1, UNIFORMS))
+    cache = torch.randint(0, 256, (2, 10, 12, 3), dtype=torch.uint8)
+    for bad in (cache.transpose(1, 2), cache.float(), cache[..., :2]):
+        with pytest.raises(ValueError, match="contiguous uint8"):
+            run(bad, index, u)
+
+
 def test_fast_augment_takes_the_first_engine_that_gives_the_eager_batch() -> None:
     """Training's choice of its augmentation kernel: an engine that raises (no Triton, no compiler), gives
     other values or another layout is passed over, with why; with none left the eager path runs."""

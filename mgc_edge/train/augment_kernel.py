@@ -109,6 +109,10 @@ def kernel_augment(augment: BatchAugment, channels_last: bool) -> GatherAugment:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
     def run(cache: torch.Tensor, index: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        if cache.dtype != torch.uint8 or cache.ndim != 4 or cache.shape[3] != 3 or not cache.is_contiguous():
+            raise ValueError(
+                f"the kernel reads a contiguous uint8 [N, H, W, 3] cache, got {cache.dtype} {cache.shape}"
+            )
         _, h, w, _ = cache.shape
         d = draw_from(augment.augment, u, (h, w))
         # augment._grid's affine maps from the output pixel's [-1, 1] coordinate to the input's
