@@ -294,7 +294,6 @@ class Classifier:
             self._pinned = PinnedPool()
         self.binding_choice: BindingChoice | None = None  # what warmup(1) measured, where it chose
         self._candidate: Callable[[], BoundRunner] | None = None  # the runner warmup(1) times, not yet built
-        self._bound_sizes_all = bool(io_binding)  # else the runner, where chosen, serves batch 1 only
         if io_binding:
             self._runner = self._bound_runner(options, providers, index, cuda_graph)
         elif io_binding is None and self.device in AUTO_BINDING_DEVICES:
@@ -450,10 +449,18 @@ class Classifier:
         if x.shape[0] == 0:
             return np.zeros((0, self.num_classes), np.float32)
         x = np.ascontiguousarray(x, dtype=np.float32)
-        if self._runner is not None and (self._bound_sizes_all or x.shape[0] == 1):
-            return self._runner.run(x)
+        runner = self._bound(x.shape[0])
+        if runner is not None:
+            return runner.run(x)
         (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: x})
         return np.asarray(out, dtype=np.float32)
+
+    def _bound(self, n: int) -> BoundRunner | None:
+        """The I/O-bound runner where it serves batches of `n`: every size with `io_binding=True`, batch 1 only
+        where the warm-up chose it (`binding_choice`)."""
+        if self._runner is None or (self.binding_choice is not None and n != 1):
+            return None
+        return self._runner
 
     @property
     def pinned(self) -> bool:
@@ -479,8 +486,9 @@ class Classifier:
         new array will do (the CPU)."""
         if not n:
             return None
-        if self._runner is not None and (self._bound_sizes_all or n == 1):
-            return self._runner.staging((n, 3, *self.spec.size))
+        runner = self._bound(n)
+        if runner is not None:
+            return runner.staging((n, 3, *self.spec.size))
         return self.input_array(n) if self.pinned else None
 
     def predict(self, frames_bgr: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
