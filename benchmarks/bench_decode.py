@@ -2,10 +2,10 @@
 
     python -m benchmarks.bench_decode MODEL.onnx VIDEO.mp4 [--rounds 3] [--json out.json]
 
-What `sources.open_video` decides (`SMALL_FRAME`: up to 640x360 in one thread), measured on this machine: the
-video at its own size and enlarged to 640x360 and 1280x720, each (1) decoded alone, `cap.read()` back to back,
-frames per second and process CPU per frame, with FFmpeg's default threads and with one; (2) through annotate's
-decode pipeline (`VideoBatches`: decoding thread + preprocess threads, the model's input size), opened by
+What `sources.open_video` decides (`SMALL_FRAME`, `FEW_CORES`: up to 640x360 in one thread where cores are
+few), measured on this machine: the video at its own size and enlarged to 640x360 and 1280x720, each (1) decoded
+alone, `cap.read()` back to back, frames per second and process CPU per frame, with FFmpeg's default threads and
+with one; (2) through annotate's decode pipeline (`VideoBatches`: decoding thread + preprocess threads, the model's input size), opened by
 `open_video` against a plain `cv2.VideoCapture`. The variants alternate over the rounds so that a shared
 machine's drift hits them alike; each rate is frames over seconds summed over the rounds. torch-free.
 """
@@ -26,7 +26,7 @@ from benchmarks.loop import scaled_video
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.runtime.decode import DecodeOptions, VideoBatches
 from mgc_edge.runtime.session import Classifier, usable_cores
-from mgc_edge.runtime.sources import SMALL_FRAME, open_video
+from mgc_edge.runtime.sources import FEW_CORES, SMALL_FRAME, open_video
 
 
 def _default(path: str) -> cv2.VideoCapture:
@@ -86,11 +86,13 @@ def bench_decode(spec: PreprocessSpec, video_path: str | Path, rounds: int = 3) 
                 runs["one"].append(_read_all(video, _one_thread))
                 runs["p_plain"].append(_pipeline(video, spec, _default))
                 runs["p_open"].append(_pipeline(video, spec, open_video))
-            w, h = (int(v) for v in name.split("x"))
+            probe = open_video(str(video))  # what it chooses on this machine (its size and cores)
+            single = probe.get(cv2.CAP_PROP_N_THREADS) == 1
+            probe.release()
             default, one = _rates(runs["default"]), _rates(runs["one"])
             plain, chosen = _rates(runs["p_plain"]), _rates(runs["p_open"])
             sizes[name] = {
-                "one_thread_by_open_video": w * h <= SMALL_FRAME,
+                "one_thread_by_open_video": single,
                 "decode_default_threads": default,
                 "decode_one_thread": one,
                 "one_over_default_fps": one["fps"] / default["fps"],
@@ -104,6 +106,7 @@ def bench_decode(spec: PreprocessSpec, video_path: str | Path, rounds: int = 3) 
         "cores": usable_cores(),
         "ffmpeg_default_threads": default_threads,
         "small_frame_pixels": SMALL_FRAME,
+        "few_cores": FEW_CORES,
         "rounds": rounds,
         "sizes": sizes,
     }

@@ -226,9 +226,9 @@ def main() -> None:
             stages["train"] = time.perf_counter() - t
             write_result("train", {**results["train"], "machine": info}, folder)
         if only & {"infer", "loop", "annotate", "pipeline"}:
-            results["infer"] = inference(
-                synth.image_dir, work, sorted(sizes, reverse=True), device, args.quick
-            )
+            # Without "infer" only the demo size's models are needed (the loop's and annotate's)
+            infer_sizes = sorted(sizes, reverse=True) if "infer" in only else [demo]
+            results["infer"] = inference(synth.image_dir, work, infer_sizes, device, args.quick)
             if "infer" in only:  # measured only to give the loop and annotate a model: not a result
                 write_result("infer", {**results["infer"], "machine": info}, folder)
         if "loop" in only:

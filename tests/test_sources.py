@@ -128,13 +128,24 @@ def test_every_nth_frame_of_a_file(tmp_path: Path) -> None:
     assert src.status().skipped == 20 - len(frames)
 
 
-def test_a_small_video_decodes_in_one_thread_and_a_large_one_in_ffmpegs(tmp_path: Path) -> None:
-    """FFmpeg's frame threads cost a small video more than they save (sources.SMALL_FRAME); a large one keeps
-    them. Either way the frames are the ones a plain VideoCapture decodes."""
+@pytest.mark.parametrize("cores", [1, 2, 16])
+def test_a_small_video_decodes_in_one_thread_on_few_cores_else_in_ffmpegs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int
+) -> None:
+    """FFmpeg's frame threads cost a small video more than they save where cores are few
+    (sources.SMALL_FRAME, FEW_CORES); a large video, or a machine of many cores, keeps them. Either way the
+    frames are the ones a plain VideoCapture decodes."""
+    monkeypatch.setattr(sources, "usable_cores", lambda: cores)
     small = write_video(tmp_path / "small.mp4", 4)
     large = write_video(tmp_path / "large.mp4", 2, size=(608, 800))  # 800x608: above 640x360
-    for video, threads in ((small, 1.0), (large, cv2.VideoCapture(str(large)).get(cv2.CAP_PROP_N_THREADS))):
-        cap, plain = sources.open_video(str(video)), cv2.VideoCapture(str(video))
+    few = cores <= sources.FEW_CORES
+    expected_threads: dict[Path, float] = {}
+    for video in (small, large):
+        plain = cv2.VideoCapture(str(video))
+        threads = expected_threads[video] = (
+            1.0 if few and video == small else plain.get(cv2.CAP_PROP_N_THREADS)
+        )
+        cap = sources.open_video(str(video))
         assert cap.get(cv2.CAP_PROP_N_THREADS) == threads
         for _ in range(2):
             (ok, image), (_, expected) = cap.read(), plain.read()
@@ -142,7 +153,7 @@ def test_a_small_video_decodes_in_one_thread_and_a_large_one_in_ffmpegs(tmp_path
         cap.release()
         plain.release()
     with FileSource(small) as src:
-        assert src._cap.get(cv2.CAP_PROP_N_THREADS) == 1  # type: ignore[union-attr]
+        assert src._cap.get(cv2.CAP_PROP_N_THREADS) == expected_threads[small]  # type: ignore[union-attr]
 
 
 def test_a_truncated_file_says_how_far_it_decoded(tmp_path: Path) -> None:

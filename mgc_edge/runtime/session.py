@@ -317,7 +317,13 @@ class Classifier:
                 # CUDA alone: a graph needs every node on the GPU and refuses the session otherwise. On the
                 # runner's own stream where it has one (one synchronisation a call instead of three).
                 own = {"user_compute_stream": str(stream)} if stream else {}
-                return self._open(options, [(CUDA, {**cuda, "enable_cuda_graph": "1", **own})])
+                # A refusal (an int8 model's CPU nodes) is logged by ONNX Runtime as an error, on stderr, at
+                # every start; the runner says it once at info level instead.
+                severity, options.log_severity_level = options.log_severity_level, 4
+                try:
+                    return self._open(options, [(CUDA, {**cuda, "enable_cuda_graph": "1", **own})])
+                finally:
+                    options.log_severity_level = severity
 
         return BoundRunner(
             self.session,

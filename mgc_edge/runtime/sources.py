@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from mgc_edge.errors import UserError
+from mgc_edge.runtime.session import usable_cores
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
 # A video or stream of known length that stops before this share of its announced frames was cut short
@@ -219,16 +220,23 @@ class Source:
                 return
 
 
-# Frames up to this many pixels decode faster in one FFmpeg thread: its frame threads cost small frames more in
-# hand-overs than they save. benchmarks/bench_decode.py on 2 cores, one thread against FFmpeg's default: 320x180
-# 1.45x the frames a second for 0.6x the CPU; 640x360 0.85x alone but 1.26x in annotate's decode pipeline, where
-# preprocessing wants the cores too; 1280x720 0.81x, so larger videos keep the threads.
+# A small video decodes faster in one FFmpeg thread on a machine of few cores, where its frame threads cost more
+# in hand-overs than they save and take the cores that preprocessing wants; with many cores they win.
+# benchmarks/bench_decode.py, one thread against FFmpeg's default. On 2 cores: 320x180 1.45x the frames a second
+# for 0.6x the CPU, and annotate's decode pipeline 1.42x; 640x360 0.85x alone but 1.26x in that pipeline;
+# 1280x720 0.81x. On 16 cores (the H200 box), 320x180: 0.27x alone and 0.55x in annotate's pipeline; the live
+# loop's rate was the same either way (its CPU side is the limit there), at 0.75x the CPU a frame with one
+# thread. Between 2 and 16 cores it is unmeasured: FFmpeg's default.
 SMALL_FRAME = 640 * 360
+FEW_CORES = 2
 
 
 def open_video(path: str) -> cv2.VideoCapture:
-    """A video file opened for decoding (not yet decoded); a small one in a single decoder thread."""
+    """A video file opened for decoding (not yet decoded); a small one in a single decoder thread where the
+    machine has few cores."""
     cap = cv2.VideoCapture(path)
+    if usable_cores() > FEW_CORES:
+        return cap
     area = cap.get(cv2.CAP_PROP_FRAME_WIDTH) * cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
     if not (cap.isOpened() and 0 < area <= SMALL_FRAME and cap.getBackendName() == "FFMPEG"):
         return cap
