@@ -5,9 +5,10 @@
 What `sources.open_video` decides (`SMALL_FRAME`, `FEW_CORES`: up to 640x360 in one thread where cores are
 few), measured on this machine: the video at its own size and enlarged to 640x360 and 1280x720, each (1) decoded
 alone, `cap.read()` back to back, frames per second and process CPU per frame, with FFmpeg's default threads and
-with one; (2) through annotate's decode pipeline (`VideoBatches`: decoding thread + preprocess threads, the model's input size), opened by
-`open_video` against a plain `cv2.VideoCapture`. The variants alternate over the rounds so that a shared
-machine's drift hits them alike; each rate is frames over seconds summed over the rounds. torch-free.
+with one; (2) through annotate's decode pipeline (`VideoBatches`: decoding thread + preprocess threads, the
+model's input size), opened by `open_video` against a plain `cv2.VideoCapture`. The variants alternate over the
+rounds so that a shared machine's drift hits them alike; each rate is frames over seconds summed over the
+rounds. torch-free.
 """
 
 from __future__ import annotations

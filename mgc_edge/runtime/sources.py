@@ -225,8 +225,8 @@ class Source:
 # benchmarks/bench_decode.py, one thread against FFmpeg's default. On 2 cores: 320x180 1.45x the frames a second
 # for 0.6x the CPU, and annotate's decode pipeline 1.42x; 640x360 0.85x alone but 1.26x in that pipeline;
 # 1280x720 0.81x. On 16 cores (the H200 box), 320x180: 0.27x alone and 0.55x in annotate's pipeline; the live
-# loop's rate was the same either way (its CPU side is the limit there), at 0.75x the CPU a frame with one
-# thread. Between 2 and 16 cores it is unmeasured: FFmpeg's default.
+# loop's rate was the same either way (its CPU side is the limit there), at 0.75-0.8x the CPU a frame with
+# one thread. Between 2 and 16 cores it is unmeasured: FFmpeg's default.
 SMALL_FRAME = 640 * 360
 FEW_CORES = 2
 
