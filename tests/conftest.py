@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 # Two cores: keep torch from oversubscribing them when tests run beside data-loading work.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 # Training caches of the tests go to a temporary folder, never into the user's ~/.cache/mgc-edge.
-os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="mgc-edge-test-cache-")
+_CACHE = tempfile.mkdtemp(prefix="mgc-edge-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +66,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     left = [t.name for t in threading.enumerate() if t.name.startswith("mgc-") and t.is_alive()]
     if left:
         sys.stderr.write(f"note: runtime threads still running at exit: {', '.join(left)}\n")
+    shutil.rmtree(_CACHE, ignore_errors=True)  # os._exit runs no atexit handler
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(int(getattr(config, "_mgc_exitstatus", 0)))
