@@ -320,11 +320,11 @@ def test_extra_sinks_get_every_frame_and_the_end(stuff: dict) -> None:
 
 class MjpegServer:
     """An MJPEG-over-HTTP stream on 127.0.0.1, as IP cameras serve it. Connection i sends plan[i] frames of
-    one colour (label, count[, (H, W)]) and then cuts the stream; connections beyond the plan get 503 (the
-    camera is gone)."""
+    one colour (label, count[, (H, W)]) and then cuts the stream; connections beyond the plan get `gone` (503:
+    the camera is gone)."""
 
-    def __init__(self, plan: list[tuple[Any, ...]], interval: float = 0.02) -> None:
-        self.plan, self.interval, self.connections = plan, interval, 0
+    def __init__(self, plan: list[tuple[Any, ...]], interval: float = 0.02, gone: int = 503) -> None:
+        self.plan, self.interval, self.gone, self.connections = plan, interval, gone, 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -335,7 +335,7 @@ class MjpegServer:
                 index = outer.connections
                 outer.connections += 1
                 if index >= len(outer.plan):
-                    self.send_error(503)
+                    self.send_error(outer.gone)
                     return
                 label, n, *size = outer.plan[index]
                 rng = np.random.default_rng(index)
@@ -433,8 +433,10 @@ def test_a_stream_back_at_another_size_keeps_one_playable_video_and_every_jsonl_
 
 
 def test_a_stream_that_never_comes_back_gives_up_in_one_sentence(stuff: dict, tmp_path: Path) -> None:
+    """The camera's password was changed while the run went on: the reconnects fail, and the last sentence says
+    what the server answered (as the first open would), never the password."""
     out = tmp_path / "lost.jsonl"
-    with MjpegServer([("2", 12)]) as server:
+    with MjpegServer([("2", 12)], gone=401) as server:
         proc = run_cli(
             "webcam", stuff["model"], "--source", server.url("viewer:s3cr3t-pw@"), "--jsonl", out,
             "--reconnect", 2, "--timeout", 5, "--device", "cpu",
@@ -443,9 +445,10 @@ def test_a_stream_that_never_comes_back_gives_up_in_one_sentence(stuff: dict, tm
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
-        f"error: Stream {server.url('viewer:***@')} dropped and did not come back after 2 reconnect attempts."
+        f"error: Stream {server.url('viewer:***@')} dropped and did not come back after 2 reconnect attempts: "
+        "the server answered HTTP 401 Unauthorized (check the user and password)."
     ]
-    assert connections == 3 and "Traceback" not in proc.stderr and "ended by stream lost" in proc.stderr
+    assert connections == 4 and "Traceback" not in proc.stderr and "ended by stream lost" in proc.stderr
     events = lines(out)  # nothing lost: what was classified before the drop is on disk
     assert 1 <= len(events) <= 12 and {e["top"][0]["label"] for e in events} == {"2"}
     assert "s3cr3t-pw" not in proc.stdout + proc.stderr

@@ -306,7 +306,10 @@ class LiveSource(Source):
             if self._stop.is_set():
                 return False
         tried = f"after {tries} reconnect attempt{'s' if tries != 1 else ''}" if tries else "(--reconnect 0)"
-        self._set_state(FAILED, f"Stream {self.name} dropped and did not come back {tried}.")
+        # A camera whose password was changed or whose path was removed meanwhile says so, as at the first open.
+        answer = http_refusal(self.target, min(3.0, self.options.open_timeout))
+        said = f": the server answered {answer}" if answer else ""
+        self._set_state(FAILED, f"Stream {self.name} dropped and did not come back {tried}{said}.")
         return False
 
     def read(self, timeout: float = 0.1) -> Frame | None:
