@@ -8,7 +8,7 @@ DEMO ?= demo
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install demo test test-fast bench lint format clean
+.PHONY: install demo test test-fast bench wheel lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ test-fast: install
 bench: install
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
+# The edge box's install (README, "On the edge box"): dist/mgc_edge-<version>-py3-none-any.whl, whose
+# dependencies are the runtime's only (no torch). Building needs pip, not the venv's dependencies: the venv's
+# Python where there is one, else $(PYTHON). build/ goes first: setuptools never prunes it, and a module
+# deleted from the tree would still ship.
+wheel:
+	rm -rf build
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m pip wheel -q --no-deps --wheel-dir dist .
+	rm -rf build
+	@ls dist/mgc_edge-*.whl
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -44,4 +54,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache *.egg-info build dist

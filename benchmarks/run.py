@@ -13,7 +13,8 @@
 
 Each writes benchmarks/results/<name>.json (benchmarks/results/gpu/ when the device is CUDA: the CPU's files
 stay as measured); summary.json holds the flat ratios monitoring reads (a run with --only updates the ratios
-it measured); one dated section with the machine and every table is appended to benchmarks/RESULTS.md.
+it measured); one dated section with the machine and every table is appended to benchmarks/RESULTS.md, and the
+figures the README quotes go to docs/figures.json and its figure blocks (benchmarks/figures.py).
 On CUDA everything runs there: training at batch 256 on more data, ONNX Runtime's CUDA provider (fp16 too,
 and fp16 without I/O binding and fp32 with TF32 for comparison), the loop on the fp16 model.
 `python -m benchmarks.run --quick` is a smaller run (fewer batches and repetitions) to check that it works.
@@ -47,6 +48,7 @@ from benchmarks.common import (
     results_dir,
     write_result,
 )
+from benchmarks.figures import record_bench
 from benchmarks.report import render, summary_of, targets_for
 
 ALL = {"train", "infer", "footprint", "loop", "decode", "annotate", "pipeline", "streams", "demo"}
@@ -293,6 +295,8 @@ def main() -> None:
     if only != default:  # a partial run updates what it measured and keeps the rest
         summary = {**(read_result("summary", folder) or {}), **summary}
     write_result("summary", summary, folder)
+    if not (args.quick or args.no_record):  # docs/figures.json and the README's figure blocks
+        record_bench(folder, gpu)
     body = render(asked)  # nor in RESULTS.md: its tables, summary and missed targets are of what was asked
     if not args.no_record:
         title = f"`make bench`{' --quick' if args.quick else ''} on {info['cpu']}, {info['cores']} cores"

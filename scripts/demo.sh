@@ -12,6 +12,8 @@
 # 5 epochs reach 61 % top-1 instead of 72 %), class-balanced sampling (macro-F1 0.25 -> 0.39: without it the
 # rare classes are never predicted) and lr 0.01 with batch 64 (macro-F1 0.46).
 # Every setting can be overridden from the environment, e.g. `EPOCHS=12 make demo`.
+# At the end the run's figures go to docs/figures.json and the README's figure blocks (scripts/demo_figures.py);
+# RECORD_FIGURES=0 leaves both as they are.
 set -euo pipefail
 DEMO="${DEMO:-demo}"
 BIN="${BIN:-.venv/bin}"
@@ -27,6 +29,7 @@ LR="${LR:-0.01}"
 BATCH="${BATCH:-64}"
 DROPOUT="${DROPOUT:-0}"
 BALANCE="${BALANCE:-sampler}"
+RECORD_FIGURES="${RECORD_FIGURES:-1}"
 
 # The precision the runtime should get: int8 on a CPU; on a GPU fp16, since int8 runs slower than fp32 there
 # (QDQ through ONNX Runtime's CUDA provider, benchmarks/RESULTS.md).
@@ -38,26 +41,29 @@ fi
 
 start=$(date +%s)
 mark=$start
-took() {  # seconds since the previous step, for benchmarks/RESULTS.md
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)  # a shared machine's seconds say so
+steps=""
+took() {  # seconds since the previous step, for benchmarks/RESULTS.md and docs/figures.json
   local now
   now=$(date +%s)
   echo "   ($(( now - mark ))s)"
+  steps="$steps${steps:+,}$1=$(( now - mark ))"
   mark=$now
 }
 
 echo "== 1/4 synthetic iMiGUE-shaped data ($DIFFICULTY, scale $SCALE, clips of at most $MAX_FRAMES frames) -> $DEMO/data"
 "$MGC" synth "$DEMO/data" --scale "$SCALE" --difficulty "$DIFFICULTY" --max-frames "$MAX_FRAMES" --min-clips "$MIN_CLIPS" \
   --video-seconds 90 --segment-seconds 1.5 3 --seed 0 --force >/dev/null
-took
+took synth
 
 echo "== 2/4 train alexnet_bn from scratch (the seed's AlexNet with batch norm) at ${SIZE}x${SIZE} ($RESIZE), $EPOCHS epochs, clip-grouped split"
 # train ends by evaluating its best epoch once on the held-out test clips: the report `mgc-edge evaluate` writes.
 "$MGC" train "$DEMO/data/training" --run-dir "$DEMO/run" --force --size "$SIZE" --resize "$RESIZE" \
   --epochs "$EPOCHS" --lr "$LR" --batch-size "$BATCH" --dropout "$DROPOUT" --balance "$BALANCE" \
   --class-names imigue --cache-dir "$DEMO/cache" >/dev/null
-took
+took train
 
-echo "== 3/4 export fp32 + $RUNTIME_PRECISION, each behind the parity gate on the test split ($DEVICE); verify the $RUNTIME_PRECISION model"
+echo "== 3/4 export fp32 + $RUNTIME_PRECISION, each behind the parity gate on the test split ($DEVICE); verify the $RUNTIME_PRECISION model, also in OpenVINO and OpenCV"
 # Exit 1 from export means a model failed its gate and was kept as *.FAILED.onnx: the demo reports it
 # instead of stopping, so that the rest of the flow still shows.
 gate=0
@@ -66,12 +72,29 @@ gate=0
 [ "$gate" -le 1 ] || exit "$gate"
 model="$DEMO/run/model.$RUNTIME_PRECISION.onnx"
 if [ -f "$model" ]; then
-  "$MGC" verify "$model" --checkpoint "$DEMO/run" --device "$DEVICE" >/dev/null
+  "$MGC" verify "$model" --checkpoint "$DEMO/run" --device "$DEVICE" --force >/dev/null
+  # The same file in the other runtimes that read it, against the stored PyTorch reference (no torch run).
+  rm -rf "$DEMO/portability"
+  mkdir -p "$DEMO/portability"
+  for runtime in openvino opencv; do
+    report="$DEMO/portability/$RUNTIME_PRECISION.$runtime.json"
+    rc=0
+    "$MGC" verify "$model" --checkpoint "$DEMO/run" --runtime "$runtime" --json "$report" >/dev/null \
+      2>"$DEMO/portability/$runtime.log" || rc=$?
+    if [ -f "$report" ]; then
+      "$BIN/python" -c 'import json, sys; r = json.load(open(sys.argv[1]))
+print("   in %s %s: top-1 agreement with PyTorch %.1f %%, accuracy %.1f %% (PyTorch %.1f %%): %s" % (r["runtime"],
+      r["runtime_version"], 100 * r["agreement"], 100 * r["acc_model"], 100 * r["acc_checkpoint"],
+      "pass" if r["passed"] else "FAIL"))' "$report"
+    else
+      echo "   $runtime: not checked ($(grep -m1 '^error:' "$DEMO/portability/$runtime.log" || echo "exit code $rc"))"
+    fi
+  done
 else
   echo "note: the $RUNTIME_PRECISION model failed its parity gate and was not put in place (see the table above)."
   model="$DEMO/run/model.onnx"
 fi
-took
+took export_verify
 
 echo "== 4/4 the live loop over the demo video (its true labels in $DEMO/data/demo.csv), predict, and annotate"
 # The edge runtime: no torch needed from here on; the $RUNTIME_PRECISION model where it passed its gate.
@@ -91,9 +114,15 @@ print("   annotate: %d frames; frame accuracy %.1f %%, macro-F1 %.3f; segment F1
       % (r["frames"], 100 * r["frame_accuracy"], r["frame_macro_f1"], r["segment_f1"], r["segment_precision"],
          r["segment_recall"]))
 print("   " + r["out"] + "/demo.frames.csv, .segments.csv, .eaf (opens in ELAN), .timeline.png")'
-took
+took runtime
 
-echo "Done in $(( $(date +%s) - start ))s. Run directory: $DEMO/run (report.json, curves.png, confusion.png);"
+seconds=$(( $(date +%s) - start ))
+if [ "$RECORD_FIGURES" = 1 ]; then
+  "$BIN/python" scripts/demo_figures.py "$DEMO" --seconds "$seconds" --steps "$steps" --device "$DEVICE" \
+    --precision "$RUNTIME_PRECISION" --load-at-start "$load_at_start" ||
+    echo "note: the figures were not recorded (said above); the demo itself ran."
+fi
+echo "Done in ${seconds}s. Run directory: $DEMO/run (report.json, curves.png, confusion.png);"
 echo "  \`$MGC evaluate $DEMO/run --split val\` scores another split the same way."
 echo "Watch the live view in a browser: $MGC webcam $model --source $DEMO/data/demo.mp4 --realtime --display off --serve 8080"
 echo "  then open http://127.0.0.1:8080/"

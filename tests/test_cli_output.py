@@ -22,10 +22,12 @@ from typer.testing import CliRunner
 
 from mgc_edge.cli import app
 from mgc_edge.cli.export import _parity_table
+from mgc_edge.config import SplitConfig
 from mgc_edge.reports import render_report
 
 runner = CliRunner()
 COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
+GROUP_REGEX = SplitConfig().group_regex
 
 
 def flat(text: str) -> str:
@@ -60,6 +62,10 @@ def test_train_help_shows_the_bracketed_defaults_the_issue_named() -> None:
     out = flat(runner.invoke(app, ["train", "--help"]).output)
     for text in ("auto, cpu or cuda [auto].", "none, loss (class weights) or sampler [none].", "[stretch]."):
         assert text in out
+    assert (
+        f"--group-regex <str> Regex whose group `group` is the clip key of a file name; default {GROUP_REGEX} "
+        in out
+    )
 
 
 def imigue_names() -> dict[str, str]:

@@ -116,7 +116,9 @@ def test_every_precision_passes_its_gate_on_the_cuda_provider(cuda_run: Path, tm
     assert fp32.agreement == 1.0 and fp32.probs_max_abs <= 1e-4  # true fp32 on both sides
     runner = CliRunner()
     for m in result.models:
-        out = runner.invoke(app, ["verify", str(m.path), "--checkpoint", str(cuda_run), "--device", "cuda"])
+        out = runner.invoke(  # --force: export's own report is replaced
+            app, ["verify", str(m.path), "--checkpoint", str(cuda_run), "--device", "cuda", "--force"]
+        )
         assert out.exit_code == 0, out.output
         result_line = json.loads(out.stdout.strip().splitlines()[-1])
         assert result_line["passed"] is True

@@ -135,10 +135,10 @@ def test_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    with pytest.raises(SynthError, match="overwrite"):
-        make_dataset(out, CFG)
-    with pytest.raises(SynthError, match="refusing"):  # even with overwrite: not ours to delete
-        make_dataset(out, CFG, overwrite=True)
+    # Not ours to delete, with or without --force; the sentence names the command and the flag.
+    for overwrite in (False, True):
+        with pytest.raises(SynthError, match="`mgc-edge synth` did not write.*not even with --force"):
+            make_dataset(out, CFG, overwrite=overwrite)
     assert (out / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temporary folder left behind
 
@@ -153,7 +153,7 @@ def test_overwrite_replaces_a_previous_output(tmp_path: Path) -> None:
     small = SynthConfig(scale=0.001, min_clips=1, size=(48, 64), seed=1, video_seconds=1.0, fps=5.0)
     out = tmp_path / "synth"
     make_dataset(out, small)
-    with pytest.raises(SynthError, match="overwrite"):
+    with pytest.raises(SynthError, match="earlier synthetic dataset; pass --force to replace it"):
         make_dataset(out, small)
     second = make_dataset(out, replace(small, seed=2), overwrite=True)
     assert "seed 2" in (out / "README.txt").read_text(encoding="utf-8")
@@ -249,7 +249,7 @@ def test_synth_command_options(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--difficulty", "insane", "--force"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert [line for line in result.output.splitlines() if line.startswith("error:")] == [
-        "error: difficulty must be one of easy, medium, hard, got 'insane'."
+        "error: --difficulty must be one of easy, medium, hard, got 'insane'."
     ]
 
 

@@ -16,13 +16,14 @@ from helpers import write_image
 from onnx_helpers import tiny_onnx
 
 # Runs in the child: a meta-path finder that refuses torch (so even a lazy import inside a function would
-# fail loudly), then the code under test, then a report of what got imported.
+# fail loudly) as a box without it does (ModuleNotFoundError naming the module), then the code under test,
+# then a report of what got imported.
 _CHILD = """
 import json, sys
 class NoTorch:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in ("torch", "torchvision"):
-            raise ImportError(f"torch-free code imported {name}")
+            raise ModuleNotFoundError(f"torch-free code imported {name}", name=name)
 sys.meta_path.insert(0, NoTorch())
 code, error = 0, None
 try:
@@ -97,6 +98,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "mgc_edge.runtime.feeds",
         "mgc_edge.runtime.cores",
         "mgc_edge.runtime.timing",
+        "mgc_edge.export.verify",  # the check of a model alone, and with a stored reference
     ],
 )
 def test_runtime_modules_import_without_torch(module: str) -> None:
@@ -150,4 +152,4 @@ def test_annotate_runs_without_torch(files: dict[str, Path]) -> None:
 
 def test_the_guard_itself_catches_a_torch_import() -> None:
     report = run_child("import mgc_edge.train.loop")  # training code does need torch
-    assert report["error"] == "ImportError: torch-free code imported torch" and report["torch"] == []
+    assert report["error"] == "ModuleNotFoundError: torch-free code imported torch" and report["torch"] == []

@@ -169,13 +169,93 @@ def test_resume_without_last_pt_is_refused(tmp_path: Path) -> None:
         fit(tiny_config(data, tmp_path / "nothing"), resume=True)
 
 
-def test_a_diverging_run_stops_with_one_sentence_and_keeps_earlier_epochs(tmp_path: Path) -> None:
+def _files(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_and_its_retry_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = make_tree(tmp_path / "d", {"a": 8, "b": 8})
-    cfg = tiny_config(data, tmp_path / "run", lr=1e30, warmup_epochs=0.0, epochs=3, batch_size=4)
-    with pytest.raises(UserError, match=r"Training diverged in epoch \d.*smaller --lr") as caught:
-        fit(cfg)
+    run = tmp_path / "run"
+    diverging = tiny_config(data, run, lr=1e30, warmup_epochs=0.0, epochs=3, batch_size=4)
+    with pytest.raises(
+        UserError, match=r"Training diverged in epoch 1 .*nothing was saved.*smaller --lr"
+    ) as caught:
+        fit(diverging)
     assert "\n" not in str(caught.value)
-    assert (tmp_path / "run" / "config.json").is_file()
+    assert not run.exists()  # the message is true: no config.json or split.csv left to block the retry
+
+    import mgc_edge.train.trainer as trainer
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise UserError("Could not fetch torchvision's pretrained resnet18 weights (offline).")
+
+    monkeypatch.setattr(trainer, "build_model", offline)  # fails after config.json and split.csv were written
+    with pytest.raises(UserError, match="offline"):
+        fit(tiny_config(data, run, pretrained=True))
+    assert not run.exists()
+    monkeypatch.undo()
+
+    fit(tiny_config(data, run))  # the same command again, no --force needed
+    kept = _files(run)
+    # --force over a run whose replacement fails before its first checkpoint: the earlier run is put back.
+    with pytest.raises(UserError, match="diverged"):
+        fit(diverging, overwrite=True)
+    assert _files(run) == kept
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing set aside is left
+    fit(tiny_config(data, run, seed=1), overwrite=True)
+    assert _files(run)["config.json"] != kept["config.json"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_run_that_diverges_later_keeps_its_earlier_epochs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mgc_edge.train.loop as loop
+
+    data = make_tree(tmp_path / "d", {"a": 6, "b": 6})
+    real = loop.run_epoch
+
+    def nan_in_epoch_2(t: object, epoch: int) -> dict[str, float]:
+        row = real(t, epoch)  # type: ignore[arg-type]
+        return {**row, "train_loss": float("nan")} if epoch == 2 else row
+
+    monkeypatch.setattr(loop, "run_epoch", nan_in_epoch_2)
+    with pytest.raises(UserError, match="epoch 2 .*earlier epochs are kept"):
+        fit(tiny_config(data, tmp_path / "run", epochs=3))
+    assert {"config.json", "split.csv", "metrics.csv", "best.pt", "last.pt"} <= {
+        p.name for p in (tmp_path / "run").iterdir()
+    }
+    assert load_checkpoint(tmp_path / "run" / "last.pt").epoch == 1
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_started_again_with_force(tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "d", {"a": 6, "b": 6})
+    cfg = tiny_config(data, tmp_path / "run")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(cfg.to_json())  # what a run killed in its first epoch leaves
+    with pytest.raises(UserError, match="saved no epoch; pass --force to start it again"):
+        fit(cfg)
+    assert (run / "config.json").read_text() == cfg.to_json()
+    assert (fit(cfg, overwrite=True).run_dir / "last.pt").is_file()
+
+
+def test_resume_with_more_epochs_updates_config_json_and_a_finished_run_is_not_resumed(
+    tmp_path: Path,
+) -> None:
+    data = make_tree(tmp_path / "d", {"a": 6, "b": 6})
+    run = tmp_path / "run"
+    fit(tiny_config(data, run, epochs=1))
+    kept = _files(run)
+    with pytest.raises(UserError, match="has trained all its 1 epochs; pass --epochs N"):
+        fit(tiny_config(data, run, epochs=1), resume=True)
+    assert _files(run) == kept
+    fit(tiny_config(data, run, epochs=2), resume=True)
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2  # a later --resume continues this
+    assert TrainConfig.from_file(run / "config.json") == tiny_config(data, run, epochs=2)
+    assert [int(r["epoch"]) for r in csv.DictReader((run / "metrics.csv").open())] == [1, 2]
 
 
 def test_cuda_asked_for_where_there_is_none(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mgc_edge import __version__
-from mgc_edge.errors import UserError
+from mgc_edge.errors import TRAIN_INSTALL, UserError
 
 app = typer.Typer(
     name="mgc-edge",
@@ -37,7 +37,6 @@ stdout = Console(soft_wrap=True, markup=False, emoji=False, highlight=False)
 
 # Top-level modules of the `[train]` extra: a command that needs one, run on an edge-only install, says so.
 TRAIN_EXTRA = frozenset({"torch", "torchvision", "onnx", "onnxscript", "matplotlib"})
-TRAIN_INSTALL = "pip install 'mgc-edge[train]'"
 # The machine's, not ours: a disk that filled up or went read-only mid-run, a quota, a failing drive.
 DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
@@ -52,7 +51,7 @@ def user_errors(command: str = "this command") -> Iterator[None]:
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in TRAIN_EXTRA:
             raise
-        fail(f"`mgc-edge {command}` needs the training extra ({exc.name} is not installed): {TRAIN_INSTALL}")
+        fail(f"`mgc-edge {command}` needs the training extra ({exc.name} is not installed): {TRAIN_INSTALL}.")
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         raise typer.Exit(130) from None

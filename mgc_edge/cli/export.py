@@ -227,15 +227,17 @@ def verify(
         Path | None,
         typer.Option("--json", help="Write the report here (default: MODEL.verify.json beside the model)."),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing report.")] = False,
     min_agreement: MinAgreement = None,
     max_prob_diff: MaxProbDiff = None,
     max_acc_drop: MaxAccDrop = None,
 ) -> None:
     """Compare an exported model with its checkpoint on real images (or check it alone on an edge box)."""
     with user_errors("verify"):
-        from mgc_edge.export.gates import write_report
+        from mgc_edge.export.gates import report_path_for, write_report
         from mgc_edge.export.verify import VerifyOptions, verify_model
         from mgc_edge.runtime.backends import NAMES
+        from mgc_edge.runtime.sinks import refuse_existing
 
         options = VerifyOptions(
             data=data,
@@ -246,6 +248,7 @@ def verify(
             gates=_gate_overrides(min_agreement, max_prob_diff, max_acc_drop),
             runtime=runtime,
         )
+        path = refuse_existing(json_out or report_path_for(model), force, "--json")  # before any work
         report = verify_model(
             model,
             checkpoint,
@@ -253,7 +256,7 @@ def verify(
             write=False,
             on_step=lambda msg: console.print(f"[dim]{msg}[/]", highlight=False),
         )
-        path = write_report(report, json_out)
+        write_report(report, path)
         console.print(
             _parity_table(
                 [(model, model.stat().st_size / 1e6, report)],

@@ -10,8 +10,10 @@ from typing import Annotated
 import typer
 
 from mgc_edge.cli.app import console, given, parse_size, stdout, user_errors
-from mgc_edge.config import TrainConfig
+from mgc_edge.config import SplitConfig, TrainConfig
 from mgc_edge.errors import UserError
+
+_GROUP_REGEX = SplitConfig().group_regex
 
 
 def base_config(
@@ -86,7 +88,11 @@ def train(
         str | None, typer.Option(help="group (by clip, honest) or random (leaky) [group].")
     ] = None,
     group_regex: Annotated[
-        str | None, typer.Option(help="Regex whose group `group` is the clip key of a file name.")
+        str | None,
+        typer.Option(
+            help="Regex whose group `group` is the clip key of a file name; default "
+            f"{_GROUP_REGEX} (the <clip> of <clip>.<frame>.jpg)."
+        ),
     ] = None,
     test_frac: Annotated[
         float | None, typer.Option(help="Fraction of frames held out for test [0.2].")
@@ -214,6 +220,9 @@ def evaluate(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
     workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 2,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing report and its confusion matrix PNG.")
+    ] = False,
 ) -> None:
     """Top-1, top-5, balanced accuracy, macro-F1, per-class figures, clip-level accuracy and the baseline."""
     with user_errors("evaluate"):
@@ -228,6 +237,7 @@ def evaluate(
             workers=workers,
             json_out=json_out,
             console=console,
+            force=force,
         )
         console.print(f"Report: {out}")
         stdout.print(json.dumps({k: report[k] for k in ("top1", "top5", "balanced_accuracy", "macro_f1")}))

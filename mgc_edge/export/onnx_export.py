@@ -305,7 +305,10 @@ def export_run(
     ckpt = load_checkpoint(source)
     precisions = options.precisions
     paths = output_paths(ckpt, precisions, options.out)
-    existing = [p for p in paths.values() if p.exists()]
+    # A model's report and reference too: one beside a model that is gone is no less a file to keep.
+    existing = [
+        f for p in paths.values() for f in (p, report_path_for(p), reference_path_for(p)) if f.exists()
+    ]
     if existing and not options.force:
         raise ExportError(f"{existing[0]} already exists; pass --force to replace it.")
     calib: list[Path] = []

@@ -3,10 +3,13 @@ model so that a later `verify` need not run PyTorch again.
 
 `export` computes the reference once, proves every precision against it, and stores it beside each model
 (`model.fp16.reference.npz`, written atomically) with the key it depends on: the checkpoint's sha256, the
-images (paths, labels, sizes, modification times), and how PyTorch ran (device, batch size, torch and mgc-edge
-versions). `verify` reuses a stored reference only when its whole key matches what it would compute now, and
-runs PyTorch otherwise. Reuse needs no torch: the checkpoint is recognised by its digest, and the few facts a
-check needs from it (arch, labels, preprocessing, data folder) are stored with the logits.
+images (paths under their folder, labels and contents) and the preprocessing (what preprocess() makes of a
+probe frame here). `verify` reuses a stored reference when that key matches what it would compute now,
+whichever torch made it and whether or not torch is installed here: an edge box with the run's checkpoint and
+images checks a model against it without PyTorch. Where PyTorch ran (device, batch size) and which torch and
+mgc-edge did are kept beside the key and reported, not compared: in true fp32 they move a logit by rounding
+only, far inside the tightest gate. Reuse needs no torch: the checkpoint is recognised by its digest, and the
+few facts a check needs from it (arch, labels, preprocessing, data folder) are stored with the logits.
 """
 
 from __future__ import annotations
@@ -25,21 +28,37 @@ import numpy as np
 from mgc_edge import __version__
 from mgc_edge.config import ConfigError, PreprocessSpec
 from mgc_edge.data.scan import DataError, Sample, folder_samples
+from mgc_edge.errors import UserError
+from mgc_edge.export.options import VerifyOptions
 from mgc_edge.fileio import atomic_path, file_sha256
 from mgc_edge.images import read_images
 from mgc_edge.labels import Labels
 from mgc_edge.preprocess import preprocess
-from mgc_edge.runtime.session import cuda_device_count, parse_device
+from mgc_edge.runtime.session import parse_device
 from mgc_edge.train import rundir
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from mgc_edge.export.verify import VerifyOptions
     from mgc_edge.train.checkpoint import Checkpoint
 
 STORE_SUFFIX = ".reference.npz"
-STORE_FORMAT = 1
+STORE_FORMAT = 2  # 2: images keyed by relative path and content (1: absolute path and mtime), preprocessing
+# The part of the key the logits are a function of: a stored reference is reused only when all of it matches.
+# The rest of the key (device, batch size, torch and mgc-edge versions) is where and how PyTorch ran: kept and
+# reported, not compared (see the module's docstring).
+REUSE_KEY = ("format", "checkpoint_sha256", "images", "preprocess")
+# What each differing part means to the user, after "the stored reference ... differs from this check in its".
+_DIFFERS = {
+    "images": "images (one was added, removed, relabelled or changed since, or --data, --split or --max-images "
+    "differ)",
+    "preprocess": "preprocessing (preprocess() makes other inputs of the same frame here: another OpenCV or "
+    "mgc-edge)",
+}
+
+
+class CheckpointMissingError(UserError):
+    """The checkpoint to compare with does not exist; the message is one sentence."""
 
 
 @dataclass(frozen=True)
@@ -145,19 +164,30 @@ def image_batches(root: Path, samples: Sequence[Sample], batch_size: int) -> Ite
 
 
 def images_digest(root: Path, samples: Sequence[Sample]) -> str:
-    """sha256 over every image's absolute path, label, size and modification time: a changed, added or
-    relabelled image changes it, without reading a pixel."""
+    """sha256 over every image's path under `root`, label and content: a changed, added, removed or relabelled
+    image changes it; the same images copied elsewhere (another folder, another box, new mtimes) do not."""
     h = hashlib.sha256()
-    base = root.resolve()
     for s in samples:
-        path = base / s.path
         try:
-            st = path.stat()
-            size, mtime = st.st_size, st.st_mtime_ns
+            content = file_sha256(root / s.path)
         except OSError:
-            size = mtime = -1
-        h.update(f"{path}\0{s.label}\0{size}\0{mtime}\n".encode())
+            content = "unreadable"
+        h.update(f"{Path(s.path).as_posix()}\0{s.label}\0{content}\n".encode())
     return h.hexdigest()
+
+
+def preprocess_digest(spec: PreprocessSpec) -> str:
+    """sha256 of the spec and of what preprocess() makes of two fixed probe frames under it (one larger and one
+    smaller than the model's input, of other aspects): the same on every box whose OpenCV and mgc-edge
+    preprocess alike, another where resizing or normalisation would feed the model other numbers."""
+    h, w = spec.size
+    rng = np.random.default_rng(0)
+    probes = [rng.integers(0, 256, (2 * h + 37, 2 * w + 53, 3), dtype=np.uint8)]
+    probes.append(rng.integers(0, 256, (h // 2 + 5, w // 2 + 3, 3), dtype=np.uint8))
+    digest = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode())
+    for frame in probes:
+        digest.update(np.ascontiguousarray(preprocess([frame], spec), dtype="<f4").tobytes())
+    return digest.hexdigest()
 
 
 # --- computing it -------------------------------------------------------------------------------------
@@ -172,13 +202,6 @@ def reference_device(device: str) -> str:
     if kind != "cpu" and torch.cuda.is_available():
         return f"cuda:{index}"
     return "cpu"
-
-
-def expected_reference_device(device: str) -> str:
-    """reference_device() as far as it can be told without importing torch (the driver's GPU count): a stored
-    reference of another device is not reused."""
-    kind, index = parse_device(device)
-    return f"cuda:{index}" if kind != "cpu" and cuda_device_count() > index else "cpu"
 
 
 @contextlib.contextmanager
@@ -205,11 +228,13 @@ def _torch_version() -> str | None:
 def reference_key(
     facts: CheckpointFacts, root: Path, samples: Sequence[Sample], device: str, batch_size: int
 ) -> dict[str, Any]:
-    """Everything the reference logits depend on; a stored reference is reused only when all of it matches."""
+    """What the reference logits are a function of (REUSE_KEY: checkpoint, images, preprocessing), and where
+    and how PyTorch computed them (device, batch size, versions: reported, not compared)."""
     return {
         "format": STORE_FORMAT,
         "checkpoint_sha256": facts.sha256,
         "images": images_digest(root, samples),
+        "preprocess": preprocess_digest(facts.preprocess),
         "n_images": len(samples),
         "device": device,
         "batch_size": batch_size,
@@ -265,15 +290,16 @@ def save_reference(reference: Reference, path: str | Path) -> None:
 def load_reference(
     model: str | Path, checkpoint: str | Path, options: VerifyOptions
 ) -> tuple[Reference | None, str]:
-    """The reference stored beside `model` when it is what PyTorch would compute now for `checkpoint` and
-    `options`, else None; and a clause saying why (for the user: which one verify used)."""
+    """The reference stored beside `model` when it holds what PyTorch would compute now for `checkpoint` and
+    `options` (REUSE_KEY), else None; and a clause saying why, for the user ("reusing ..." when reused; else
+    what follows "because")."""
     path = reference_path_for(model)
     ckpt = Path(checkpoint)
     ckpt = ckpt / rundir.BEST if ckpt.is_dir() else ckpt
-    if not path.is_file():
-        return None, "no stored reference beside the model"
     if not ckpt.is_file():
-        return None, "the checkpoint is missing"
+        raise CheckpointMissingError(f"Checkpoint {ckpt} does not exist.")
+    if not path.is_file():
+        return None, f"there is no stored reference beside the model (export writes {path.name})"
     try:
         with np.load(path, allow_pickle=False) as z:
             logits = np.asarray(z["logits"], dtype=np.float32)
@@ -282,14 +308,23 @@ def load_reference(
         facts = CheckpointFacts.from_dict(ckpt, file_sha256(ckpt), header["checkpoint"])
     except (OSError, ValueError, KeyError, TypeError, ConfigError):
         return None, f"the stored reference {path.name} is unreadable"
+    if stored.get("format") != STORE_FORMAT:
+        return None, (
+            f"the stored reference {path.name} is in store format {stored.get('format')} and this mgc-edge "
+            f"reads {STORE_FORMAT} (export again to renew it)"
+        )
     if stored.get("checkpoint_sha256") != facts.sha256:
-        return None, f"the stored reference {path.name} is of another checkpoint"
+        return None, f"the stored reference {path.name} was made from another checkpoint than {ckpt}"
     root, samples, source = check_images(facts, options)
-    key = reference_key(facts, root, samples, expected_reference_device(options.device), options.batch_size)
-    differs = [k for k in key if stored.get(k) != key[k]]
-    if differs or logits.shape != (len(samples), len(facts.labels)):
-        what = {"images": "images", "n_images": "images", "device": "device", "batch_size": "batch size"}
-        names = sorted({what.get(k, k) for k in differs} or {"logits"})
-        return None, f"the stored reference {path.name} differs in: {', '.join(names)}"
-    reference = Reference(facts, root, tuple(samples), source, logits, key["device"], key, stored=path)
-    return reference, f"reusing {path.name} (same checkpoint, images, device and batch size)"
+    key = reference_key(facts, root, samples, str(stored.get("device")), int(stored.get("batch_size") or 0))
+    differs = [k for k in REUSE_KEY if stored.get(k) != key[k]]
+    if differs:
+        parts = " and ".join(_DIFFERS.get(k, k) for k in differs)
+        return None, f"the stored reference {path.name} differs from this check in its {parts}"
+    if logits.shape != (len(samples), len(facts.labels)):
+        return None, f"the stored reference {path.name} holds logits of another shape, {logits.shape}"
+    key.update({k: stored.get(k) for k in ("device", "batch_size", "torch", "mgc_edge")})
+    device = str(stored.get("device") or "cpu")
+    reference = Reference(facts, root, tuple(samples), source, logits, device, key, stored=path)
+    made = f"torch {stored.get('torch') or '?'} on {device}, batch {stored.get('batch_size')}"
+    return reference, f"reusing {path.name} (same checkpoint, images and preprocessing; made by {made})"

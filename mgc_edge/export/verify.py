@@ -11,23 +11,15 @@ never imports torch, and neither does a check that reuses the PyTorch side `expo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mgc_edge.data.scan import DataError, Sample, folder_samples
-from mgc_edge.data.split import SPLITS
-from mgc_edge.errors import UserError, first_line
-from mgc_edge.export.gates import (
-    MAX_BATCH_PROB_DIFF,
-    GateOverrides,
-    GateResult,
-    Gates,
-    ParityReport,
-    write_report,
-)
+from mgc_edge.errors import TRAIN_INSTALL, UserError, first_line
+from mgc_edge.export.gates import MAX_BATCH_PROB_DIFF, GateResult, Gates, ParityReport, write_report
+from mgc_edge.export.options import VerifyOptions
 from mgc_edge.export.reference import (
     CheckpointFacts,
     Reference,
@@ -39,7 +31,7 @@ from mgc_edge.export.reference import (
 from mgc_edge.images import read_images
 from mgc_edge.metadata import MetadataError
 from mgc_edge.preprocess import preprocess
-from mgc_edge.runtime.backends import NAMES, Backend, check_runtime, open_backend
+from mgc_edge.runtime.backends import NAMES, Backend, open_backend
 from mgc_edge.runtime.session import Classifier, softmax
 
 if TYPE_CHECKING:
@@ -52,33 +44,8 @@ class ModelMismatchError(UserError):
     """A model and a checkpoint that do not belong together; the message is one sentence."""
 
 
-@dataclass(frozen=True)
-class VerifyOptions:
-    """Which images to check and how."""
-
-    data: Path | None = None  # folder-per-class tree instead of the run's split
-    split: str = "test"
-    max_images: int = 1000  # 0 = all; a seeded random subset otherwise
-    batch_size: int = 16
-    device: str = "cpu"  # where ONNX Runtime (and PyTorch's reference) run: cpu, auto, cuda[:N]
-    gates: GateOverrides = field(default_factory=GateOverrides)
-    runtime: str = "onnxruntime"  # the runtime the model is checked in (runtime/backends.py)
-
-    def __post_init__(self) -> None:
-        check_runtime(self.runtime)
-        if self.runtime != "onnxruntime" and self.device not in ("cpu", "auto"):
-            raise UserError(
-                f"--device {self.device} chooses where ONNX Runtime runs; {NAMES[self.runtime]} is checked on "
-                "the CPU, so leave --device at cpu."
-            )
-        if self.split not in SPLITS:
-            raise UserError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}.")
-        if self.batch_size < 2:
-            raise UserError(
-                f"--batch-size must be at least 2 to check the dynamic batch axis, got {self.batch_size}."
-            )
-        if self.max_images < 0:
-            raise UserError(f"--max-images must be 0 (all) or more, got {self.max_images}.")
+class NeedsPyTorchError(UserError):
+    """The stored reference cannot be reused and PyTorch, which would compute a new one, is not installed."""
 
 
 def parity_classifier(model: str | Path, options: VerifyOptions) -> Classifier:
@@ -286,6 +253,20 @@ def check_model_alone(
     )
 
 
+def _need_pytorch(model: str | Path, checkpoint: object, why: str) -> None:
+    """Refuse in one sentence, saying why the stored reference could not serve, where PyTorch is not here to
+    compute a new one (an edge box); a torch that is installed but broken is left to fail as it does."""
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "torch":
+            raise
+        raise NeedsPyTorchError(
+            f"Comparing {Path(model).name} with {checkpoint} needs PyTorch here because {why}; check it without "
+            f"--checkpoint, or install the training extra: {TRAIN_INSTALL}."
+        ) from None
+
+
 def verify_model(
     model: str | Path,
     checkpoint: str | Path | Checkpoint | None = None,
@@ -297,9 +278,10 @@ def verify_model(
     """Compare an exported model with its checkpoint (or check it alone), and write the report beside it.
 
     `reference` reuses PyTorch's logits across several models of one export. Without it, the reference
-    that export stored beside the model is reused when it matches the checkpoint (by sha256), the images,
-    the device and the batch size (torch is not even imported then); otherwise PyTorch runs the checkpoint
-    again. The steps and the report (`reference_file`) say which.
+    that export stored beside the model is reused when it was made from the same checkpoint (by sha256), on
+    the same images, with the same preprocessing (torch is not even imported then); otherwise PyTorch runs the
+    checkpoint again, and where PyTorch is not installed the error says why the stored one could not serve.
+    The steps and the report (`reference_file`) say which.
     """
     step = on_step or (lambda _msg: None)
     if checkpoint is None and reference is None:
@@ -307,18 +289,19 @@ def verify_model(
         report = check_model_alone(model, options)
     else:
         clf = parity_classifier(model, options)
-        why = "a checkpoint already loaded"
+        why = "the checkpoint is already loaded"
         if reference is None and isinstance(checkpoint, (str, Path)):
             reference, why = load_reference(model, checkpoint, options)
             if reference is not None:
                 step(f"PyTorch's side: {why}")
         if reference is None:
+            _need_pytorch(model, checkpoint, why)
             from mgc_edge.train.checkpoint import Checkpoint, load_checkpoint
 
             ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)  # type: ignore[arg-type]
             facts = CheckpointFacts.of(ckpt)
             notes = check_belongs(clf, facts)  # before the slow part
-            step(f"running {ckpt.path.name} in PyTorch ({why})")
+            step(f"running {ckpt.path.name} in PyTorch: {why}")
             reference = reference_logits(ckpt, options, sha256=facts.sha256)
         else:
             notes = check_belongs(clf, reference.checkpoint)

@@ -21,6 +21,7 @@ from mgc_edge.fileio import write_json
 from mgc_edge.labels import Labels
 from mgc_edge.metrics import evaluate_predictions
 from mgc_edge.reports import render_report
+from mgc_edge.runtime.sinks import refuse_existing
 from mgc_edge.train import rundir as R
 from mgc_edge.train.batches import BatchSource, CachedBatches, LoaderBatches, make_loader
 from mgc_edge.train.checkpoint import load_checkpoint
@@ -162,16 +163,25 @@ def evaluate_and_write(
     workers: int = 2,
     json_out: Path | None = None,
     console: Console | None = None,
+    force: bool = False,
 ) -> tuple[dict[str, Any], Path]:
     """`mgc-edge evaluate`: the report as JSON (RUN/eval-<split>.json by default), its confusion PNG beside
-    it, and the tables on the console."""
+    it, and the tables on the console. An existing report or PNG is refused before any work unless `force`."""
+    run = Path(run)
+    run_dir = run.parent if run.suffix == ".pt" else run  # where evaluate_run finds the checkpoint
+    out = (
+        Path(json_out)
+        if json_out is not None
+        else run_dir / R.eval_report_name("data" if data is not None else split)
+    )
+    confusion = out.with_suffix(".confusion.png")
+    refuse_existing(out, force, "--json")
+    refuse_existing(confusion, force, "the confusion matrix")
     report = evaluate_run(run, split=split, data=data, device=device, batch_size=batch_size, workers=workers)
-    run_dir = Path(report["checkpoint"]).parent
-    out = json_out or run_dir / R.eval_report_name("data" if data is not None else split)
     write_json(out, report)
     labels = Labels(
         tuple(r["label"] for r in report["per_class"]), tuple(r["name"] for r in report["per_class"])
     )
     title = f"Evaluation on the {report['source']}"
-    show_report(report, labels, out.with_suffix(".confusion.png"), title, console or Console(stderr=True))
+    show_report(report, labels, confusion, title, console or Console(stderr=True))
     return report, out

@@ -8,6 +8,7 @@ on test.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from mgc_edge.models import min_input_size
 from mgc_edge.train import distributed as D
 from mgc_edge.train import rundir as R
 from mgc_edge.train.batches import BatchSource
-from mgc_edge.train.checkpoint import checkpoint_dict, load_checkpoint, save_checkpoint
+from mgc_edge.train.checkpoint import Checkpoint, checkpoint_dict, load_checkpoint, save_checkpoint
 from mgc_edge.train.evaluate import autocast_for, evaluate_samples, infer, show_report
 from mgc_edge.train.trainer import (
     EVAL_BATCH_FACTOR,
@@ -171,40 +172,65 @@ def fit(
         from mgc_edge.train.plots import warm_font_cache
 
         warm_font_cache()  # the plots at the end need it; built while the run trains
+    new_run = R.NewRun(run_dir) if info.is_main and not resume else None
     try:
         _check_input_size(config)
         R.check_run_dir(run_dir, overwrite, resume)
+        last = _resumable(run_dir, config) if resume else None
         data = R.prepare_data(config)
         D.barrier(info)  # every rank checked the run dir before rank 0 touches it
-        if info.is_main:
-            if not resume:
-                R.clear_run_dir(run_dir)
-                R.write_run_files(run_dir, config, data)
+        if new_run is not None:
+            new_run.start(config, data)
         _describe_data(config, data, out)
         trainer = setup(config, data, info, device, run_dir, out)
-        history = restore(trainer) if resume else History()
+        history = restore(trainer, last) if last is not None else History()
+        if last is not None and info.is_main:
+            R.update_config(run_dir, config)  # once the options proved to fit the run
         for epoch in range(history.start_epoch, config.epochs + 1):
             row = run_epoch(trainer, epoch)
             _check_finite(row, config, run_dir)
             if info.is_main:
                 record(trainer, history, row, validate(trainer))
+                if new_run is not None:
+                    new_run.saved()
             if D.broadcast(info, bool(config.patience and history.stale >= config.patience)):
                 out.print(f"No validation improvement for {config.patience} epochs; stopping early.")
                 break
         report = finish(trainer, history) if info.is_main else None
         D.barrier(info)
         return FitResult(run_dir, history.best_epoch, history.best_val, report, time.perf_counter() - started)
+    except BaseException:
+        if new_run is not None:
+            with contextlib.suppress(OSError):  # the error that stopped the run is the one to tell
+                new_run.undo()  # before its first checkpoint a run leaves nothing behind (see NewRun)
+        raise
     finally:
         D.teardown()
+
+
+def _resumable(run_dir: Path, config: TrainConfig) -> Checkpoint:
+    """last.pt of a run that --resume can continue; a run that trained all its epochs and wrote its report
+    is refused unless --epochs asks for more."""
+    last = load_checkpoint(run_dir / R.LAST)
+    if last.epoch >= config.epochs and (run_dir / R.REPORT).is_file():
+        raise UserError(
+            f"{run_dir} has trained all its {last.epoch} epochs; pass --epochs N (more than {last.epoch}) "
+            "with --resume to train it further."
+        )
+    return last
 
 
 def _check_finite(row: dict[str, float], config: TrainConfig, run_dir: Path) -> None:
     # The row is summed over ranks, so every rank stops here together.
     if not math.isfinite(row["train_loss"]):
-        kept = "the checkpoints of earlier epochs are kept" if row["epoch"] > 1 else "nothing was saved"
+        kept = (
+            f"the checkpoints of earlier epochs are kept in {run_dir}"
+            if row["epoch"] > 1
+            else f"nothing was saved in {run_dir}"  # NewRun.undo() takes back what the run wrote
+        )
         raise DivergedError(
-            f"Training diverged in epoch {int(row['epoch'])} (the loss is {row['train_loss']}); {kept} in "
-            f"{run_dir}; try a smaller --lr than {config.lr:g}."
+            f"Training diverged in epoch {int(row['epoch'])} (the loss is {row['train_loss']}); {kept}; "
+            f"try a smaller --lr than {config.lr:g}."
         )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,19 +58,75 @@ def check_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
             raise UserError(f"Cannot resume: {run_dir / LAST} does not exist.")
         return
     if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise UserError(
-                f"Run directory {run_dir} already exists; pass --resume to continue it or --force to replace it."
-            )
         if not (run_dir / CONFIG).is_file():
-            raise UserError(f"{run_dir} is not empty and is not an mgc-edge run; refusing to replace it.")
+            raise UserError(f"{run_dir} already exists and is not an mgc-edge run; choose another --run-dir.")
+        if overwrite:
+            return
+        if not (run_dir / LAST).is_file():  # a run killed before its first checkpoint: nothing to resume
+            raise UserError(
+                f"Run directory {run_dir} holds a run that saved no epoch; pass --force to start it again."
+            )
+        raise UserError(
+            f"Run directory {run_dir} already exists; pass --resume to continue it or --force to replace it."
+        )
 
 
-def clear_run_dir(run_dir: Path) -> None:
-    """Remove a previous run (only after check_run_dir allowed it)."""
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
+class NewRun:
+    """A fresh run's directory until its first checkpoint.
+
+    `start()` sets an earlier run that --force replaces aside (renamed beside it, not yet deleted) and writes
+    config.json and split.csv; `saved()`, once last.pt exists, deletes the run set aside; `undo()`, after a
+    failure before any checkpoint (a diverged first epoch, weights that cannot be fetched, Ctrl-C), removes
+    what this run wrote and puts the earlier run back: a failed start neither blocks its own retry nor costs
+    the run it was to replace. Only the main process calls these."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.aside: Path | None = None
+        self.made = False  # whether this run made the folder (then it removes it again)
+        self.started = False  # nothing is undone before start(): the folder may hold another run
+
+    def start(self, config: TrainConfig, data: RunData) -> None:
+        run_dir = self.run_dir
+        if run_dir.exists() and any(run_dir.iterdir()):  # check_run_dir allowed it: --force on a run
+            aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}-{secrets.token_hex(4)}")
+            try:
+                os.replace(run_dir, aside)
+                self.aside = aside
+            except OSError:  # a mount point, a parent not ours to write in: replaced at once, as asked
+                shutil.rmtree(run_dir)
+        self.made = not run_dir.exists()
+        self.started = True
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_files(run_dir, config, data)
+
+    def saved(self) -> None:
+        if self.aside is not None and (self.run_dir / LAST).is_file():
+            shutil.rmtree(self.aside, ignore_errors=True)
+            self.aside = None
+
+    def undo(self) -> None:
+        if not self.started:
+            return
+        if (self.run_dir / LAST).is_file() or (self.run_dir / BEST).is_file():
+            self.saved()  # it saved an epoch: that is kept, as the error says
+            return
+        for name in (CONFIG, SPLIT, METRICS):
+            (self.run_dir / name).unlink(missing_ok=True)
+        if self.made:
+            with contextlib.suppress(OSError):  # something else was put there meanwhile: left as it is
+                self.run_dir.rmdir()
+        if self.aside is not None and not self.run_dir.exists():
+            os.replace(self.aside, self.run_dir)
+            self.aside = None
+
+
+def update_config(run_dir: Path, config: TrainConfig) -> None:
+    """config.json says what the run trains with: after --resume with other options (more --epochs) it is
+    rewritten (atomically), so that a later --resume or --config continues that run, not the shorter one."""
+    path, text = run_dir / CONFIG, config.to_json() + "\n"
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        write_text(path, text)
 
 
 def prepare_data(config: TrainConfig) -> RunData:

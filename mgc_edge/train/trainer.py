@@ -24,7 +24,7 @@ from mgc_edge.train import distributed as D
 from mgc_edge.train import rundir as R
 from mgc_edge.train.augment import BatchAugment
 from mgc_edge.train.batches import BatchSource, CachedBatches, LoaderBatches, make_loader
-from mgc_edge.train.checkpoint import load_checkpoint, unwrap
+from mgc_edge.train.checkpoint import Checkpoint, load_checkpoint, unwrap
 
 EVAL_BATCH_FACTOR = 2  # no gradients are kept in evaluation: twice the training batch fits
 
@@ -252,9 +252,10 @@ def _open_cached(
     return cached
 
 
-def restore(t: Trainer) -> History:
-    """Model, optimiser, schedule, scaler and RNG state from last.pt, and what the epochs so far decided."""
-    last = load_checkpoint(t.run_dir / R.LAST)
+def restore(t: Trainer, last: Checkpoint | None = None) -> History:
+    """Model, optimiser, schedule, scaler and RNG state from last.pt (`last`, when already read), and what the
+    epochs so far decided."""
+    last = last if last is not None else load_checkpoint(t.run_dir / R.LAST)
     state = last.state
     unwrap(t.model).load_state_dict(state["model"])
     t.optimizer.load_state_dict(state["optimizer"])

@@ -125,20 +125,24 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         if not (self.scale > 0 and math.isfinite(self.scale)):
-            raise SynthError(f"scale must be a positive number, got {self.scale}.")
+            raise SynthError(f"--scale must be a positive number, got {self.scale}.")
         if self.min_clips < 1:
-            raise SynthError(f"min_clips must be at least 1, got {self.min_clips}.")
+            raise SynthError(f"--min-clips must be at least 1, got {self.min_clips}.")
         if len(self.size) != 2 or min(self.size) < 32:
             raise SynthError(f"size must be (H, W) with both at least 32 pixels, got {self.size}.")
         if self.difficulty not in DIFFICULTIES:
-            raise SynthError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, got {self.difficulty!r}.")
+            raise SynthError(
+                f"--difficulty must be one of {', '.join(DIFFICULTIES)}, got {self.difficulty!r}."
+            )
         if self.max_frames < 1:
-            raise SynthError(f"max_frames must be at least 1, got {self.max_frames}.")
+            raise SynthError(f"--max-frames must be at least 1, got {self.max_frames}.")
         if not (self.video_seconds > 0 and self.fps > 0):
-            raise SynthError("video_seconds and fps must both be positive.")
+            raise SynthError(
+                f"--video-seconds must be positive, got {self.video_seconds} (and fps {self.fps})."
+            )
         lo, hi = self.segment_seconds
         if not 0 < lo <= hi:
-            raise SynthError(f"segment_seconds must be (low, high) with 0 < low <= high, got {lo}, {hi}.")
+            raise SynthError(f"--segment-seconds must be LOW HIGH with 0 < LOW <= HIGH, got {lo} {hi}.")
         object.__setattr__(self, "size", (int(self.size[0]), int(self.size[1])))
         object.__setattr__(self, "segment_seconds", (float(lo), float(hi)))
 

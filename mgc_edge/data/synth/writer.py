@@ -151,14 +151,15 @@ def _check_target(out: Path, overwrite: bool) -> None:
     entries = {p.name for p in out.iterdir()}
     if not entries:
         return
-    if not overwrite:
-        raise SynthError(
-            f"{out} exists and is not empty; pass overwrite to replace a previous synthetic dataset."
-        )
     readme = out / "README.txt"
     ours = readme.is_file() and README_MARKER in readme.read_text(encoding="utf-8", errors="replace")
     if not ours or not entries <= _OUR_ENTRIES:
-        raise SynthError(f"{out} holds files that make_dataset did not write; refusing to delete it.")
+        raise SynthError(
+            f"{out} holds files that `mgc-edge synth` did not write; it is never replaced, not even with "
+            "--force: give another folder."
+        )
+    if not overwrite:
+        raise SynthError(f"{out} holds an earlier synthetic dataset; pass --force to replace it.")
 
 
 def _readme(cfg: SynthConfig, n_images: int, n_clips: int, video: Path, video_csv: Path) -> str:
@@ -174,7 +175,7 @@ def _readme(cfg: SynthConfig, n_images: int, n_clips: int, video: Path, video_cs
         f"faces masked, class sizes {cfg.scale} times the real iMiGUE counts with at least {cfg.min_clips} "
         f"clips each), where {cue}; plus {video.name}, a {cfg.video_seconds:g} s video at {cfg.fps:g} fps "
         f"of the common gestures, with its true per-frame labels in {video_csv.name}. It is for tests and "
-        "demos only, and make_dataset(overwrite=True) may delete this folder.\n"
+        "demos only, and `mgc-edge synth --force` may delete this folder.\n"
     )
 
 
