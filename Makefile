@@ -40,8 +40,8 @@ test-latest: install
 	test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
 	$(UV) pip compile -q --no-config --upgrade --all-extras --python $(LATEST)/bin/python pyproject.toml \
 	-o $(LATEST)/requirements.txt
-	$(UV) pip sync -q --python $(LATEST)/bin/python $(LATEST)/requirements.txt
-	$(UV) pip install -q --python $(LATEST)/bin/python --no-deps -e .
+	$(UV) pip sync -q --no-config --python $(LATEST)/bin/python $(LATEST)/requirements.txt
+	$(UV) pip install -q --no-config --python $(LATEST)/bin/python --no-deps -e .
 	rm -f $(LATEST)/junit.xml
 	$(LATEST)/bin/python -m pytest -m "not gpu" --junitxml=$(LATEST)/junit.xml $(PYTEST_ARGS); status=$$?; \
 	$(PY) scripts/compat.py $(PY) $(LATEST)/bin/python $(LATEST)/junit.xml; exit $$status
