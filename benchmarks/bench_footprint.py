@@ -25,7 +25,7 @@ from typing import Any
 
 from benchmarks.common import ROOT, read_result
 
-NOT_SOURCES = (".venv", ".git", "runs", "demo", "build", "*.egg-info", "__pycache__", ".*_cache", "results")
+NOT_SOURCES = (".venv*", ".git", "runs", "demo", "build", "*.egg-info", "__pycache__", ".*_cache", "results")
 
 
 def dir_size(path: Path) -> int:

@@ -3,6 +3,7 @@ fresh virtual environment runs `predict` and `webcam`, and `train` there says wh
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -33,9 +34,20 @@ def run(*args: object, timeout: float = 900, cwd: Path | None = None) -> subproc
     )
 
 
+def this_environment(path: Path) -> Path:
+    """The versions this test process runs on, as pip constraints: the edge install gets the same numpy,
+    OpenCV, ONNX Runtime, typer and rich as the suite (uv.lock's under `make test`, the newest under
+    `make test-latest`), never whatever the registry serves that day."""
+    pins = {d.metadata["Name"]: d.version for d in importlib.metadata.distributions()}
+    pins.pop("mgc-edge", None)
+    path.write_text("".join(f"{name}=={version}\n" for name, version in sorted(pins.items())))
+    return path
+
+
 @pytest.fixture(scope="module")
 def edge_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with `pip install <this repo>` and nothing else (pip's cache is reused)."""
+    """A fresh venv with `pip install <this repo>` and nothing else, at this environment's versions (pip's
+    cache is reused)."""
     root = tmp_path_factory.mktemp("edge")
     src = root / "src"  # a clean copy, so that building leaves nothing in the working tree
     src.mkdir()
@@ -44,7 +56,8 @@ def edge_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(ROOT / "mgc_edge", src / "mgc_edge", ignore=shutil.ignore_patterns("__pycache__"))
     env = root / "venv"
     venv.create(env, with_pip=True)
-    proc = run(bin_path(env, "python"), "-m", "pip", "install", "-q", str(src))
+    constraints = this_environment(root / "constraints.txt")
+    proc = run(bin_path(env, "python"), "-m", "pip", "install", "-q", "-c", constraints, str(src))
     if proc.returncode != 0 and any(t in proc.stderr for t in NETWORK_TROUBLE):
         pytest.skip(f"pip cannot reach the package registry here: {proc.stderr.strip().splitlines()[-1]}")
     assert proc.returncode == 0, proc.stderr

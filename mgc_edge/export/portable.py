@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import onnx
 
-# The default domain ("" and its long name) and the traditional-ML one: every ONNX runtime implements them.
-STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
+from mgc_edge.runtime.domains import STANDARD_DOMAINS  # one list: the runtime reads a file's imports too
+
+__all__ = ["STANDARD_DOMAINS", "private_domains", "strip_unused_opsets"]
 
 
 def _nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:

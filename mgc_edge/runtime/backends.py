@@ -4,7 +4,9 @@
 ONNX Runtime is the edge runtime (the base install; its side is the `Classifier`, which also reads the labels
 and preprocessing from the file). OpenVINO and OpenCV's DNN module are what other edge boxes have: imported
 only when asked for, so neither is a dependency. `verify --runtime` proves parity in the one a model will
-actually run in. numpy and the runtimes only: this module must NEVER import torch.
+actually run in. Before a model is handed to OpenVINO or OpenCV, its own `opset_import` is read (domains.py): a
+file tied to ONNX Runtime is refused in our words, not in whatever the other runtime's version says. numpy and
+the runtimes only: this module must NEVER import torch.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from mgc_edge.errors import UserError
+from mgc_edge.runtime.domains import private_imports
 from mgc_edge.runtime.session import Classifier
 
 RUNTIMES = ("onnxruntime", "openvino", "opencv")
@@ -113,6 +116,12 @@ class OpenCvBackend:
         self.path = model
         self.version = cv2.__version__
         self._error = cv2.error
+        if int(self.version.split(".")[0]) < 5:
+            raise BackendError(
+                f"OpenCV {self.version}'s DNN module cannot read every model that export writes (OpenCV 4 has no "
+                "GatherND, which AdaptiveAvgPool2d becomes below 223 pixels), so --runtime opencv needs OpenCV 5 "
+                "or later (`pip install 'opencv-python>=5'`)."
+            )
         log = cv2.utils.logging
         level = log.getLogLevel()
         log.setLogLevel(
@@ -146,12 +155,25 @@ def _import(runtime: str) -> Any:
         ) from None
 
 
+def check_portable(model: Path, runtime: str) -> None:
+    """One sentence if the model imports an operator domain that only ONNX Runtime runs (com.microsoft, ...):
+    said before `runtime` sees the file, whatever its version would answer."""
+    private = private_imports(model)
+    if private:
+        domains = f"domain{'s' if len(private) > 1 else ''} {', '.join(private)}"
+        raise BackendError(
+            f"{model} imports the operator {domains}, which only ONNX Runtime runs, so {NAMES[runtime]} "
+            "cannot load it; `mgc-edge export` writes a portable file (the standard ONNX domains only)."
+        )
+
+
 def open_backend(runtime: str, classifier: Classifier) -> Backend:
     """The model `classifier` was opened from, in `runtime`. The classifier (ONNX Runtime) has already read
     the model's metadata and checked its inputs and outputs; ONNX Runtime itself runs in the classifier."""
     check_runtime(runtime)
     if runtime == "onnxruntime":
         return OnnxRuntimeBackend(classifier)
+    check_portable(classifier.path, runtime)
     module = _import(runtime)
     if runtime == "openvino":
         return OpenVinoBackend(classifier.path, module)

@@ -75,7 +75,8 @@ def quiet_opencv() -> None:
 
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
     if "OPENCV_LOG_LEVEL" not in os.environ:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        # cv2.utils.logging from OpenCV 4.14 on, cv2.setLogLevel before it; 0 is LOG_LEVEL_SILENT in both.
+        getattr(cv2.utils, "logging", cv2).setLogLevel(0)
 
 
 def load_classifier(
