@@ -24,8 +24,9 @@ import cv2
 
 from benchmarks.common import save_json
 from mgc_edge.runtime.annotate import AnnotateOptions, annotate
+from mgc_edge.runtime.host import live_threads
 from mgc_edge.runtime.loop import LoopOptions, run_loop
-from mgc_edge.runtime.session import Classifier, live_threads
+from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.sinks import JsonlSink
 from mgc_edge.runtime.sources import FileSource, SourceOptions
 

@@ -37,8 +37,9 @@ import onnxruntime as ort
 
 from benchmarks.common import save_json
 from mgc_edge.preprocess import preprocess
+from mgc_edge.runtime.host import live_threads
 from mgc_edge.runtime.loop import LoopOptions, LoopSummary, run_loop
-from mgc_edge.runtime.session import Classifier, live_threads
+from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.sinks import JsonlSink, VideoSink
 from mgc_edge.runtime.sources import FileSource, SourceOptions
 
@@ -297,7 +298,7 @@ def bench_pipeline(
     (cores - 2 threads), inference alone and the CPU costs one after the other, so that a shared machine's load
     hits them alike; `loop_over_pipeline_bound` is the median over the rounds of webcam's frames per second
     over that round's bound (the pooled ratio is reported beside it)."""
-    from mgc_edge.runtime.session import usable_cores
+    from mgc_edge.runtime.host import usable_cores
 
     cores = usable_cores()
     model = Path(model_path)

@@ -28,8 +28,8 @@ from mgc_edge.config import PreprocessSpec
 from mgc_edge.runtime.annotate import AnnotateOptions, annotate, output_names
 from mgc_edge.runtime.decode import CHUNK, Batch, DecodeOptions, VideoBatches, VideoEnded, VideoStarted
 from mgc_edge.runtime.elan import read_eaf
+from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.segments import Segment
-from mgc_edge.runtime.session import Classifier
 from mgc_edge.runtime.timeline import Row, colour_of, draw_timeline
 
 pytest_plugins = ["export_fixtures"]  # resnet_export: computed once per session

@@ -25,11 +25,11 @@ from test_runtime_loop import (
 from test_sources import FakeCamera, wait_until
 
 from mgc_edge.errors import UserError
-from mgc_edge.runtime import cores, session
+from mgc_edge.runtime import cores, host
 from mgc_edge.runtime.agreement import agreement
 from mgc_edge.runtime.live import LiveSource
 from mgc_edge.runtime.loop import LoopOptions, run_loop, status
-from mgc_edge.runtime.session import Classifier
+from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.sinks import JsonlSink
 from mgc_edge.runtime.sources import FileSource, SourceOptions, open_sources, read_sources_file
 
@@ -300,13 +300,13 @@ def test_a_source_that_does_not_open_stops_the_start_and_closes_the_others(media
 
 
 def test_threads_follow_what_capture_and_decoding_take(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(session, "usable_cores", lambda: 2)
+    monkeypatch.setattr(host, "usable_cores", lambda: 2)
     assert cores.threads_for(0.0).threads == 2  # nothing to decode: every core
     assert cores.threads_for(0.3).threads == 2  # four small streams: still both
     assert cores.threads_for(0.0, file_decode_ms=2.1, inference_ms=12.0).threads == 2  # a 720p file, AlexNet
     assert cores.threads_for(0.0, file_decode_ms=2.1, inference_ms=0.2).threads == 1  # decoding dominates
     assert cores.threads_for(1.8).threads == 1  # never zero
-    monkeypatch.setattr(session, "usable_cores", lambda: 8)
+    monkeypatch.setattr(host, "usable_cores", lambda: 8)
     assert cores.threads_for(1.6).threads == 6 and cores.threads_for(2.5).threads == 6  # half rounds up
     budget = cores.threads_for(0.5, file_decode_ms=3.0, inference_ms=9.0)
     assert budget.busy == pytest.approx(0.5 + 7.5 * 0.25) and budget.threads == 6
@@ -346,7 +346,7 @@ def test_a_large_batch_is_preprocessed_in_threads_to_the_same_array(
     spec = Classifier(media["model"], device="cpu").spec
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (40 + 7 * i, 64 + 5 * i, 3), dtype=np.uint8) for i in range(13)]
-    monkeypatch.setattr(session, "usable_cores", lambda: 8)
+    monkeypatch.setattr(host, "usable_cores", lambda: 8)
     split = _Preprocessor(spec, sources=16)
     try:
         assert split.workers == 4 and split.pool is not None
@@ -354,7 +354,7 @@ def test_a_large_batch_is_preprocessed_in_threads_to_the_same_array(
         assert np.array_equal(split(images[:3]), preprocess(images[:3], spec))  # small batches: one call
     finally:
         split.close()
-    monkeypatch.setattr(session, "usable_cores", lambda: 2)
+    monkeypatch.setattr(host, "usable_cores", lambda: 2)
     assert _Preprocessor(spec, sources=16).pool is None  # two cores: nothing to spare
     assert _Preprocessor(spec, sources=4).pool is None
 

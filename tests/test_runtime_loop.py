@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from mgc_edge.cli import app
 from mgc_edge.runtime.agreement import agreement
 from mgc_edge.runtime.loop import STAGES, LoopOptions, run_loop, status
-from mgc_edge.runtime.session import Classifier
+from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.sinks import JsonlSink, StopRequested
 from mgc_edge.runtime.sources import FileSource, SourceOptions
 

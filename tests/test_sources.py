@@ -17,7 +17,7 @@ import pytest
 
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.preprocess import PreprocessError, preprocess
-from mgc_edge.runtime import sources
+from mgc_edge.runtime import host, sources
 from mgc_edge.runtime.live import LiveSource
 from mgc_edge.runtime.sources import (
     FileSource,
@@ -135,7 +135,7 @@ def test_a_small_video_decodes_in_one_thread_on_few_cores_else_in_ffmpegs(
     """FFmpeg's frame threads cost a small video more than they save where cores are few
     (sources.SMALL_FRAME, FEW_CORES); a large video, or a machine of many cores, keeps them. Either way the
     frames are the ones a plain VideoCapture decodes."""
-    monkeypatch.setattr(sources, "usable_cores", lambda: cores)
+    monkeypatch.setattr(host, "usable_cores", lambda: cores)
     small = write_video(tmp_path / "small.mp4", 4)
     large = write_video(tmp_path / "large.mp4", 2, size=(608, 800))  # 800x608: above 640x360
     few = cores <= sources.FEW_CORES

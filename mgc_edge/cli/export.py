@@ -235,7 +235,7 @@ def verify(
     with user_errors("verify"):
         from mgc_edge.export.gates import write_report
         from mgc_edge.export.verify import VerifyOptions, verify_model
-        from mgc_edge.runtime.backends import NAMES
+        from mgc_edge.runtime.model.backends import NAMES
 
         options = VerifyOptions(
             data=data,

@@ -39,8 +39,9 @@ from mgc_edge.runtime.decode import (
     VideoStarted,
     probe,
 )
+from mgc_edge.runtime.model.classifier import Classifier
+from mgc_edge.runtime.model.scores import display_names, softmax, top_k
 from mgc_edge.runtime.segments import RunBuilder, Segment, Tally, merge_short, to_segments
-from mgc_edge.runtime.session import Classifier, softmax
 from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH, Smoother, parse_smooth
 from mgc_edge.runtime.timeline import Row, draw_timeline, write_png
 from mgc_edge.runtime.truth import Truth, find_truths, read_truth
@@ -357,7 +358,7 @@ class Recorder:
             job, classifier, options, settings, truth, fps
         )  # fmt: skip
         self.ids = list(classifier.labels.ids)
-        self.names = [classifier.labels.display(i) for i in range(len(self.ids))]
+        self.names = display_names(classifier.labels)
         self.k = min(options.topk, len(self.ids))
         self.smoother = Smoother(options.smooth)
         self.runs = RunBuilder(len(self.ids))
@@ -380,7 +381,7 @@ class Recorder:
         for i, p in enumerate(probs):
             smoothed[i] = self.smoother.update(p)
         best = np.argmax(smoothed, axis=1)
-        order = np.argsort(-probs, axis=1, kind="stable")[:, : self.k] if self.k else None
+        order = top_k(probs, self.k) if self.k else None
         ids, names = self.ids, self.names
         rows = []
         for i, (f, t) in enumerate(zip(batch.frames.tolist(), batch.times.tolist())):
@@ -517,7 +518,7 @@ def read_back(job: Job, classifier: Classifier, options: AnnotateOptions, truth:
         true_segments = truth.segments(info.fps if info else 0.0, start, end, options.background)
         tally.add_segments(segments, true_segments)
     if options.plot and (not job.png.exists() or job.png.stat().st_mtime < job.eaf.stat().st_mtime):
-        names = [classifier.labels.display(i) for i in range(len(ids))]
+        names = display_names(classifier.labels)
         plot(job, segments, to_segments(runs.finish(end), ids), true_segments, (start, end), ids, names)
     return VideoResult(job, KEPT, frames, len(segments), 0.0, None, tally)
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from mgc_edge.runtime import session
+from mgc_edge.runtime import host
 from mgc_edge.runtime.sources import FileSource, Source, open_video
 
 WINDOW_S = 0.3  # several frames of a 25 fps camera; paid once at start-up, only where a camera or stream is
@@ -54,8 +54,8 @@ class CoreBudget:
 
 def threads_for(live_cores: float, file_decode_ms: float = 0.0, inference_ms: float = 0.0) -> CoreBudget:
     """The intra-op threads for these measurements on this machine (see the module's docstring)."""
-    budget = CoreBudget(session.usable_cores(), live_cores, file_decode_ms, inference_ms, 0)
-    return replace(budget, threads=session.live_threads(reserve=budget.busy))
+    budget = CoreBudget(host.usable_cores(), live_cores, file_decode_ms, inference_ms, 0)
+    return replace(budget, threads=host.live_threads(reserve=budget.busy))
 
 
 def _paced(source: Source) -> bool:

@@ -29,7 +29,7 @@ import numpy as np
 
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.preprocess import preprocess
-from mgc_edge.runtime.session import usable_cores
+from mgc_edge.runtime import host
 from mgc_edge.runtime.sources import COMPLETE_SHARE, file_fps, open_video, valid_frame
 
 CHUNK = 8  # frames per preprocessing task: small, so raw frames in flight stay few even at 4K
@@ -47,7 +47,7 @@ class DecodeOptions:
     prefetch: int = 0  # preprocessed chunks waiting for the model; 0 = two batches' worth
 
     def preprocess_threads(self) -> int:
-        return self.workers or max(1, min(4, usable_cores() // 2))
+        return self.workers or max(1, min(4, host.usable_cores() // 2))
 
     def queue_chunks(self) -> int:
         return self.prefetch or max(2, 2 * math.ceil(self.batch_size / CHUNK))

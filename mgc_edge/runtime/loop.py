@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 
 from mgc_edge.preprocess import preprocess
-from mgc_edge.runtime import session
+from mgc_edge.runtime import host
 from mgc_edge.runtime.feeds import END_OF_SOURCE, MAX_FRAMES, STREAM_LOST, Feed, SourceSummary
+from mgc_edge.runtime.model.classifier import Classifier
+from mgc_edge.runtime.model.scores import softmax
 from mgc_edge.runtime.overlay import OverlayView, annotate
-from mgc_edge.runtime.session import Classifier, softmax
 from mgc_edge.runtime.sinks import Sink, StopRequested, wants_image
 from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH
 from mgc_edge.runtime.sources import ENDED, FAILED, LIVE, RECONNECTING, STALE, Frame, RateMeter, Source
@@ -161,7 +162,7 @@ class _Preprocessor:
 
     def __init__(self, spec: Any, sources: int) -> None:
         self.spec = spec
-        self.workers = min(4, session.usable_cores() // 2) if sources >= self.SPLIT_FROM else 1
+        self.workers = min(4, host.usable_cores() // 2) if sources >= self.SPLIT_FROM else 1
         self.pool = None
         if self.workers > 1:
             self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mgc-preprocess")

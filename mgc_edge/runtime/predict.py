@@ -23,7 +23,8 @@ from mgc_edge.data.scan import DEFAULT_GROUP_REGEX, compile_group_regex, group_k
 from mgc_edge.errors import UserError
 from mgc_edge.fileio import write_text
 from mgc_edge.images import IMAGE_EXTENSIONS, ImageBatch, ImageReadError, is_image_name, read_images
-from mgc_edge.runtime.session import Classifier
+from mgc_edge.runtime.model.classifier import Classifier
+from mgc_edge.runtime.model.scores import top_k
 from mgc_edge.runtime.sinks import refuse_existing
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
@@ -198,7 +199,7 @@ def to_csv(result: PredictResult, labels: Sequence[str], options: PredictOptions
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
-    order = np.argsort(-result.probs, axis=1, kind="stable")
+    order = top_k(result.probs, max(k, 1))
     for i, f in enumerate(result.files):
         row: list[str] = [f.name, ids[order[i, 0]]]
         for j in range(k):

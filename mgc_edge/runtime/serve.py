@@ -25,6 +25,7 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
+from mgc_edge.runtime.model.scores import display_names
 from mgc_edge.runtime.serve_http import (
     TOKEN_ENV,
     ServeError,
@@ -35,7 +36,7 @@ from mgc_edge.runtime.serve_http import (
 )
 
 if TYPE_CHECKING:
-    from mgc_edge.runtime.session import Classifier
+    from mgc_edge.runtime.model.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def model_info(classifier: Classifier) -> dict[str, Any]:
         "precision": meta.precision,
         "input_size": list(meta.preprocess.size),
         "labels": list(labels.ids),
-        "names": [labels.display(i) for i in range(len(labels))],
+        "names": list(display_names(labels)),
         "provider": classifier.providers[0] if classifier.providers else "",
         "device": classifier.device,
     }

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from mgc_edge.errors import UserError
-from mgc_edge.runtime.session import usable_cores
+from mgc_edge.runtime import host
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
 # A video or stream of known length that stops before this share of its announced frames was cut short
@@ -235,7 +235,7 @@ def open_video(path: str) -> cv2.VideoCapture:
     """A video file opened for decoding (not yet decoded); a small one in a single decoder thread where the
     machine has few cores."""
     cap = cv2.VideoCapture(path)
-    if usable_cores() > FEW_CORES:
+    if host.usable_cores() > FEW_CORES:
         return cap
     area = cap.get(cv2.CAP_PROP_FRAME_WIDTH) * cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
     if not (cap.isOpened() and 0 < area <= SMALL_FRAME and cap.getBackendName() == "FFMPEG"):

@@ -78,23 +78,11 @@ def quiet_opencv() -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
-def load_classifier(
-    model: Path, device: str, threads: int, live: bool, notify: Callable[[str], None], batch: int = 1
-) -> tuple[Any, float]:
-    """The model on the device asked for, warmed up on `batch` frames, and the seconds the first run took. A
-    live loop without --threads starts on every core; `fit_threads` measures what its sources leave."""
-    from mgc_edge.runtime.session import Classifier, live_threads
-
-    threads = threads or (live_threads(reserve=0) if live else 0)
-    clf = Classifier(model, device=device, threads=threads, spinning=not live, notify=notify)
-    return clf, clf.warmup(batch_size=batch)
-
-
 def fit_threads(clf: Any, first: float, sources: Sequence[Any]) -> tuple[Any, float, Any]:
     """Measure the cores the opened `sources` keep busy (runtime/cores.py) and give the model the rest: the
     session is made again where that is fewer threads than it has (the old one is dropped first)."""
     from mgc_edge.runtime import cores
-    from mgc_edge.runtime.session import Classifier
+    from mgc_edge.runtime.model.classifier import Classifier
 
     if clf.device != "cpu":  # a GPU runs the model; its CPU threads hardly matter
         return clf, first, None
@@ -135,6 +123,8 @@ def open_classifier(
     model: Path, device: str, threads: int, live: bool, console: Console, notify: Callable[[str], None]
 ) -> Any:
     """The model on the device asked for, warmed up; says which provider really runs (and a fallback)."""
+    from mgc_edge.runtime.model.load import load_classifier
+
     clf, first = load_classifier(model, device, threads, live, notify)
     say_classifier(clf, first, console)
     return clf
@@ -354,6 +344,7 @@ def run_webcam(
     """The body of `webcam`: the sources, the model, web view (--serve), sinks (plus `extra_sinks`), the loop;
     prints the summary and returns it (its `error` says which lost stream made the run fail)."""
     from mgc_edge.runtime import loop as live_loop
+    from mgc_edge.runtime.model.load import load_classifier
     from mgc_edge.runtime.sources import SourceOptions, open_sources
 
     console = console or Console(stderr=True)

@@ -1,22 +1,18 @@
-"""The ONNX Runtime session every edge-side caller builds on: one exported .onnx file in, probabilities out.
+"""The ONNX Runtime session every edge-side caller builds on: one exported .onnx file in, logits out.
 
 It reads the labels and the exact preprocessing from the model's own `mgc_edge.*` metadata, so a box needs
-nothing but the file. numpy, OpenCV and onnxruntime only: this module must NEVER import torch.
+nothing but the file; it checks the model's layout and the providers that really run, and makes inputs in the
+memory the device copies from fastest. numpy, OpenCV and onnxruntime only: this module must NEVER import torch.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
 import logging
-import math
-import os
-import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -27,198 +23,32 @@ from mgc_edge.errors import UserError, first_line
 from mgc_edge.labels import Labels
 from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, ModelMetadata
 from mgc_edge.preprocess import PreprocessError, preprocess
-from mgc_edge.runtime.iobinding import GRAPH_WARMUP_RUNS, BindingChoice, BoundRunner, PinnedPool, time_both
+from mgc_edge.runtime.model import devices
+from mgc_edge.runtime.model.binding import GRAPH_WARMUP_RUNS, BindingChoice, BoundRunner, time_both
+from mgc_edge.runtime.model.devices import CPU, CUDA, TENSORRT, choose_providers, parse_device
+from mgc_edge.runtime.model.pinned import PinnedPool
+from mgc_edge.runtime.model.scores import Prediction, display_names, prediction, softmax
 
 log = logging.getLogger(__name__)
 
-CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
-TENSORRT = "TensorrtExecutionProvider"
-DEVICES = ("auto", "cpu", "cuda", "tensorrt")
-# Libraries the CUDA provider of onnxruntime-gpu links against (CUDA 13, cuDNN 9): named in the error
-# when CUDA cannot start, so that the sentence says what is missing.
-_CUDA_LIBRARIES = (
-    ("cudart64_13.dll", "cublas64_13.dll", "cublasLt64_13.dll", "cudnn64_9.dll")
-    if sys.platform == "win32"
-    else ("libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcudnn.so.9")
-)
-_TENSORRT_LIBRARIES = ("nvinfer_10.dll",) if sys.platform == "win32" else ("libnvinfer.so.10",)
-# What an int8 model costs through the CUDA provider, measured (benchmarks/RESULTS.md, H200, 224x224,
-# batch 1 p50): int8 0.83 ms against fp16 0.32 and fp32 0.51. Its QDQ pairs run as extra kernels there.
+
+# Said to the user of an int8 model on the CUDA provider, where its QDQ pairs run as extra kernels (the
+# sentence quotes the measured figures of benchmarks/RESULTS.md).
 INT8_ON_CUDA = (
     "int8 models run slower than fp16 and fp32 through ONNX Runtime's CUDA provider (0.83 ms against "
     "0.32 ms per frame at 224x224 on an H200); on a GPU use `mgc-edge export --precision fp16`."
 )
+
+
 BOUND_SIZES = 4  # batch sizes whose bound device buffers a Classifier keeps (the oldest is dropped first)
+
+
 # Where the default `io_binding=None` times batch 1 plain and I/O bound at warm-up and keeps the faster.
 AUTO_BINDING_DEVICES = ("cuda",)
 
 
 class ModelFileError(UserError):
     """A model file is missing or is not a readable ONNX model; the message is one sentence."""
-
-
-class DeviceError(UserError):
-    """The device a user asked for cannot be used; the message is one sentence."""
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The top classes of one frame, best first."""
-
-    indices: tuple[int, ...]
-    ids: tuple[str, ...]  # folder names
-    names: tuple[str, ...]  # human names where known, else the folder names
-    probs: tuple[float, ...]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float32, stable for large logits; the one used by verify and the runtime alike."""
-    z = np.asarray(logits, dtype=np.float32)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def parse_device(device: str) -> tuple[str, int]:
-    """'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'tensorrt' | 'tensorrt:N' -> (kind, CUDA device id)."""
-    text = device.strip().lower()
-    kind, _, index = text.partition(":")
-    if kind not in DEVICES or (index and (kind not in ("cuda", "tensorrt") or not index.isdigit())):
-        raise DeviceError(f"--device must be auto, cpu, cuda, cuda:N or tensorrt, got {device!r}.")
-    return kind, int(index or 0)
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (the affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def live_threads(reserve: float = 2.0) -> int:
-    """Intra-op threads for a live loop: the usable cores less `reserve`, the cores that capture and decoding
-    keep busy beside inference (measured by `runtime/cores.py`), rounded half up, at least one."""
-    cores = usable_cores()
-    return max(1, min(cores, math.floor(cores - reserve + 0.5)))
-
-
-@lru_cache(maxsize=1)
-def cuda_device_count() -> int:
-    """GPUs the NVIDIA driver reports, asked through the driver library itself (no torch, no CUDA toolkit).
-
-    `onnxruntime-gpu` lists its CUDA provider on every machine, GPU or not, so `auto` needs this to avoid
-    trying (and loudly failing) CUDA on a CPU-only box. Any failure means no usable GPU: 0.
-    """
-    names = ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so")
-    for name in names:
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
-            continue
-        count = ctypes.c_int(0)
-        try:
-            if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
-                return 0
-        except AttributeError:
-            return 0
-        return int(count.value)
-    return 0
-
-
-@lru_cache(maxsize=1)
-def _preload_cuda_libraries() -> None:
-    """Load the CUDA / cuDNN libraries that pip installed (with torch or onnxruntime-gpu[cuda,cudnn]).
-
-    Called once, before the first CUDA session; a failure only means the system libraries are used.
-    """
-    preload = getattr(ort, "preload_dlls", None)
-    if preload is None:
-        return
-    try:
-        preload()
-    except Exception as exc:  # missing packages or an older layout: let ONNX Runtime search as usual
-        log.debug("onnxruntime.preload_dlls() failed: %s", exc)
-
-
-def _unloadable(names: Sequence[str]) -> list[str]:
-    """The shared libraries in `names` that this process cannot load (after preload_dlls)."""
-    missing = []
-    for name in names:
-        try:
-            ctypes.CDLL(name)
-        except OSError:
-            missing.append(name)
-    return missing
-
-
-def _cuda_problem() -> str:
-    """What keeps CUDA from starting here, as a clause for the one-sentence error."""
-    if cuda_device_count() == 0:
-        return "no NVIDIA GPU or driver was found"
-    missing = _unloadable(_CUDA_LIBRARIES)
-    if missing:
-        return (
-            f"the CUDA 13 / cuDNN 9 libraries cannot be loaded ({', '.join(missing)}; "
-            "`pip install 'onnxruntime-gpu[cuda,cudnn]'` brings them)"
-        )
-    return "the CUDA 13 / cuDNN 9 libraries or the GPU were refused (check the driver version)"
-
-
-def _tensorrt_problem() -> str:
-    missing = _unloadable(_TENSORRT_LIBRARIES)
-    if missing:
-        return f"the TensorRT 10 libraries cannot be loaded ({', '.join(missing)})"
-    return "TensorRT refused this model or GPU"
-
-
-def gpu_runtime_available() -> bool:
-    """Whether `--device auto` would run on a GPU here: ONNX Runtime's CUDA provider, an NVIDIA GPU and the
-    CUDA 13 / cuDNN 9 libraries it needs (the demo picks the GPU's precision by this)."""
-    if CUDA not in ort.get_available_providers() or cuda_device_count() == 0:
-        return False
-    _preload_cuda_libraries()
-    return not _unloadable(_CUDA_LIBRARIES)
-
-
-def choose_providers(
-    device: str, cuda_options: dict[str, object] | None = None, tf32: bool = False
-) -> list[str | tuple[str, dict[str, object]]]:
-    """Execution providers for `device`: TensorRT, then CUDA, then the CPU as far as asked (or where `auto`
-    finds a GPU). `cudnn_conv_algo_search` defaults to HEURISTIC: EXHAUSTIVE benchmarks every convolution
-    on the first frame, which makes a live loop start seconds late for a gain of a few percent. TF32 is off
-    unless asked for: the CUDA provider's default (on) rounds fp32 convolutions and GEMMs to 10-bit
-    mantissas, which moves probabilities by ~1e-3 and fails the fp32 parity gate."""
-    kind, index = parse_device(device)
-    if kind == "cpu":
-        return [CPU]
-    available = ort.get_available_providers()
-    has_provider = CUDA in available
-    if kind in ("cuda", "tensorrt") and not has_provider:
-        raise DeviceError(
-            f"--device {kind} needs onnxruntime-gpu, but this ONNX Runtime has no CUDA provider; install "
-            "onnxruntime-gpu or use --device cpu."
-        )
-    if kind == "auto" and (not has_provider or cuda_device_count() == 0):
-        return [CPU]
-    cuda = {
-        "device_id": index,
-        "cudnn_conv_algo_search": "HEURISTIC",
-        "use_tf32": "1" if tf32 else "0",
-        **(cuda_options or {}),
-    }
-    providers: list[str | tuple[str, dict[str, object]]] = [(CUDA, cuda), CPU]
-    if kind == "tensorrt":
-        if TENSORRT not in available:
-            raise DeviceError(
-                "--device tensorrt needs an ONNX Runtime built with TensorRT (onnxruntime-gpu on Linux or "
-                "Windows x86-64); use --device cuda."
-            )
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mgc-edge" / "tensorrt"
-        trt = {"device_id": index, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}
-        providers.insert(0, (TENSORRT, trt))
-    return providers
 
 
 class Classifier:
@@ -251,14 +81,12 @@ class Classifier:
         math to TF32 (off: parity checks need true fp32). `io_binding=True` keeps each batch size's input and
         output bound on the device and `cuda_graph` (with it, on CUDA) replays batch 1 as a CUDA graph; False
         runs the plain `session.run`. None (the default): on CUDA, `warmup(1)` times batch 1 both ways and keeps
-        the faster for batch 1 (`binding_choice`); other sizes run plain (bound, batch 32 took twice as long on
-        an H200), and so does everything on other devices. On an H200 the plain path was the faster before the
-        graph had a stream of its own (fp16, 224x224: 0.32 ms against 0.42; benchmarks/RESULTS.md), which
-        depends on the GPU, the driver and the model. `cuda_options`: CUDA provider options over ours (the
-        benchmark measures e.g. `prefer_nhwc` and `cudnn_conv_algo_search` with it). `pinned` (default: on a GPU
-        without I/O binding) makes `preprocess()` and `input_array()` write into page-locked memory, from which
-        ONNX Runtime's copy to the device is one DMA transfer (H200, fp16, 224x224: batch 1 0.32 ms against
-        0.38, batch 32 28,900 images/s against 13,400)."""
+        the faster for batch 1 (`binding_choice`): which wins depends on the GPU, the driver and the model;
+        other sizes run plain (bound, large batches were slower), and so does everything on other devices.
+        `cuda_options`: CUDA provider options over ours (the benchmark measures e.g. `prefer_nhwc` and
+        `cudnn_conv_algo_search` with it). `pinned` (default: on a GPU without I/O binding) makes `preprocess()`
+        and `input_array()` write into page-locked memory, from which ONNX Runtime's copy to the device is one
+        DMA transfer (figures in benchmarks/RESULTS.md)."""
         self._notify = notify
         self.path = Path(model)
         if not self.path.is_file():
@@ -268,7 +96,7 @@ class Classifier:
         providers = choose_providers(device, cuda_options, tf32=tf32)
         wants_gpu = providers[0] != CPU
         if wants_gpu:
-            _preload_cuda_libraries()
+            devices.preload_cuda_libraries()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads > 0:
@@ -280,7 +108,6 @@ class Classifier:
         self.session = self._open(options, providers)
         self.providers: tuple[str, ...] = tuple(self.session.get_providers())
         self.threads = threads
-        self.fallback: str | None = None  # the sentence `auto` said when a GPU ended up unused
         self._check_providers(kind, providers)
         self.metadata: ModelMetadata = ModelMetadata.from_props(
             dict(self.session.get_modelmeta().custom_metadata_map), source=str(self.path)
@@ -349,26 +176,11 @@ class Classifier:
             ) from None
 
     def _check_providers(self, kind: str, asked: Sequence[str | tuple[str, dict[str, object]]]) -> None:
-        """Compare the providers that run with the ones asked for: error for an explicit device, a warning
-        (once, kept in `fallback`) for `auto`."""
-        first = asked[0] if isinstance(asked[0], str) else asked[0][0]
-        if first == CPU or self.providers[0] == first:
+        """An explicit device that ends elsewhere is an error (`devices.check_providers`); `auto` that ends on
+        the CPU says so once and keeps the sentence in `fallback`."""
+        self.fallback = devices.check_providers(kind, asked, self.providers)
+        if self.fallback is None:
             return
-        if kind == "tensorrt":
-            where = "CUDA" if self.providers[0] == CUDA else "the CPU"
-            raise DeviceError(
-                f"ONNX Runtime could not start TensorRT ({_tensorrt_problem()}) and would run on {where}; "
-                "install TensorRT 10 or use --device cuda."
-            )
-        if kind == "cuda":
-            raise DeviceError(
-                f"ONNX Runtime could not start CUDA ({_cuda_problem()}), so it would run on the CPU; fix "
-                "that or use --device cpu."
-            )
-        self.fallback = (
-            f"A GPU is present but ONNX Runtime could not start CUDA ({_cuda_problem()}); running on the "
-            "CPU (pass --device cpu to silence this)."
-        )
         if self._notify is not None:
             self._notify(self.fallback)
         else:
@@ -399,8 +211,7 @@ class Classifier:
 
     @cached_property
     def _names(self) -> tuple[str, ...]:
-        """Every class's display name, by index."""
-        return tuple(self.labels.display(i) for i in range(len(self.labels)))
+        return display_names(self.labels)
 
     @property
     def spec(self) -> PreprocessSpec:
@@ -501,23 +312,9 @@ class Classifier:
         """One BGR uint8 frame or a batch of them -> probabilities [N, C], via the shared preprocess()."""
         return softmax(self.logits(self.preprocess(frames_bgr)))
 
-    def classify(self, frames_bgr: np.ndarray | Sequence[np.ndarray], k: int = 1) -> list[Prediction]:
-        """The top-k classes of each frame, with label ids, human names and probabilities."""
-        return [self.top(p, k) for p in self.predict(frames_bgr)]
-
     def top(self, probs: np.ndarray, k: int = 1) -> Prediction:
         """The k most probable classes of one probability vector [C], best first (ties: lower index)."""
-        k = max(1, min(k, self.num_classes))
-        p = np.asarray(probs)
-        order = np.argsort(-p, kind="stable")[:k]
-        indices = order.tolist()  # the live loop calls this per frame: whole-array conversions, not per item
-        ids, names = self.labels.ids, self._names
-        return Prediction(
-            indices=tuple(indices),
-            ids=tuple([ids[i] for i in indices]),
-            names=tuple([names[i] for i in indices]),
-            probs=tuple(p[order].tolist()),
-        )
+        return prediction(probs, k, self.labels.ids, self._names)
 
     def warmup(self, batch_size: int = 1, runs: int = 2) -> float:
         """Forward passes on zeros so that the first real frame pays for neither allocation nor (on CUDA)

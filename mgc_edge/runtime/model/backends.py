@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from mgc_edge.errors import UserError
-from mgc_edge.runtime.session import Classifier
+from mgc_edge.runtime.model.classifier import Classifier
 
 RUNTIMES = ("onnxruntime", "openvino", "opencv")
 NAMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO", "opencv": "OpenCV's DNN module"}
