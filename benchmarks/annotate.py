@@ -28,7 +28,8 @@ from mgc_edge.runtime.host import live_threads
 from mgc_edge.runtime.loop import LoopOptions, run_loop
 from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.sinks import JsonlSink
-from mgc_edge.runtime.sources import FileSource, SourceOptions
+from mgc_edge.runtime.sources.base import SourceOptions
+from mgc_edge.runtime.sources.file import FileSource
 
 # The demo's video (scripts/demo.sh): 90 s at 15 fps, a new person every 1.5 to 3 s.
 DEMO_VIDEO_SECONDS = 90.0

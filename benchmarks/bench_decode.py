@@ -28,7 +28,7 @@ from mgc_edge.config import PreprocessSpec
 from mgc_edge.runtime.decode import DecodeOptions, VideoBatches
 from mgc_edge.runtime.host import usable_cores
 from mgc_edge.runtime.model.classifier import Classifier
-from mgc_edge.runtime.sources import FEW_CORES, SMALL_FRAME, open_video
+from mgc_edge.runtime.sources.video import FEW_CORES, SMALL_FRAME, open_video
 
 
 def _default(path: str) -> cv2.VideoCapture:

@@ -41,7 +41,8 @@ from mgc_edge.runtime.host import live_threads
 from mgc_edge.runtime.loop import LoopOptions, LoopSummary, run_loop
 from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.sinks import JsonlSink, VideoSink
-from mgc_edge.runtime.sources import FileSource, SourceOptions
+from mgc_edge.runtime.sources.base import SourceOptions
+from mgc_edge.runtime.sources.file import FileSource
 
 
 def _first_frame(video: Path) -> np.ndarray:

@@ -27,11 +27,13 @@ from test_sources import FakeCamera, wait_until
 from mgc_edge.errors import UserError
 from mgc_edge.runtime import cores, host
 from mgc_edge.runtime.agreement import agreement
-from mgc_edge.runtime.live import LiveSource
 from mgc_edge.runtime.loop import LoopOptions, run_loop, status
 from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.sinks import JsonlSink
-from mgc_edge.runtime.sources import FileSource, SourceOptions, open_sources, read_sources_file
+from mgc_edge.runtime.sources import open_sources, read_sources_file
+from mgc_edge.runtime.sources.base import SourceOptions
+from mgc_edge.runtime.sources.file import FileSource
+from mgc_edge.runtime.sources.stream import LiveSource
 
 SHORT = [("2", 5), ("3", 5)]  # 10 frames
 

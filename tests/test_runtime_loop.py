@@ -28,7 +28,8 @@ from mgc_edge.runtime.agreement import agreement
 from mgc_edge.runtime.loop import STAGES, LoopOptions, run_loop, status
 from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.sinks import JsonlSink, StopRequested
-from mgc_edge.runtime.sources import FileSource, SourceOptions
+from mgc_edge.runtime.sources.base import SourceOptions
+from mgc_edge.runtime.sources.file import FileSource
 
 runner = CliRunner()
 # BGR colours the colour model tells apart: label "1" is red, "2" green, "3" blue.

@@ -30,19 +30,12 @@ import numpy as np
 from mgc_edge.errors import UserError
 from mgc_edge.fileio import temp_path, unwritable, write_json, write_text
 from mgc_edge.runtime import elan
-from mgc_edge.runtime.decode import (
-    Batch,
-    DecodeOptions,
-    VideoBatches,
-    VideoEnded,
-    VideoFailed,
-    VideoStarted,
-    probe,
-)
+from mgc_edge.runtime.decode import Batch, DecodeOptions, VideoBatches, VideoEnded, VideoFailed, VideoStarted
 from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.model.scores import display_names, softmax, top_k
 from mgc_edge.runtime.segments import RunBuilder, Segment, Tally, merge_short, to_segments
 from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH, Smoother, parse_smooth
+from mgc_edge.runtime.sources.video import probe
 from mgc_edge.runtime.timeline import Row, draw_timeline, write_png
 from mgc_edge.runtime.truth import Truth, find_truths, read_truth
 
@@ -648,7 +641,7 @@ def _classify(
         return
     decode = options.decode()
     infos = [probe(job.path) for job in jobs]
-    total = sum(info.expected(decode) if info else 0 for info in infos)
+    total = sum(info.expected(decode.every, decode.start, decode.end) if info else 0 for info in infos)
     done = 0
     recorder: Recorder | None = None
     with VideoBatches([job.path for job in jobs], classifier.spec, decode) as stream:
@@ -669,7 +662,11 @@ def _classify(
                 if isinstance(item, VideoEnded):
                     assert recorder is not None
                     result = recorder.finish(item)
-                    expected = infos[item.index].expected(decode) if infos[item.index] else 0
+                    expected = (
+                        infos[item.index].expected(decode.every, decode.start, decode.end)
+                        if infos[item.index]
+                        else 0
+                    )
                     total += item.classified - expected  # the container's count was an estimate
                 elif isinstance(item, VideoFailed):
                     if recorder is not None:
@@ -677,7 +674,11 @@ def _classify(
                     if options.strict:
                         raise VideoError(f"{item.reason} (--strict stops at the first)")
                     result = VideoResult(job, FAILED, note=item.reason)
-                    total -= infos[item.index].expected(decode) if infos[item.index] else 0
+                    total -= (
+                        infos[item.index].expected(decode.every, decode.start, decode.end)
+                        if infos[item.index]
+                        else 0
+                    )
                 recorder = None
                 results[positions[item.index]] = result
                 if on_video is not None:

@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from mgc_edge.runtime import host
-from mgc_edge.runtime.sources import FileSource, Source, open_video
+from mgc_edge.runtime.sources.base import Source
+from mgc_edge.runtime.sources.video import open_video
 
 WINDOW_S = 0.3  # several frames of a 25 fps camera; paid once at start-up, only where a camera or stream is
 DECODE_FRAMES = 8  # frames of a file timed, after two warm-up reads
@@ -59,11 +60,8 @@ def threads_for(live_cores: float, file_decode_ms: float = 0.0, inference_ms: fl
 
 
 def _paced(source: Source) -> bool:
-    return bool(getattr(source, "paced_file", False))
-
-
-def _path(source: Source) -> str:
-    return str(source.path) if isinstance(source, FileSource) else str(getattr(source, "target", ""))
+    """A file played at its rate: live, but its decoding is CPU work the loop must leave cores for."""
+    return source.live and source.video_path is not None
 
 
 def live_load(sources: Sequence[Source], seconds: float = WINDOW_S) -> float:
@@ -78,7 +76,7 @@ def live_load(sources: Sequence[Source], seconds: float = WINDOW_S) -> float:
 
 def decode_ms(source: Source, frames: int = DECODE_FRAMES) -> float:
     """CPU ms to decode one delivered frame of a file (`every` N decodes N of them), timed on a second reader."""
-    cap = open_video(_path(source))  # as the source decodes it
+    cap = open_video(source.video_path or "")  # as the source decodes it
     try:
         for _ in range(2):  # the codec's set-up is not a frame's cost
             cap.read()
@@ -88,7 +86,7 @@ def decode_ms(source: Source, frames: int = DECODE_FRAMES) -> float:
             if not ok:
                 break
             n += 1
-        return (time.process_time() - cpu) / n * 1000 * source.options.every if n else 0.0  # type: ignore[attr-defined]
+        return (time.process_time() - cpu) / n * 1000 * source.options.every if n else 0.0
     finally:
         cap.release()
 
@@ -108,7 +106,7 @@ def measure(sources: Sequence[Source], infer: Callable[[], object] | None = None
     (None where inference does not run on the CPU: then files are not weighed against it)."""
     live = live_load(sources)
     live += sum(decode_ms(s) * s.fps / 1000 for s in sources if _paced(s))
-    files = [s for s in sources if isinstance(s, FileSource)]
+    files = [s for s in sources if s.kind == "file"]
     if not files or infer is None:
         return threads_for(live)
     return threads_for(live, sum(decode_ms(f) for f in files), inference_ms(infer, live))

@@ -22,15 +22,22 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import cv2
 import numpy as np
 
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.preprocess import preprocess
 from mgc_edge.runtime import host
-from mgc_edge.runtime.sources import COMPLETE_SHARE, file_fps, open_video, valid_frame
+from mgc_edge.runtime.sources.base import Capture, valid_frame
+from mgc_edge.runtime.sources.video import (
+    VideoInfo,
+    container_info,
+    cut_short,
+    frame_time,
+    open_video,
+    short_end_sentence,
+)
 
 CHUNK = 8  # frames per preprocessing task: small, so raw frames in flight stay few even at 4K
 
@@ -51,27 +58,6 @@ class DecodeOptions:
 
     def queue_chunks(self) -> int:
         return self.prefetch or max(2, 2 * math.ceil(self.batch_size / CHUNK))
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a container says about a video before decoding it."""
-
-    fps: float  # 0 when unknown
-    frame_count: int  # 0 when unknown
-    size: tuple[int, int]  # (H, W)
-
-    def expected(self, options: DecodeOptions) -> int:
-        """Frames that will be classified, as far as the container's counts tell (0 when unknown)."""
-        if self.frame_count <= 0:
-            return 0
-        first = math.ceil(options.start * self.fps) if self.fps > 0 else 0
-        last = self.frame_count
-        if options.end is not None and self.fps > 0:
-            last = min(last, math.ceil(options.end * self.fps))
-        first = min(first, last)
-        # indices in [first, last) that are multiples of `every`
-        return max(0, (last - 1) // options.every - (first - 1) // options.every) if last > first else 0
 
 
 @dataclass(frozen=True)
@@ -106,37 +92,8 @@ class VideoFailed:
     reason: str  # one sentence
 
 
-class Capture(Protocol):
-    """The part of cv2.VideoCapture decoding uses (tests pass fakes)."""
-
-    def isOpened(self) -> bool: ...  # noqa: N802 (OpenCV's name)
-    def grab(self) -> bool: ...
-    def retrieve(self) -> tuple[bool, np.ndarray | None]: ...
-    def get(self, prop: int) -> float: ...
-    def release(self) -> None: ...
-
-
 Item = VideoStarted | Batch | VideoEnded | VideoFailed
 Opener = Callable[[str], Capture]
-
-
-def probe(path: Path, opener: Opener | None = None) -> VideoInfo | None:
-    """Frame rate, frame count and size from the container, without decoding; None if it cannot open."""
-    cap = (opener or cv2.VideoCapture)(str(path))  # read, never decoded: no decoder set-up to choose
-    try:
-        if not cap.isOpened():
-            return None
-        return _info(cap)
-    finally:
-        cap.release()
-
-
-def _info(cap: Capture) -> VideoInfo:
-    h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
-    w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
-    count = cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0
-    count = int(count) if math.isfinite(count) and count > 0 else 0
-    return VideoInfo(file_fps(cap), count, (h, w))
 
 
 class _Chunk:
@@ -231,7 +188,7 @@ class VideoBatches:
                     VideoFailed(index, f"{path} cannot be opened as a video (not a video OpenCV can read).")
                 )
                 return
-            info = _info(cap)
+            info = container_info(cap)
             step = 1.0 / info.fps if info.fps > 0 else 0.0
             self._put(VideoStarted(index, info))
             chunk = _Chunk(index)
@@ -243,7 +200,7 @@ class VideoBatches:
                 # BGR (retrieve): what read() does, minus the conversion of the frames left out.
                 if not cap.grab():
                     break
-                t = _timestamp(cap, frame, step, last_t)
+                t = frame_time(cap, frame, step, last_t)
                 if step == 0.0 and last_t >= 0:
                     step = t - last_t  # no frame rate: the spacing of the timestamps
                 last_t = t
@@ -288,11 +245,8 @@ class VideoBatches:
         if frames_read == 0:
             return VideoFailed(index, f"{path} cannot be decoded (no frame could be read).")
         announced = info.frame_count
-        if not ended_by_time and announced and frames_read < COMPLETE_SHARE * announced:
-            return VideoFailed(
-                index,
-                f"{path} stopped decoding at frame {frames_read} of {announced} (damaged or truncated).",
-            )
+        if not ended_by_time and cut_short(frames_read, announced):
+            return VideoFailed(index, short_end_sentence(path, frames_read, announced))
         if classified == 0:
             window = f"{opts.start:g} s to {'the end' if opts.end is None else f'{opts.end:g} s'}"
             return VideoFailed(index, f"{path} has no frame from {window} (it lasts {last_t + step:.1f} s).")
@@ -362,15 +316,3 @@ def _join(chunks: list[Batch]) -> Batch:
 
 def _slice(batch: Batch, a: int, b: int) -> Batch:
     return Batch(batch.index, batch.frames[a:b], batch.times[a:b], batch.x[a:b])
-
-
-def _timestamp(cap: Capture, frame: int, step: float, last_t: float) -> float:
-    """The decoded frame's presentation time in seconds; index / fps where the container has none, and
-    never earlier than the previous frame's."""
-    ms = cap.get(cv2.CAP_PROP_POS_MSEC)
-    t = ms / 1000.0 if ms is not None and math.isfinite(ms) and ms >= 0 else -1.0
-    if frame > 0 and t <= last_t:
-        t = last_t + step if step > 0 else -1.0
-    if t < 0:
-        t = frame * step
-    return t

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mgc_edge.runtime.smoothing import Smoother
-from mgc_edge.runtime.sources import (
+from mgc_edge.runtime.sources.base import (
     ENDED,
     FAILED,
     RECONNECTING,
-    FileSource,
     Frame,
     RateMeter,
     Source,
@@ -107,7 +106,7 @@ class Feed:
 
     def dropped(self, st: SourceStatus | None = None) -> int:
         st = st or self.status
-        return 0 if isinstance(self.source, FileSource) else max(0, st.read - st.delivered)
+        return 0 if self.source.kind == "file" else max(0, st.read - st.delivered)
 
     def frames(self) -> dict[str, int]:
         st = self.status
@@ -124,7 +123,7 @@ class Feed:
         smoothed = self.last["smoothed"] if self.last else None
         return {
             **self.tag,
-            "kind": "file" if isinstance(self.source, FileSource) else "live",
+            "kind": self.source.kind,
             "state": self.state,
             "message": self.message,
             "frames": self.frames(),

@@ -34,7 +34,7 @@ from mgc_edge.runtime.model.scores import softmax
 from mgc_edge.runtime.overlay import OverlayView, annotate
 from mgc_edge.runtime.sinks import Sink, StopRequested, wants_image
 from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH
-from mgc_edge.runtime.sources import ENDED, FAILED, LIVE, RECONNECTING, STALE, Frame, RateMeter, Source
+from mgc_edge.runtime.sources.base import ENDED, FAILED, LIVE, RECONNECTING, STALE, Frame, RateMeter, Source
 from mgc_edge.runtime.timing import STAGES, StageTimes
 
 __all__ = ["STAGES", "LoopOptions", "LoopSummary", "SourceSummary", "run_loop", "status"]

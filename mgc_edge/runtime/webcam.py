@@ -200,10 +200,8 @@ class LostSourceNotes:
 
 def source_fps(source: Any, every: int) -> float:
     """The frame rate of a source's annotated video: its own, 25 when unknown; --every thins files only."""
-    from mgc_edge.runtime.sources import FileSource
-
     fps = source.fps or 25.0
-    return fps / every if isinstance(source, FileSource) else fps
+    return fps / every if source.kind == "file" else fps
 
 
 def make_sinks(
@@ -345,7 +343,8 @@ def run_webcam(
     prints the summary and returns it (its `error` says which lost stream made the run fail)."""
     from mgc_edge.runtime import loop as live_loop
     from mgc_edge.runtime.model.load import load_classifier
-    from mgc_edge.runtime.sources import SourceOptions, open_sources
+    from mgc_edge.runtime.sources import open_sources
+    from mgc_edge.runtime.sources.base import SourceOptions
 
     console = console or Console(stderr=True)
     quiet_opencv()
@@ -376,7 +375,7 @@ def run_webcam(
         loop = live_loop.LoopOptions(topk=options.topk, smooth=options.smooth, max_frames=options.max_frames)
         summary = live_loop.run_loop(clf, sources, loop, sinks)
         for src in sources:  # a file cut short ends like a whole one: say so (annotate says it too)
-            if getattr(src, "short_end", None):
+            if src.short_end:
                 notify(src.short_end)
     print_summary(summary, console)
     return summary

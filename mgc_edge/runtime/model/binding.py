@@ -8,10 +8,9 @@ caller preprocessed into `staging()`), the kernels, and one small copy out. Batc
 CUDA graph (a second session with `enable_cuda_graph`): its kernels are replayed by one launch instead of
 being launched one by one. Any of this that the machine refuses falls back to the plain path it replaces.
 
-Measured on an H200 with ONNX Runtime 1.31 it was slower than the plain path at batch 1 (fp16, 224x224:
-0.42 ms against 0.32, with or without the graph; benchmarks/RESULTS.md), most likely because `update_inplace`,
-`run_with_iobinding` and `.numpy()` each synchronise the device where `session.run` does so once. So the
-batch-1 graph now runs on a stream of its own (`_Stream`, the session's `user_compute_stream`): copy in,
+Where `update_inplace`, `run_with_iobinding` and `.numpy()` each synchronise the device (`session.run` does so
+once), binding can be slower than the plain path at batch 1 (figures in benchmarks/RESULTS.md). So the
+batch-1 graph runs on a stream of its own (`_Stream`, the session's `user_compute_stream`): copy in,
 replay, copy out, all queued on it, then one synchronise; checked against the plain session when the graph is
 built, and without it (three synchronisations) where that fails. Which is faster depends on the GPU, its
 driver and the model, so on CUDA `Classifier.warmup(1)` times batch 1 both ways (`time_both`) and keeps the

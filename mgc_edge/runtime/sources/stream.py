@@ -1,6 +1,6 @@
-"""The live source: a camera, a network stream, or a video file paced at its own frame rate, read by a
-capture thread that keeps only the newest frame, and reopened with exponential backoff when it drops.
-numpy + OpenCV only."""
+"""A camera or a network stream, read by a capture thread that keeps only the newest frame: FFmpeg/TCP with
+open and read timeouts, reopened with exponential backoff when it drops (a stream of known length read to
+its end ends instead). numpy + OpenCV only."""
 
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from mgc_edge.runtime.sources import (
-    COMPLETE_SHARE,
+from mgc_edge.runtime.sources.base import (
     ENDED,
     FAILED,
     LIVE,
@@ -34,11 +32,10 @@ from mgc_edge.runtime.sources import (
     SourceOptions,
     SourceStatus,
     StreamLost,
-    file_fps,
-    open_video,
-    redact_url,
     valid_frame,
 )
+from mgc_edge.runtime.sources.urls import redact_url
+from mgc_edge.runtime.sources.video import COMPLETE_SHARE, file_fps
 
 
 def open_capture(target: int | str, options: SourceOptions) -> cv2.VideoCapture:
@@ -119,40 +116,27 @@ def _ffmpeg_options(value: str | None) -> Iterator[None]:
 
 
 class LiveSource(Source):
-    """A camera index, a stream URL, or a file paced at its frame rate, read by a capture thread that keeps
-    only the newest frame.
+    """A camera index or a stream URL, read by a capture thread that keeps only the newest frame.
 
     `read()` hands out the newest frame the consumer has not had yet, so the consumer lags the camera by at
     most the frame in flight and never sees a frame twice. A stream that drops is reopened up to
     `options.reconnect` times with exponential backoff (state "reconnecting"); the new frame size may
-    differ. After the last failed try `read()` raises StreamLost. A paced file, and a stream of known length
-    read to its end (`read_to_end`), simply end.
+    differ. After the last failed try `read()` raises StreamLost. A stream of known length read to its end
+    (`read_to_end`) simply ends. `PacedFileSource` (sources/paced_file.py) is a file played this way.
     """
 
     live = True
 
     def __init__(
         self,
-        target: int | str | Path,
+        target: int | str,
         options: SourceOptions = SourceOptions(),
         opener: Callable[[], Capture] | None = None,
-        paced_file: bool = False,
     ) -> None:
-        self.target = str(target) if isinstance(target, Path) else target
+        self.target = target
         self.options = options
-        self.paced_file = paced_file
-        if isinstance(self.target, int):
-            self.name = f"camera {self.target}"
-        elif paced_file:
-            self.name = str(self.target)
-        else:
-            self.name = redact_url(self.target)
-        if opener is not None:
-            self._opener = opener
-        elif paced_file:
-            self._opener = lambda: open_video(str(self.target))
-        else:
-            self._opener = lambda: open_capture(self.target, options)
+        self.name = f"camera {target}" if isinstance(target, int) else redact_url(target)
+        self._opener = opener or (lambda: open_capture(self.target, options))
         self.fps = 0.0
         self.clock = time.monotonic()
         self._cond = threading.Condition()
@@ -168,20 +152,12 @@ class LiveSource(Source):
         self._state, self._message = LIVE, ""
         self._meter = RateMeter()
 
-    @property
-    def latest_seq(self) -> int:
-        """Sequence number of the newest frame captured so far (-1 before the first)."""
-        with self._cond:
-            return self._latest.seq if self._latest is not None else -1
-
     def _open_error(self) -> SourceError:
         if isinstance(self.target, int):
             return SourceError(
                 f"Camera {self.target} did not open or gave no frame (is it connected and free? try another "
                 "index with --source)."
             )
-        if self.paced_file:
-            return SourceError(f"Video file {self.target} cannot be decoded (not a video OpenCV can read).")
         answer = http_refusal(self.target, min(3.0, self.options.open_timeout))
         if answer is not None:
             return SourceError(f"Stream {self.name} did not open: the server answered {answer}.")
@@ -206,8 +182,6 @@ class LiveSource(Source):
         """Open the target, read its first frame and start the capture thread; a second call does nothing."""
         if self._thread is not None:
             return self
-        if self.paced_file and not Path(str(self.target)).is_file():
-            raise SourceError(f"Video file {self.target} does not exist.")
         opened = self._try_open()
         if opened is None:
             raise self._open_error()
@@ -224,17 +198,18 @@ class LiveSource(Source):
         x, ms = self._prepared(image)  # outside the lock: the consumer may take the previous frame meanwhile
         with self._cond:
             self._read += 1
-            if self.paced_file:
-                seq, t = file_index, file_index / self.fps if self.fps else now - self.clock
-            else:
-                self._seq += 1
-                seq, t = self._seq, now - self.clock
+            seq, t = self._stamp(file_index, now)
             self._latest = Frame(seq, t, image, x, ms)
             self._last_time = now
             self._meter.tick(now)
             self._state, self._message = LIVE, ""
             self._cond.notify_all()
         self._wake()
+
+    def _stamp(self, file_index: int, now: float) -> tuple[int, float]:
+        """`seq` and `t` of a frame captured at `now`: the capture count and the time since the start."""
+        self._seq += 1
+        return self._seq, now - self.clock
 
     def _set_state(self, state: str, message: str) -> None:
         with self._cond:
@@ -243,42 +218,15 @@ class LiveSource(Source):
         self._wake()
 
     def _run(self) -> None:
-        index = 0
-        every = self.options.every if self.paced_file else 1
-        if self.paced_file:
-            # A paced file plays from the consumer's first read: its first frames are not lost while a model
-            # loads or the loop measures the machine.
-            while not self._reading.wait(0.1):
-                if self._stop.is_set():
-                    return
-            with self._cond:
-                self.clock = self._last_time = time.monotonic()
         while not self._stop.is_set():
             cap = self._cap
             assert cap is not None
-            if self.paced_file and self.fps > 0:
-                # Wait until the file's clock reaches the next frame (interruptible by close()).
-                delay = self.clock + (index + 1) / self.fps - time.monotonic()
-                if delay > 0 and self._stop.wait(delay):
-                    break
-            index += 1
-            if self.paced_file and index % every != 0:
-                ok = cap.grab()
-                if ok:
-                    with self._cond:
-                        self._skipped += 1
-                    continue
-                image = None
-            else:
-                ok, image = cap.read()
+            ok, image = cap.read()
             if self._stop.is_set():
                 break
             if valid_frame(ok, image):
-                self._store(image, index)
+                self._store(image, 0)
                 continue
-            if self.paced_file:
-                self._set_state(ENDED, f"end of {Path(str(self.target)).name}")
-                return
             if read_to_end(cap):
                 self._set_state(ENDED, f"end of {self.name}")
                 return
@@ -340,7 +288,7 @@ class LiveSource(Source):
             if (
                 state == LIVE
                 and self._latest is not None
-                and (self._reading.is_set() or not self.paced_file)
+                and self._may_be_stale()
                 and now - self._last_time > self.options.stale_after
             ):
                 state, message = STALE, f"no new frame for {now - self._last_time:.1f} s"
@@ -355,6 +303,9 @@ class LiveSource(Source):
                 self._meter.rate(now),
                 size,
             )
+
+    def _may_be_stale(self) -> bool:
+        return True
 
     def close(self) -> None:
         self._stop.set()
