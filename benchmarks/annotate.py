@@ -27,7 +27,7 @@ from mgc_edge.runtime.annotate import AnnotateOptions, annotate
 from mgc_edge.runtime.host import live_threads
 from mgc_edge.runtime.loop import LoopOptions, run_loop
 from mgc_edge.runtime.model.classifier import Classifier
-from mgc_edge.runtime.sinks import JsonlSink
+from mgc_edge.runtime.sinks.jsonl import JsonlSink
 from mgc_edge.runtime.sources.base import SourceOptions
 from mgc_edge.runtime.sources.file import FileSource
 

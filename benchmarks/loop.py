@@ -40,7 +40,8 @@ from mgc_edge.preprocess import preprocess
 from mgc_edge.runtime.host import live_threads
 from mgc_edge.runtime.loop import LoopOptions, LoopSummary, run_loop
 from mgc_edge.runtime.model.classifier import Classifier
-from mgc_edge.runtime.sinks import JsonlSink, VideoSink
+from mgc_edge.runtime.sinks.jsonl import JsonlSink
+from mgc_edge.runtime.sinks.video import VideoSink
 from mgc_edge.runtime.sources.base import SourceOptions
 from mgc_edge.runtime.sources.file import FileSource
 

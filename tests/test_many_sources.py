@@ -29,7 +29,7 @@ from mgc_edge.runtime import cores, host
 from mgc_edge.runtime.agreement import agreement
 from mgc_edge.runtime.loop import LoopOptions, run_loop, status
 from mgc_edge.runtime.model.classifier import Classifier
-from mgc_edge.runtime.sinks import JsonlSink
+from mgc_edge.runtime.sinks.jsonl import JsonlSink
 from mgc_edge.runtime.sources import open_sources, read_sources_file
 from mgc_edge.runtime.sources.base import SourceOptions
 from mgc_edge.runtime.sources.file import FileSource
@@ -362,12 +362,13 @@ def test_a_large_batch_is_preprocessed_in_threads_to_the_same_array(
 
 
 def test_a_web_view_nobody_watches_costs_the_loop_no_drawing(media: dict) -> None:
-    from mgc_edge.runtime.serve import ServeConfig, model_info, start_server
+    from mgc_edge.runtime.sinks.web.config import ServeConfig
+    from mgc_edge.runtime.sinks.web.server import LiveServer, model_info
 
     clf = Classifier(media["model"], device="cpu")
     rec = Recorder()
     rec.wants_image = False  # it records the image the loop hands out: drawn ones are enlarged to 360 rows
-    with start_server(ServeConfig(port=0), model_info(clf), status) as server:
+    with LiveServer(ServeConfig(port=0), model_info(clf), status) as server:
         with FileSource(media["short"]) as file:
             run_loop(clf, file, LoopOptions(), [server, rec])
     assert {shape for shape, _ in rec.frames} == {(48, 64, 3)}

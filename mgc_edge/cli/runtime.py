@@ -131,7 +131,7 @@ def predict(
 
         from mgc_edge.runtime.predict import PredictOptions
         from mgc_edge.runtime.predict import predict as run_predict
-        from mgc_edge.runtime.sinks import refuse_existing
+        from mgc_edge.runtime.sinks.base import refuse_existing
         from mgc_edge.runtime.webcam import open_classifier
 
         options = PredictOptions(

@@ -32,7 +32,7 @@ from mgc_edge.runtime.feeds import END_OF_SOURCE, MAX_FRAMES, STREAM_LOST, Feed,
 from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.model.scores import softmax
 from mgc_edge.runtime.overlay import OverlayView, annotate
-from mgc_edge.runtime.sinks import Sink, StopRequested, wants_image
+from mgc_edge.runtime.sinks.base import Sink, StopRequested
 from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH
 from mgc_edge.runtime.sources.base import ENDED, FAILED, LIVE, RECONNECTING, STALE, Frame, RateMeter, Source
 from mgc_edge.runtime.timing import STAGES, StageTimes
@@ -242,7 +242,7 @@ class _Run:
         self.clf, self.options, self.sinks = classifier, options, sinks
         self.feeds = [Feed(i, s, options.smooth, options.max_frames) for i, s in enumerate(sources)]
         self.many = len(self.feeds) > 1
-        self.draw = any(wants_image(s) for s in sinks)
+        self.draw = any(s.wants_image for s in sinks)
         self.times = StageTimes((*STAGES, "output", "end_to_end"))
         self.meter = RateMeter()
         self.waker = _Waker()
@@ -322,9 +322,7 @@ class _Run:
         """Wait for a frame from any source; sinks with an `idle()` are called meanwhile (a window stays
         responsive)."""
         for sink in self.sinks:
-            idle = getattr(sink, "idle", None)
-            if idle is not None:
-                idle()
+            sink.idle()
         self.waker.wait(seen, self.options.poll)
 
     def start(self, batch: list[tuple[Feed, Frame]], wait_start: float) -> Tick:
@@ -332,7 +330,7 @@ class _Run:
         is pipelined (the result is read by `complete`), else run here."""
         got, got_at = time.perf_counter(), time.monotonic()
         # Every sink is asked (no short cut): a web view wants the drawn frame only while someone watches.
-        self.draw = any([wants_image(s) for s in self.sinks])
+        self.draw = any([s.wants_image for s in self.sinks])
         x = self.inputs([frame for _, frame in batch])
         t1 = time.perf_counter()
         if self.inference is not None:
@@ -552,15 +550,8 @@ def _nothing() -> None:
 
 
 def _outputs(sinks: Sequence[Sink]) -> tuple[str, ...]:
-    """The files the sinks wrote (a sink per source lists its files in `outputs`)."""
-    paths: list[str] = []
-    for sink in sinks:
-        many = getattr(sink, "outputs", None)
-        if many is not None:
-            paths.extend(str(p) for p in many)
-        elif getattr(sink, "path", None) is not None:
-            paths.append(str(sink.path))  # type: ignore[attr-defined]
-    return tuple(paths)
+    """The files the sinks wrote, as each lists them in `outputs`."""
+    return tuple(str(path) for sink in sinks for path in sink.outputs)
 
 
 def _close_sinks(sinks: Sequence[Sink], ended: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from mgc_edge.fileio import write_text
 from mgc_edge.images import IMAGE_EXTENSIONS, ImageBatch, ImageReadError, is_image_name, read_images
 from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.model.scores import top_k
-from mgc_edge.runtime.sinks import refuse_existing
+from mgc_edge.runtime.sinks.base import refuse_existing
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
 

@@ -9,18 +9,18 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
 from rich.markup import escape
 
 from mgc_edge.errors import UserError
+from mgc_edge.runtime.sinks.base import BaseSink
 from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH
 
-
-class StreamLostError(UserError):
-    """A live source was lost for good after its reconnect attempts; the message is one sentence."""
+if TYPE_CHECKING:
+    from mgc_edge.runtime.sinks.base import SinkContext, SinkOptions
 
 
 @dataclass(frozen=True)
@@ -54,15 +54,6 @@ class WebcamOptions:
         if self.sources_file is not None:
             listed += read_sources_file(self.sources_file)
         return listed or [self.source]
-
-
-def save_paths(save: Path, count: int) -> list[Path]:
-    """Where --save writes: the file itself for one source, else one file per source, `NAME.<index>.mp4`
-    (one video per camera keeps each one's own size, rate and timeline; a grid would have to resample them all
-    to one clock and letterbox them to one size)."""
-    if count == 1:
-        return [save]
-    return [save.with_name(f"{save.stem}.{i}{save.suffix}") for i in range(count)]
 
 
 def quiet_opencv() -> None:
@@ -130,7 +121,7 @@ def open_classifier(
     return clf
 
 
-class ConsoleSink:
+class ConsoleSink(BaseSink):
     """A one-line live status on the terminal (label, FPS, state): what a headless run shows meanwhile. With
     several sources, the newest label of each and the frames classified per second in all."""
 
@@ -173,7 +164,7 @@ class ConsoleSink:
         self._status.stop()
 
 
-class LostSourceNotes:
+class LostSourceNotes(BaseSink):
     """With several sources: says, as it happens, that one was lost for good (and whether others go on)."""
 
     wants_image = False
@@ -198,63 +189,25 @@ class LostSourceNotes:
         pass
 
 
-def source_fps(source: Any, every: int) -> float:
-    """The frame rate of a source's annotated video: its own, 25 when unknown; --every thins files only."""
-    fps = source.fps or 25.0
-    return fps / every if source.kind == "file" else fps
+def sink_options(options: WebcamOptions) -> SinkOptions:
+    """The options that make the sinks."""
+    from mgc_edge.runtime.sinks.base import SinkOptions
+
+    return SinkOptions(
+        display=options.display, save=options.save, jsonl=options.jsonl, force=options.force,
+        every=options.every, serve=options.serve, token=options.token,
+    )  # fmt: skip
 
 
-def make_sinks(
-    clf: Any,
-    options: WebcamOptions,
-    sources: Sequence[Any],
-    extra: Sequence[Any] = (),
-    console: Console | None = None,
-    notify: Callable[[str], None] = lambda _m: None,
-) -> list[Any]:
-    """The outputs of one webcam run: a window per source (per --display), --save (one mp4 per source),
-    --jsonl (one file, each line naming its source), `extra` sinks (e.g. a web view, which gets `clf` for the
-    model's metadata), a status line when headless on a terminal, and notes on lost sources."""
-    from mgc_edge.runtime.sinks import (
-        DisplayError,
-        JsonlSink,
-        PerSource,
-        VideoSink,
-        WindowSink,
-        display_problem,
-    )
+def make_sinks(context: SinkContext, extra: Sequence[Any] = (), console: Console | None = None) -> list[Any]:
+    """The outputs of one webcam run: those of `sinks.BUILDERS` (a window per source, --save, --jsonl, the web
+    view), `extra` sinks, notes on lost sources, and a status line on a terminal where no window shows."""
+    from mgc_edge.runtime.sinks import build_sinks
 
-    many = len(sources) > 1
-    sinks: list[Any] = []
-    windowed = False
-    if options.display != "off":
-        problem = display_problem()
-        if problem is None:
-            titles = [f"mgc-edge: {clf.path.name}"]
-            if many:
-                titles = [f"mgc-edge: {clf.path.name} [{i}] {s.name}" for i, s in enumerate(sources)]
-            windows = [WindowSink(title, notify=notify) for title in titles]
-            sinks.append(PerSource(windows) if many else windows[0])
-            windowed = True
-        elif options.display == "on":
-            raise DisplayError(f"--display on needs a window, but {problem}; use --display off or auto.")
-        else:
-            notify(f"No window: {problem}; running headless.")
-    if options.save is not None:
-        paths = save_paths(options.save, len(sources))
-        videos = [
-            VideoSink(
-                path, source_fps(src, options.every), force=options.force, notify=notify, paced=src.live
-            )
-            for path, src in zip(paths, sources)
-        ]
-        sinks.append(PerSource(videos) if many else videos[0])
-    if options.jsonl is not None:
-        sinks.append(JsonlSink(options.jsonl, force=options.force))
-    sinks.extend(extra)
-    if many:
-        sinks.append(LostSourceNotes(notify, len(sources)))
-    if console is not None and console.is_terminal and not windowed:
+    sinks: list[Any] = [*build_sinks(context), *extra]
+    if len(context.sources) > 1:
+        sinks.append(LostSourceNotes(context.notify, len(context.sources)))
+    if console is not None and console.is_terminal and not any(s.shows for s in sinks):
         sinks.append(ConsoleSink(console))
     return sinks
 
@@ -310,25 +263,16 @@ def _sources_table(sources: Sequence[Any], run_ended_by: str) -> Any:
 
 def check_options(options: WebcamOptions) -> list[str]:
     """Refuse bad options and existing outputs before anything is opened (nothing is lost); the sources."""
-    from mgc_edge.runtime.serve import parse_address
-    from mgc_edge.runtime.sinks import refuse_existing
+    from mgc_edge.runtime.sinks import check_sinks
     from mgc_edge.runtime.smoothing import parse_smooth
 
-    if options.display not in ("auto", "on", "off"):
-        raise UserError(f"--display must be auto, on or off, got {options.display!r}.")
     if options.topk < 1:
         raise UserError(f"--topk must be at least 1, got {options.topk}.")
     if options.max_frames < 0:
         raise UserError(f"--max-frames must be 0 or more, got {options.max_frames}.")
     parse_smooth(options.smooth)
-    if options.serve is not None:
-        parse_address(options.serve)
     sources = options.source_list()
-    if options.save is not None:
-        for path in save_paths(options.save, len(sources)):
-            refuse_existing(path, options.force, "--save")
-    if options.jsonl is not None:
-        refuse_existing(options.jsonl, options.force, "--jsonl")
+    check_sinks(sink_options(options), len(sources))
     return sources
 
 
@@ -343,6 +287,7 @@ def run_webcam(
     prints the summary and returns it (its `error` says which lost stream made the run fail)."""
     from mgc_edge.runtime import loop as live_loop
     from mgc_edge.runtime.model.load import load_classifier
+    from mgc_edge.runtime.sinks.base import SinkContext
     from mgc_edge.runtime.sources import open_sources
     from mgc_edge.runtime.sources.base import SourceOptions
 
@@ -365,13 +310,12 @@ def run_webcam(
         if not options.threads:
             clf, first, budget = fit_threads(clf, first, sources)
         say_classifier(clf, first, console, budget)
-        extra = list(extra_sinks)
-        if options.serve is not None:
-            extra.append(stack.enter_context(_start_view(clf, options, console)))
+        say = lambda line: console.print(escape(line), highlight=False, soft_wrap=True)  # noqa: E731
+        context = SinkContext(sink_options(options), clf, sources, notify, say, live_loop.status, stack)
+        sinks = make_sinks(context, extra_sinks, console)
         for i, src in enumerate(sources):
             label = "Source" if len(sources) == 1 else f"Source {i}"
             console.print(f"{label}: {_describe(src)}", highlight=False, soft_wrap=True)
-        sinks = make_sinks(clf, options, sources, extra, console, notify)
         loop = live_loop.LoopOptions(topk=options.topk, smooth=options.smooth, max_frames=options.max_frames)
         summary = live_loop.run_loop(clf, sources, loop, sinks)
         for src in sources:  # a file cut short ends like a whole one: say so (annotate says it too)
@@ -394,17 +338,3 @@ def _describe(source: Any) -> str:
         + (f", {info['frames']} frames" if info.get("frames") else "")
         + ")"
     )
-
-
-def _start_view(clf: Any, options: WebcamOptions, console: Console) -> Any:
-    """The live web view on --serve [HOST:]PORT, fed by the loop as one more sink; says where to open it."""
-    from mgc_edge.runtime import loop as live_loop
-    from mgc_edge.runtime.serve import ServeConfig, model_info, parse_address, start_server
-
-    host, port = parse_address(options.serve or "")
-    server = start_server(
-        ServeConfig(host=host, port=port, token=options.token or None), model_info(clf), live_loop.status
-    )
-    for line in server.banner():
-        console.print(escape(line), highlight=False, soft_wrap=True)
-    return server

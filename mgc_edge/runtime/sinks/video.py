@@ -1,151 +1,36 @@
-"""Where the live loop's results go: a window, an annotated video, a JSONL file (and, through the same
-protocol, anything else, such as a web view). numpy + OpenCV only.
-
-Every sink gets each classified frame with its event (the JSONL object), and every change of the
-source's state. A sink that wants the loop to stop (a window's q / Esc) raises StopRequested. Files are
-written under a temporary name and moved into place by `close()`, so a crash never leaves half a file
-where a whole one is expected, and an existing file is never replaced without `force`.
-"""
+"""The annotated frames of each source as an mp4 file (`--save`), encoded in a writer thread.
+numpy + OpenCV only."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import os
 import queue
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import cv2
 import numpy as np
 
 from mgc_edge.errors import UserError
-from mgc_edge.fileio import temp_path, unwritable
-from mgc_edge.runtime.overlay import draw_state
+from mgc_edge.fileio import temp_path
+from mgc_edge.runtime.sinks.base import (
+    BaseSink,
+    Notify,
+    SinkContext,
+    SinkOptions,
+    log,
+    per_source,
+    refuse_existing,
+)
+from mgc_edge.runtime.sources.base import Source
 
-log = logging.getLogger(__name__)
-Notify = Callable[[str], None]
-QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
 # H.264 ('avc1') plays in every browser; OpenCV's pip wheels usually lack an encoder for it, then mp4v.
 VIDEO_CODECS = ("avc1", "mp4v")
-# Made once: json.dumps(event, separators=...) builds an encoder at every call, which the loop pays per frame.
-_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
-
-
-@runtime_checkable
-class Sink(Protocol):
-    """An output of the live loop.
-
-    `frame()` is called for each classified frame with the annotated BGR image and the event: the JSONL
-    object (source, frame, t, top, smoothed, latency_ms) plus "state", "fps" {"capture", "inference"} and
-    "batch". `state()` is called when a source's state changes: {"state": "live" | "stale" | "reconnecting" |
-    "failed" | "ended", "message": str, "t": float, "source": {"index", "name"}}, and once at the end of the
-    run without "source". `close()` finishes the output. A sink may define `wants_image = False` when it
-    ignores the image (the loop then skips drawing for it; a property is asked again before every batch), and
-    may raise StopRequested from `frame()` or `state()` to end the loop cleanly.
-    """
-
-    def frame(self, annotated_bgr: np.ndarray, event: dict[str, Any]) -> None: ...
-
-    def state(self, event: dict[str, Any]) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class StopRequested(Exception):
-    """Raised by a sink to end the loop cleanly (the user pressed q or Esc)."""
-
-
-class OutputExistsError(UserError):
-    """An output file exists and `--force` was not given, or it cannot be written there; one sentence."""
-
-
-class DisplayError(UserError):
-    """`--display on` where no window can open; the message is one sentence."""
-
-
-def refuse_existing(path: str | Path, force: bool, option: str = "output") -> Path:
-    """`path` as a Path, after refusing an existing file unless `force` (a folder is always refused) and a
-    place where no file can be written (a read-only disk, no permission)."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputExistsError(f"{option} {path} is a folder; give a file name.")
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists; pass --force to replace it.")
-    problem = unwritable(path.parent)
-    if problem is not None:
-        raise OutputExistsError(f"{option} {path} cannot be written ({problem}).")
-    return path
-
-
-def wants_image(sink: object) -> bool:
-    return bool(getattr(sink, "wants_image", True))
-
-
-def display_problem() -> str | None:
-    """Why no window can open here (a clause), or None when one probably can. A failing imshow is the
-    last check, made by WindowSink itself."""
-    gui = [line for line in cv2.getBuildInformation().splitlines() if line.strip().startswith("GUI:")]
-    if gui and gui[0].split(":", 1)[1].strip().upper() in ("NONE", "NO", ""):
-        return "this OpenCV build has no GUI (opencv-python-headless)"
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
-        return "there is no display (DISPLAY is not set)"
-    return None
-
-
-class WindowSink:
-    """An OpenCV window showing the annotated frames; q or Esc ends the loop. If the window cannot
-    open, it says so once and turns into a no-op (headless)."""
-
-    wants_image = True
-
-    def __init__(self, title: str = "mgc-edge", notify: Notify = log.warning) -> None:
-        self.title = title
-        self.notify = notify
-        self.failed = False
-        self._last: np.ndarray | None = None
-
-    def _show(self, image: np.ndarray) -> None:
-        if self.failed:
-            return
-        try:
-            cv2.imshow(self.title, image)
-            key = cv2.waitKey(1) & 0xFF
-        except cv2.error as exc:
-            self.failed = True
-            reason = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else "imshow failed"
-            self.notify(f"The window could not open ({reason}); running headless.")
-            return
-        if key in QUIT_KEYS:
-            raise StopRequested
-
-    def frame(self, annotated_bgr: np.ndarray, event: dict[str, Any]) -> None:
-        self._last = annotated_bgr
-        self._show(annotated_bgr)
-
-    def state(self, event: dict[str, Any]) -> None:
-        if self._last is not None:
-            self._show(draw_state(self._last, event["state"], event.get("message", "")))
-
-    def idle(self) -> None:
-        """Keep the window responsive (and q / Esc working) while no frame comes."""
-        if self._last is not None and not self.failed:
-            with contextlib.suppress(cv2.error):
-                if cv2.waitKey(1) & 0xFF in QUIT_KEYS:
-                    raise StopRequested
-
-    def close(self) -> None:
-        if self._last is not None and not self.failed:
-            with contextlib.suppress(cv2.error):
-                cv2.destroyWindow(self.title)
-                cv2.waitKey(1)
 
 
 @contextlib.contextmanager
@@ -191,7 +76,7 @@ def fit_to(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     return canvas
 
 
-class VideoSink:
+class VideoSink(BaseSink):
     """The annotated frames as an mp4 file: H.264 where OpenCV has an encoder (browsers play it), else
     mp4v (said once). The size is fixed by the first frame; later frames of another size are letterboxed.
 
@@ -318,6 +203,10 @@ class VideoSink:
     def state(self, event: dict[str, Any]) -> None:
         """States are not frames: the video shows them on the frames that follow."""
 
+    @property
+    def outputs(self) -> Sequence[Path]:
+        return [self.path]
+
     def close(self) -> None:
         """Write what is queued, finish the file and move it into place."""
         try:
@@ -334,70 +223,42 @@ class VideoSink:
             self._stack.close()
 
 
-class JsonlSink:
-    """One JSON object per classified frame (the loop's event), one per line, flushed as it goes."""
-
-    wants_image = False
-
-    def __init__(self, path: str | Path, force: bool = False) -> None:
-        self.path = refuse_existing(path, force, "--jsonl")
-        self.lines = 0
-        self._stack = ExitStack()
-        self._tmp = self._stack.enter_context(temp_path(self.path))
-        self._file = self._stack.enter_context(open(self._tmp, "w", encoding="utf-8"))
-
-    def frame(self, annotated_bgr: np.ndarray, event: dict[str, Any]) -> None:
-        self._file.write(_COMPACT(event) + "\n")
-        self._file.flush()
-        self.lines += 1
-
-    def state(self, event: dict[str, Any]) -> None:
-        """Lines are frames only; states show in each frame's "state" key."""
-
-    def close(self) -> None:
-        if self._file.closed:
-            return
-        try:
-            self._file.close()
-            os.replace(self._tmp, self.path)
-        finally:
-            self._stack.close()
+def save_paths(save: Path, count: int) -> list[Path]:
+    """Where --save writes: the file itself for one source, else one file per source, `NAME.<index>.mp4`
+    (one video per camera keeps each one's own size, rate and timeline; a grid would have to resample them all
+    to one clock and letterbox them to one size)."""
+    if count == 1:
+        return [save]
+    return [save.with_name(f"{save.stem}.{i}{save.suffix}") for i in range(count)]
 
 
-class PerSource:
-    """One sink per source (a window, an mp4 file): each frame and state goes to the sink of its event's
-    source; the run's own end (an event without a source) goes to all of them."""
+def source_fps(source: Source, every: int) -> float:
+    """The frame rate of a source's annotated video: its own, 25 when unknown; --every thins files only."""
+    fps = source.fps or 25.0
+    return fps / every if source.kind == "file" else fps
 
-    def __init__(self, sinks: Sequence[Any]) -> None:
-        self.sinks = list(sinks)
-        self.wants_image = any(wants_image(s) for s in self.sinks)
 
-    @property
-    def outputs(self) -> list[Path]:
-        """The files the sinks write, in source order."""
-        return [s.path for s in self.sinks if getattr(s, "path", None) is not None]
+def check(options: SinkOptions, count: int) -> None:
+    if options.save is not None:
+        for path in save_paths(options.save, count):
+            refuse_existing(path, options.force, "--save")
 
-    def frame(self, annotated_bgr: np.ndarray, event: dict[str, Any]) -> None:
-        self.sinks[event["source"]["index"]].frame(annotated_bgr, event)
 
-    def state(self, event: dict[str, Any]) -> None:
-        source = event.get("source")
-        for sink in [self.sinks[source["index"]]] if source else self.sinks:
-            sink.state(event)
-
-    def idle(self) -> None:
-        for sink in self.sinks:
-            idle = getattr(sink, "idle", None)
-            if idle is not None:
-                idle()
-
-    def close(self) -> None:
-        """Close every sink, even when one fails; then report the first failure."""
-        failure: Exception | None = None
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception as exc:
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+def build(context: SinkContext) -> BaseSink | None:
+    """`--save`: an mp4 per source, live sources paced to their capture times."""
+    options = context.options
+    if options.save is None:
+        return None
+    paths = save_paths(options.save, len(context.sources))
+    return per_source(
+        [
+            VideoSink(
+                path,
+                source_fps(src, options.every),
+                force=options.force,
+                notify=context.notify,
+                paced=src.live,
+            )
+            for path, src in zip(paths, context.sources)
+        ]
+    )

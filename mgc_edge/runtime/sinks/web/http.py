@@ -5,36 +5,59 @@ frame routes take `?source=N` for one source of several);
 no request path is ever mapped to the file system, so nothing else can be read. With a token set, every
 request must carry it, as `Authorization: Bearer TOKEN` (scripts) or `?token=TOKEN` (the page, whose image,
 stylesheet and event-stream requests cannot set a header); it is compared in constant time and never logged
-or shown in full. Standard library only; the live state behind it is `serve.LiveServer` (duck-typed here).
+or shown in full. Standard library only; the live state behind it is `server.LiveState`, seen here through
+the `LiveState` protocol (what the handlers call), so that this module never imports it.
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
 import logging
 import math
-import re
 import socket
 import socketserver
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from mgc_edge.errors import UserError
-
-if TYPE_CHECKING:
-    from mgc_edge.runtime.serve import LiveServer, ServeConfig
+from mgc_edge.runtime.sinks.web.config import (
+    QUERY_KEY,
+    ServeConfig,
+    ServeError,
+    bearer,
+    host_name,
+    is_loopback,
+    token_matches,
+)
+from mgc_edge.runtime.sources.urls import redact_url
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENV = "MGC_EDGE_TOKEN"  # the environment variable the CLI reads when --token is not given
-QUERY_KEY = "token"
+
+class LiveState(Protocol):
+    """What the request handlers use of the live view (`server.LiveServer`)."""
+
+    config: ServeConfig
+    pages: dict[str, bytes]
+    loopback_only: bool
+
+    @property
+    def stopping(self) -> bool: ...
+    def pause(self, seconds: float) -> bool: ...
+    def open_stream(self, kind: str, source: int = 0) -> bool: ...
+    def close_stream(self, kind: str, source: int = 0) -> None: ...
+    def sent(self, what: str) -> None: ...
+    def next_jpeg(self, last: int, source: int = 0) -> tuple[bytes | None, int]: ...
+    def first_events(self) -> tuple[list[Any], int]: ...
+    def next_events(self, last: int) -> tuple[list[Any], int]: ...
+    def snapshot(self, source: int = 0) -> bytes | None: ...
+    def status(self) -> dict[str, Any]: ...
+
+
 BOUNDARY = b"mgcframe"
 IO_TIMEOUT_S = 10.0  # a client that sends no request, or takes no bytes, for this long is dropped
 EVENT_INTERVAL_S = 0.05  # an event stream writes at most 20 times a second, whatever the loop's rate
@@ -57,62 +80,6 @@ SECURITY_HEADERS = {
         "connect-src 'self'; frame-ancestors 'none'"
     ),
 }
-
-_TOKEN_IN_TEXT = re.compile(r"(?i)((?:^|[?&])token=)[^&\s#]*")
-
-
-class ServeError(UserError):
-    """The live view cannot start (bad address, port in use, broken install); the message is one sentence."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` (a name or an address, IPv6 with or without brackets) is reachable from this machine only."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def host_name(header: str | None) -> str:
-    """The host of a `Host` header, without its port: `127.0.0.1:8080` -> `127.0.0.1`, `[::1]:80` -> `::1`."""
-    value = (header or "").strip()
-    if value.startswith("["):
-        return value[1:].partition("]")[0]
-    return value.rpartition(":")[0] if value.count(":") == 1 else value
-
-
-def mask_token(token: str | None) -> str:
-    """A token as it may appear on a terminal or in a log: its first two characters and its length at most."""
-    if not token:
-        return "(none)"
-    if len(token) < 12:  # a short token would give away too much of itself through a visible prefix
-        return f"***({len(token)} chars)"
-    return f"{token[:2]}***({len(token)} chars)"
-
-
-def redact(text: str) -> str:
-    """`text` (a request line or a URL) with the value of every `token=` query parameter replaced by `***`."""
-    return _TOKEN_IN_TEXT.sub(r"\1***", text)
-
-
-def bearer(header: str | None) -> str | None:
-    """The token of an `Authorization: Bearer TOKEN` header, or None."""
-    scheme, _, value = (header or "").strip().partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
-def token_matches(candidates: Iterable[str | None], token: str) -> bool:
-    """Whether any candidate equals `token`; every candidate is compared in constant time (hmac)."""
-    expected = token.encode("utf-8")
-    ok = False
-    for candidate in candidates:
-        if candidate is not None:
-            # `|`, not `or`: no early exit that would tell which candidate matched.
-            ok |= hmac.compare_digest(candidate.encode("utf-8", "surrogatepass"), expected)
-    return ok
 
 
 def json_bytes(value: object) -> bytes:
@@ -199,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _start_stream(self, live: LiveServer, kind: str, content_type: str, source: int = 0) -> bool:
+    def _start_stream(self, live: LiveState, kind: str, content_type: str, source: int = 0) -> bool:
         if not live.open_stream(kind, source):
             self._reply(
                 503, b"Too many live-view streams are open; try again later.\n", TEXT, {"Retry-After": "5"}
@@ -214,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         return True
 
-    def _mjpeg(self, live: LiveServer, source: int) -> None:
+    def _mjpeg(self, live: LiveState, source: int) -> None:
         content_type = f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}"
         if not self._start_stream(live, "mjpeg", content_type, source):
             return
@@ -237,7 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             live.close_stream("mjpeg", source)
 
-    def _events(self, live: LiveServer) -> None:
+    def _events(self, live: LiveState) -> None:
         if not self._start_stream(live, "events", "text/event-stream; charset=utf-8"):
             return
         try:
@@ -256,7 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
             live.close_stream("events")
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("live view, %s: %s", self.client_address[0], redact(format % args))
+        log.debug("live view, %s: %s", self.client_address[0], redact_url(format % args))
 
 
 def _source(text: str) -> int | None:
@@ -272,7 +239,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True  # a restarted view binds again while old sockets sit in TIME_WAIT
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], live: LiveServer, max_connections: int) -> None:
+    def __init__(self, address: tuple[str, int], live: LiveState, max_connections: int) -> None:
         self.live = live
         self.max_connections = max_connections
         self._open: set[socket.socket] = set()
@@ -325,7 +292,7 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-def make_http_server(config: ServeConfig, live: LiveServer) -> _Server:
+def make_http_server(config: ServeConfig, live: LiveState) -> _Server:
     """Bind (not yet serve) the live view's HTTP server; ServeError when the address cannot be bound."""
     server_class = _Server6 if ":" in config.host else _Server
     try:

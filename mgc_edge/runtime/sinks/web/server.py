@@ -17,23 +17,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import cv2
 import numpy as np
 
 from mgc_edge.runtime.model.scores import display_names
-from mgc_edge.runtime.serve_http import (
-    TOKEN_ENV,
-    ServeError,
-    is_loopback,
-    json_bytes,
-    make_http_server,
-    mask_token,
-)
+from mgc_edge.runtime.sinks.base import BaseSink
+from mgc_edge.runtime.sinks.web.config import TOKEN_ENV, ServeConfig, ServeError, is_loopback, mask_token
+from mgc_edge.runtime.sinks.web.encoder import encode_jpeg
+from mgc_edge.runtime.sinks.web.http import json_bytes, make_http_server
 
 if TYPE_CHECKING:
     from mgc_edge.runtime.model.classifier import Classifier
@@ -46,45 +40,6 @@ KEEPALIVE_S = 5.0  # an idle stream sends something this often, so a viewer that
 WATCH_S = 3.0  # after a snapshot, frames are drawn this long for the next one (tiles ask every 0.2-1 s)
 CLOSE_GRACE_S = 0.5  # close() lets streams send their last events this long before it cuts them
 WEB_FILES = ("index.html", "app.js", "style.css")
-
-__all__ = [
-    "TOKEN_ENV",
-    "LiveServer",
-    "ServeConfig",
-    "ServeError",
-    "is_loopback",
-    "mask_token",
-    "model_info",
-    "parse_address",
-    "start_server",
-]
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """Where and how the live view serves. Port 0 picks a free port (see `LiveServer.port`)."""
-
-    host: str = "127.0.0.1"
-    port: int = 8080
-    token: str | None = None  # required on every request when set
-    max_streams: int = 32  # concurrent MJPEG + event streams; one more gets 503
-    stream_fps: float = 15.0  # JPEG encodes per second at most, shared by every viewer
-    jpeg_quality: int = 80
-    max_width: int = 1280  # wider frames are scaled down before encoding (bandwidth, encode time)
-
-
-def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """`PORT`, `HOST:PORT` or `[IPv6]:PORT` -> (host, port); a bare port binds `default_host` (loopback)."""
-    value = text.strip()
-    host, port_text = default_host, value
-    if value.startswith("["):
-        inner, closing, rest = value[1:].partition("]")
-        host, port_text = inner, rest[1:] if closing and rest.startswith(":") else ""
-    elif ":" in value:
-        host, _, port_text = value.rpartition(":")
-    if not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ServeError(f"--serve takes PORT or HOST:PORT (e.g. 8080 or 0.0.0.0:8080), got {text!r}.")
-    return host, int(port_text)
 
 
 def model_info(classifier: Classifier) -> dict[str, Any]:
@@ -140,8 +95,9 @@ def source_index(event: Mapping[str, Any]) -> int | None:
     return int(source["index"]) if isinstance(source, Mapping) and "index" in source else None
 
 
-class LiveServer:
-    """The live view: the sink the loop calls (`frame`, `state`, `close`) and the HTTP server it feeds.
+class LiveServer(BaseSink):
+    """The live view: the sink the loop calls (`frame`, `state`, `close`) and the HTTP server it feeds, started
+    in background threads when made (ServeError when the address cannot be bound); `close()` it at the end.
 
     `frame()` must get a frame the caller no longer changes (the overlay draws onto a new array each time):
     it is kept by reference, not copied, so that the call costs microseconds. With several sources, each has its
@@ -389,16 +345,7 @@ class LiveServer:
                 return
 
     def _encode(self, frame: np.ndarray | None) -> bytes | None:
-        try:
-            height, width = frame.shape[:2]  # type: ignore[union-attr]
-            if width > self.config.max_width:
-                size = (self.config.max_width, max(1, round(height * self.config.max_width / width)))
-                frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-            ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality])
-        except (AttributeError, TypeError, ValueError, cv2.error) as exc:
-            log.debug("Cannot encode a frame for the live view: %s", exc)
-            return None
-        return buf.tobytes() if ok else None
+        return encode_jpeg(frame, self.config)
 
     def _store_jpeg(self, source: int, seq: int, jpeg: bytes | None) -> None:
         with self._lock:
@@ -409,20 +356,10 @@ class LiveServer:
                 self._jpeg_ready.notify_all()
 
 
-def start_server(
-    config: ServeConfig, model_info: Mapping[str, Any], status: Callable[[], Mapping[str, Any]]
-) -> LiveServer:
-    """Start the live view in background threads; pass the result to the loop as a sink, `close()` it at the end.
-
-    Raises ServeError when the address cannot be bound.
-    """
-    return LiveServer(config, model_info, status)
-
-
 def _load_pages(token: str | None) -> dict[str, bytes]:
     """The page's own files, read once. index.html comes twice: as is, and with the token in its asset URLs
     (for a browser that came with `?token=`: a stylesheet or script request cannot carry a header)."""
-    folder = resources.files("mgc_edge.runtime").joinpath("web")
+    folder = resources.files("mgc_edge.runtime.sinks.web").joinpath("static")
     try:
         pages = {name: folder.joinpath(name).read_bytes() for name in WEB_FILES}
     except OSError:
