@@ -25,9 +25,11 @@ from test_runtime_loop import (
 from test_sources import FakeCamera, wait_until
 
 from mgc_edge.errors import UserError
-from mgc_edge.runtime import cores, host
+from mgc_edge.runtime import host
 from mgc_edge.runtime.agreement import agreement
-from mgc_edge.runtime.loop import LoopOptions, run_loop, status
+from mgc_edge.runtime.live import cores
+from mgc_edge.runtime.live.loop import LoopOptions, run_loop
+from mgc_edge.runtime.live.status import status
 from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.sinks.jsonl import JsonlSink
 from mgc_edge.runtime.sources import open_sources, read_sources_file
@@ -343,13 +345,13 @@ def test_a_large_batch_is_preprocessed_in_threads_to_the_same_array(
     media: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mgc_edge.preprocess import preprocess
-    from mgc_edge.runtime.loop import _Preprocessor
+    from mgc_edge.runtime.live.stages import Preprocessor
 
     spec = Classifier(media["model"], device="cpu").spec
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (40 + 7 * i, 64 + 5 * i, 3), dtype=np.uint8) for i in range(13)]
     monkeypatch.setattr(host, "usable_cores", lambda: 8)
-    split = _Preprocessor(spec, sources=16)
+    split = Preprocessor(spec, sources=16)
     try:
         assert split.workers == 4 and split.pool is not None
         assert np.array_equal(split(images), preprocess(images, spec))
@@ -357,8 +359,8 @@ def test_a_large_batch_is_preprocessed_in_threads_to_the_same_array(
     finally:
         split.close()
     monkeypatch.setattr(host, "usable_cores", lambda: 2)
-    assert _Preprocessor(spec, sources=16).pool is None  # two cores: nothing to spare
-    assert _Preprocessor(spec, sources=4).pool is None
+    assert Preprocessor(spec, sources=16).pool is None  # two cores: nothing to spare
+    assert Preprocessor(spec, sources=4).pool is None
 
 
 def test_a_web_view_nobody_watches_costs_the_loop_no_drawing(media: dict) -> None:

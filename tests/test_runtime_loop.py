@@ -27,7 +27,8 @@ from typer.testing import CliRunner
 from mgc_edge.cli import app
 from mgc_edge.errors import UserError
 from mgc_edge.runtime.agreement import agreement
-from mgc_edge.runtime.loop import STAGES, LoopOptions, run_loop, status
+from mgc_edge.runtime.live.loop import STAGES, LoopOptions, run_loop
+from mgc_edge.runtime.live.status import status
 from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.sinks.base import BaseSink, StopRequested
 from mgc_edge.runtime.sinks.jsonl import JsonlSink
@@ -311,7 +312,7 @@ def test_auto_display_without_a_screen_runs_headless_and_says_so(
 
 
 def test_extra_sinks_get_every_frame_and_the_end(stuff: dict) -> None:
-    from mgc_edge.runtime.webcam import WebcamOptions, run_webcam
+    from mgc_edge.runtime.live.webcam import WebcamOptions, run_webcam
 
     rec = Recorder()
     run_webcam(stuff["model"], WebcamOptions(source=str(stuff["video"]), display="off"), extra_sinks=[rec])

@@ -14,6 +14,7 @@ import pytest
 from onnx_helpers import set_props, tiny_onnx
 from rich.console import Console
 
+from mgc_edge.cli.terminal import say_classifier
 from mgc_edge.errors import UserError
 from mgc_edge.metadata import MetadataError
 from mgc_edge.preprocess import PreprocessError, preprocess
@@ -24,7 +25,6 @@ from mgc_edge.runtime.model.classifier import Classifier, ModelFileError
 from mgc_edge.runtime.model.devices import DeviceError
 from mgc_edge.runtime.model.pinned import PinnedPool
 from mgc_edge.runtime.model.scores import softmax
-from mgc_edge.runtime.webcam import say_classifier
 
 NO_GPU = D.cuda_device_count() == 0
 

@@ -94,9 +94,10 @@ def annotate(
     Resumable: a video whose outputs are up to date is kept. Exit code 1 when a video could not be decoded.
     """
     with user_errors("annotate"), sigterm_as_interrupt():
+        from mgc_edge.cli.terminal import open_classifier
         from mgc_edge.runtime.annotate import AnnotateOptions
         from mgc_edge.runtime.annotate import annotate as run_annotate
-        from mgc_edge.runtime.webcam import open_classifier, quiet_opencv
+        from mgc_edge.runtime.sources.video import quiet_opencv
 
         options = AnnotateOptions(
             out=out, topk=topk, min_seconds=min_seconds, background=tuple(background or ()), truth=truth,

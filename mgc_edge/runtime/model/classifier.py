@@ -297,6 +297,11 @@ class Classifier:
         single = isinstance(frames_bgr, np.ndarray) and frames_bgr.ndim in (2, 3)
         return preprocess(frames_bgr, self.spec, out=self.input_buffer(1 if single else len(frames_bgr)))
 
+    def prepare_one(self, image: np.ndarray) -> np.ndarray:
+        """One frame's model input [3, H, W] as an array of its own (page-locked on a GPU), never a buffer that
+        the next frame overwrites while this one waits: what a source's thread makes ahead of the model."""
+        return preprocess(image, self.spec, out=self.input_array(1))[0]
+
     def input_buffer(self, n: int) -> np.ndarray | None:
         """The memory `preprocess()` writes a batch of `n` into: the I/O-bound runner's staging buffer where it
         serves that size (valid until a batch of another size), else page-locked memory on a GPU; None where a

@@ -175,3 +175,29 @@ class SinkContext:
     @property
     def model_name(self) -> str:
         return self.classifier.path.name
+
+
+def outputs_of(sinks: Sequence[Sink]) -> tuple[str, ...]:
+    """The files the sinks wrote, as each lists them in `outputs`."""
+    return tuple(str(path) for sink in sinks for path in sink.outputs)
+
+
+def close_sinks(sinks: Sequence[Sink], ended: dict[str, Any]) -> None:
+    """Tell every sink the loop ended and close them all, even when one of them fails; a second Ctrl-C
+    during this does not leave a half-written file behind."""
+    failure: BaseException | None = None
+    for step in ("state", "close"):
+        for sink in sinks:
+            try:
+                if step == "state":
+                    sink.state(ended)
+                else:
+                    sink.close()
+            except StopRequested:
+                pass
+            except KeyboardInterrupt:
+                continue
+            except Exception as exc:  # keep closing the others, then report the first failure
+                failure = failure or exc
+    if failure is not None:
+        raise failure

@@ -6,6 +6,7 @@ sources, `annotate`'s decoder and the core measurement alike. numpy + OpenCV onl
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,3 +116,12 @@ def cut_short(frames_read: int, announced: int) -> bool:
 def short_end_sentence(path: object, frames_read: int, announced: int) -> str:
     """The one sentence for a video cut short, as `webcam` and `annotate` both say it."""
     return f"{path} stopped decoding at frame {frames_read} of {announced} (damaged or truncated)."
+
+
+def quiet_opencv() -> None:
+    """OpenCV's and FFmpeg's own log lines (every camera backend probed, each stream hiccup) would bury
+    our one-sentence messages, which say what failed; OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL bring them
+    back for debugging."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)

@@ -21,7 +21,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from mgc_edge.runtime import host
+from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.sources.base import Source
 from mgc_edge.runtime.sources.video import open_video
 
@@ -110,3 +113,21 @@ def measure(sources: Sequence[Source], infer: Callable[[], object] | None = None
     if not files or infer is None:
         return threads_for(live)
     return threads_for(live, sum(decode_ms(f) for f in files), inference_ms(infer, live))
+
+
+def fit_threads(
+    clf: Classifier, first: float, sources: Sequence[Source]
+) -> tuple[Classifier, float, CoreBudget | None]:
+    """Measure the cores the opened `sources` keep busy and give the model the rest: the session is made again
+    where that is fewer threads than it has (the old one is dropped first)."""
+    if clf.device != "cpu":  # a GPU runs the model; its CPU threads hardly matter
+        return clf, first, None
+    batch = max(1, min(len(sources), 64))  # a tick where every source has a frame
+    x = np.zeros((batch, 3, *clf.spec.size), np.float32)
+    budget = measure(sources, lambda: clf.logits(x))
+    if budget.threads != clf.threads:
+        model = clf.path
+        del clf
+        clf = Classifier(model, device="cpu", threads=budget.threads, spinning=False)
+        first = clf.warmup(batch_size=batch)
+    return clf, first, budget

@@ -16,28 +16,26 @@ returning a summary. numpy + OpenCV + onnxruntime only: never torch.
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from mgc_edge.preprocess import preprocess
-from mgc_edge.runtime import host
-from mgc_edge.runtime.feeds import END_OF_SOURCE, MAX_FRAMES, STREAM_LOST, Feed, SourceSummary
+from mgc_edge.runtime.live.events import draw, frame_event
+from mgc_edge.runtime.live.feeds import END_OF_SOURCE, MAX_FRAMES, STREAM_LOST, Feed, SourceSummary
+from mgc_edge.runtime.live.stages import Inference, Preprocessor, Tick, Waker
+from mgc_edge.runtime.live.status import STATUS
 from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.model.scores import softmax
 from mgc_edge.runtime.overlay import OverlayView, annotate
-from mgc_edge.runtime.sinks.base import Sink, StopRequested
+from mgc_edge.runtime.sinks.base import Sink, StopRequested, close_sinks, outputs_of
 from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH
 from mgc_edge.runtime.sources.base import ENDED, FAILED, LIVE, RECONNECTING, STALE, Frame, RateMeter, Source
 from mgc_edge.runtime.timing import STAGES, StageTimes
 
-__all__ = ["STAGES", "LoopOptions", "LoopSummary", "SourceSummary", "run_loop", "status"]
+__all__ = ["STAGES", "LoopOptions", "LoopSummary", "SourceSummary", "run_loop"]
 
 
 @dataclass(frozen=True)
@@ -77,155 +75,6 @@ class LoopSummary:
         return asdict(self)
 
 
-class _Status:
-    """The live counters of the running (or last) loop, behind a lock; read with `status()`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._data: dict[str, Any] = {"running": False, "state": "idle"}
-        self._times: StageTimes | None = None
-        self._feeds: list[Feed] = []
-
-    def start(self, info: dict[str, Any], times: StageTimes, feeds: list[Feed]) -> None:
-        with self._lock:
-            self._data = {
-                "running": True,
-                "state": LIVE,
-                "message": "",
-                "frames": {"read": 0, "classified": 0, "dropped": 0, "skipped": 0},
-                "reconnects": 0,
-                "fps": {"capture": 0.0, "inference": 0.0},
-                "last": None,
-                **info,
-                "sources": [feed.entry() for feed in feeds],
-            }
-            self._times, self._feeds = times, feeds
-
-    def update(self, **changes: Any) -> None:
-        with self._lock:
-            self._data.update(changes)
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            data = dict(self._data)
-            if self._times is not None:
-                data["latency_ms"] = _as_dict(self._times.percentiles(True))
-            # The per-source end-to-end latency of the recent frames; the deques are only appended to by
-            # the loop thread, and percentiles() copies them first.
-            data["sources"] = [
-                {**entry, "latency_ms": _as_dict(feed.times.percentiles(True))}
-                for entry, feed in zip(data.get("sources", []), self._feeds)
-            ]
-        return data
-
-
-def _as_dict(percentiles: dict[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
-    return {k: {"p50": v[0], "p95": v[1]} for k, v in percentiles.items()}
-
-
-_STATUS = _Status()
-
-
-def status() -> dict[str, Any]:
-    """A snapshot of the running (or last) loop's counters, safe to call from any thread: state, frames
-    read / classified / dropped / skipped, reconnects, capture and inference FPS, recent per-stage latency
-    p50 / p95 (ms), provider, source, the last event, and `sources`: the same per source (index, name,
-    kind, state, frames, reconnects, fps, end-to-end latency, smoothed label)."""
-    return _STATUS.snapshot()
-
-
-class _Waker:
-    """One signal for every source's capture thread: the loop waits on it instead of polling each source.
-    A counter, not a flag, so that a frame arriving between the loop's last look and its wait is not missed."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.count = 0
-
-    def notify(self) -> None:
-        with self._cond:
-            self.count += 1
-            self._cond.notify_all()
-
-    def wait(self, seen: int, timeout: float) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self.count != seen, timeout)
-
-
-class _Preprocessor:
-    """preprocess() of a tick's frames where the sources did not (the loop is not pipelined, or a frame came
-    before the loop attached). With many sources on a machine with cores to spare, a large batch is split over a
-    few threads (OpenCV's resize and numpy's arithmetic release the GIL); the result is the same array as one
-    call gives."""
-
-    SPLIT_FROM = 8  # frames in a batch before splitting pays for the hand-over
-
-    def __init__(self, spec: Any, sources: int) -> None:
-        self.spec = spec
-        self.workers = min(4, host.usable_cores() // 2) if sources >= self.SPLIT_FROM else 1
-        self.pool = None
-        if self.workers > 1:
-            self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mgc-preprocess")
-
-    def __call__(self, images: list[np.ndarray]) -> np.ndarray:
-        if self.pool is None or len(images) < self.SPLIT_FROM:
-            return preprocess(images, self.spec)
-        step = -(-len(images) // self.workers)
-        chunks = [images[i : i + step] for i in range(0, len(images), step)]
-        return np.concatenate(list(self.pool.map(lambda chunk: preprocess(chunk, self.spec), chunks)))
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-
-
-class _Inference:
-    """The pipelined loop's inference thread: batches in, logits out, in the order they came, one at a time.
-    One SimpleQueue each way (C code that releases the GIL while it waits): an executor's futures, conditions
-    and semaphores cost the GIL tens of µs a frame, which on a GPU is a tenth of a frame's model time."""
-
-    def __init__(self, logits: Callable[[np.ndarray], np.ndarray]) -> None:
-        self._jobs: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
-        self._results: queue.SimpleQueue[tuple[np.ndarray | None, BaseException | None]] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, args=(logits,), name="mgc-inference", daemon=True)
-        self._thread.start()
-
-    def _run(self, logits: Callable[[np.ndarray], np.ndarray]) -> None:
-        while (x := self._jobs.get()) is not None:
-            try:
-                self._results.put((logits(x), None))
-            except BaseException as exc:  # noqa: BLE001 (raised again in the loop's thread by result())
-                self._results.put((None, exc))
-
-    def submit(self, x: np.ndarray) -> None:
-        self._jobs.put(x)
-
-    def result(self) -> np.ndarray:
-        """The logits of the oldest batch submitted and not yet taken (waits for them)."""
-        logits, error = self._results.get()
-        if error is not None:
-            raise error
-        return logits  # type: ignore[return-value]
-
-    def close(self) -> None:
-        """Let the batches submitted finish, then end the thread."""
-        self._jobs.put(None)
-        self._thread.join()
-
-
-@dataclass
-class Tick:
-    """One batch in flight: its frames, when it was collected and preprocessed, and its logits (None while the
-    inference thread runs them)."""
-
-    batch: list[tuple[Feed, Frame]]
-    wait_start: float
-    got: float
-    got_at: float
-    t1: float
-    logits: np.ndarray | None
-
-
 PIPELINED_DEVICES = ("cuda", "tensorrt")  # where a tick's inference overlaps the loop's work on the last one
 PUBLISH_S = 0.05  # the live status is brought up to date at most 20 times a second
 
@@ -245,18 +94,18 @@ class _Run:
         self.draw = any(s.wants_image for s in sinks)
         self.times = StageTimes((*STAGES, "output", "end_to_end"))
         self.meter = RateMeter()
-        self.waker = _Waker()
-        self.preprocess = _Preprocessor(classifier.spec, len(sources))
+        self.waker = Waker()
+        self.preprocess = Preprocessor(classifier.spec, len(sources))
         # On a GPU the model takes about as long per frame as the loop's own work (smoothing, events, sinks), so
         # the two overlap: a tick's inference runs in this thread (ONNX Runtime releases the GIL) while the loop
         # finishes the tick before. On a CPU the model needs the cores the overlap would take: one thread.
         pipeline = (
             options.pipeline if options.pipeline is not None else classifier.device in PIPELINED_DEVICES
         )
-        self.inference = _Inference(classifier.logits) if pipeline else None
+        self.inference = Inference(classifier.logits) if pipeline else None
         # Pipelined, each source's thread also preprocesses its frames: the loop's thread, which the model no
         # longer waits for, keeps only what must be in order (the events and the sinks).
-        prepare = self.prepare_one if self.inference is not None else None
+        prepare = self.clf.prepare_one if self.inference is not None else None
         for source in sources:
             source.attach(self.waker.notify, prepare)
         self.clock = min(s.clock for s in sources)
@@ -264,11 +113,6 @@ class _Run:
         self.classified = self.batches = 0
         self.last: dict[str, Any] | None = None  # the newest event of any source
         self.published = 0.0  # when the live status was last brought up to date
-
-    def prepare_one(self, image: np.ndarray) -> np.ndarray:
-        """One frame's model input [3, H, W], made in its source's thread: an array of its own (page-locked on a
-        GPU), never a buffer that the next frame overwrites while this one waits for the model."""
-        return preprocess(image, self.clf.spec, out=self.clf.input_array(1))[0]
 
     def inputs(self, frames: list[Frame]) -> np.ndarray:
         """The batch's model input: the inputs the sources made where every frame has one, else preprocess()
@@ -311,7 +155,7 @@ class _Run:
         if overall != self.state:
             self.state = overall
             changes.update(state=overall, message=feed.message if not self.many else "")
-        _STATUS.update(**changes, sources=[f.entry() for f in self.feeds])
+        STATUS.update(**changes, sources=[f.entry() for f in self.feeds])
         if feed.state in (ENDED, FAILED) and not self.many:
             return
         event = {"state": feed.state, "message": feed.message, "t": self.now(), "source": feed.tag}
@@ -368,44 +212,18 @@ class _Run:
         batch_size: int,
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Smoothing, top-k, the event (the JSONL object) and the overlay of one classified frame."""
-        clf, labels = self.clf, self.clf.labels
         t2 = time.perf_counter()
         smoothed = feed.smoother.update(probs)
-        top = clf.top(probs, self.options.topk)
-        best = int(np.argmax(smoothed))
+        top = self.clf.top(probs, self.options.topk)
         now = time.monotonic()
         self.meter.tick(now)
-        st = feed.status
-        fps = {"capture": round(st.capture_fps, 2), "inference": round(feed.meter.rate(now), 2)}
-        event: dict[str, Any] = {
-            "source": feed.tag,
-            "frame": frame.seq,
-            "t": round(frame.t, 3),
-            "top": [
-                {"label": i, "name": n, "prob": round(p, 4)} for i, n, p in zip(top.ids, top.names, top.probs)
-            ],
-            "smoothed": {
-                "label": labels.ids[best],
-                "name": labels.display(best),
-                "prob": round(float(smoothed[best]), 4),
-            },
-            "state": feed.state,
-            "fps": fps,
-            "batch": batch_size,
-        }
+        fps = {"capture": round(feed.status.capture_fps, 2), "inference": round(feed.meter.rate(now), 2)}
+        event = frame_event(feed, frame, top, self.clf.labels, smoothed, fps, batch_size)
         t3 = time.perf_counter()
         image = frame.image
         if self.draw:
-            view = OverlayView(
-                top=list(zip(top.names, top.probs)),
-                smoothed=(labels.display(best), float(smoothed[best])),
-                capture_fps=fps["capture"],
-                inference_fps=fps["inference"],
-                latency_ms=(time.monotonic() - captured) * 1000,
-                state=feed.state,
-                message=feed.message,
-            )
-            image = annotate(frame.image, view)
+            latency_ms = (time.monotonic() - captured) * 1000
+            image = draw(frame, feed, top, self.clf.labels, smoothed, fps, latency_ms)
         t4 = time.perf_counter()
         stage_ms = {
             **shared,
@@ -439,7 +257,7 @@ class _Run:
             for key, value in feed.frames().items():
                 frames[key] += value
         capture = sum(f.status.capture_fps for f in self.feeds if not f.done)
-        _STATUS.update(
+        STATUS.update(
             frames=frames,
             fps={"capture": round(capture, 2), "inference": round(self.meter.rate(now), 2)},
             last=self.last,
@@ -480,35 +298,13 @@ def run_loop(
     run = _Run(classifier, sources, options, sinks)
     name = sources[0].name if len(sources) == 1 else f"{len(sources)} sources"
     info = {"source": name, "provider": classifier.provider, "device": classifier.device}
-    _STATUS.start(info, run.times, run.feeds)
+    STATUS.start(info, run.times, run.feeds)
     ended_by = END_OF_SOURCE
     if run.draw:  # the first overlay pays for font and buffer set-up: not in the first frame's timings
         annotate(np.zeros((*classifier.spec.size, 3), np.uint8), OverlayView(top=[("", 0.0)]))
     start = time.perf_counter()
     try:
-        wait_start = time.perf_counter()
-        pending: Tick | None = None  # a pipelined tick whose inference is running
-        while True:
-            active = not all(feed.done for feed in run.feeds)
-            if not active and pending is None:
-                break
-            seen = run.waker.count
-            batch = run.collect(pending) if active else []
-            if batch:
-                tick = run.start(batch, wait_start)
-                if pending is not None:
-                    run.complete(pending)  # while `tick` runs in the inference thread
-                pending = tick
-                if run.inference is None:
-                    run.complete(tick)
-                    pending = None
-                wait_start = time.perf_counter()
-            elif pending is not None:  # nothing new yet: the last tick's frames go out now, not later
-                run.complete(pending)
-                pending = None
-            elif active:
-                run.idle(seen)
-        ended_by = run.ended_by()
+        ended_by = _drive(run)
     except StopRequested:
         ended_by = "quit"
     except KeyboardInterrupt:
@@ -520,10 +316,44 @@ def run_loop(
             run.inference.close()
         for source in sources:
             source.attach(_nothing)  # the sources outlive the run: no more wake-ups or preprocessing
-        _close_sinks(sinks, {"state": ENDED, "message": ended_by, "t": run.now()})
+        close_sinks(sinks, {"state": ENDED, "message": ended_by, "t": run.now()})
     summaries = tuple(feed.summary(seconds, ended_by) for feed in run.feeds)
     run.publish(force=True)
-    _STATUS.update(running=False, state=ENDED, message=ended_by)
+    STATUS.update(running=False, state=ENDED, message=ended_by)
+    return _summary(run, name, seconds, ended_by, summaries)
+
+
+def _drive(run: _Run) -> str:
+    """Tick until every feed is done: collect, start the batch, complete the one before (pipelined) or this
+    one; wait for frames when none came. Returns how the run ended."""
+    wait_start = time.perf_counter()
+    pending: Tick | None = None  # a pipelined tick whose inference is running
+    while True:
+        active = not all(feed.done for feed in run.feeds)
+        if not active and pending is None:
+            break
+        seen = run.waker.count
+        batch = run.collect(pending) if active else []
+        if batch:
+            tick = run.start(batch, wait_start)
+            if pending is not None:
+                run.complete(pending)  # while `tick` runs in the inference thread
+            pending = tick
+            if run.inference is None:
+                run.complete(tick)
+                pending = None
+            wait_start = time.perf_counter()
+        elif pending is not None:  # nothing new yet: the last tick's frames go out now, not later
+            run.complete(pending)
+            pending = None
+        elif active:
+            run.idle(seen)
+    return run.ended_by()
+
+
+def _summary(
+    run: _Run, name: str, seconds: float, ended_by: str, summaries: tuple[SourceSummary, ...]
+) -> LoopSummary:
     read = sum(s.frames_read for s in summaries)
     return LoopSummary(
         frames_read=read,
@@ -535,11 +365,11 @@ def run_loop(
         fps=round(run.classified / seconds, 2) if seconds > 0 else 0.0,
         capture_fps=round(read / seconds, 2) if seconds > 0 else 0.0,
         stages=run.times.percentiles(),
-        provider=classifier.provider,
+        provider=run.clf.provider,
         source=name,
         ended_by=ended_by,
         error=run.lost(),  # a stream lost before a quit or Ctrl-C still fails the run
-        outputs=_outputs(sinks),
+        outputs=outputs_of(run.sinks),
         sources=summaries,
         batches=run.batches,
     )
@@ -547,29 +377,3 @@ def run_loop(
 
 def _nothing() -> None:
     pass
-
-
-def _outputs(sinks: Sequence[Sink]) -> tuple[str, ...]:
-    """The files the sinks wrote, as each lists them in `outputs`."""
-    return tuple(str(path) for sink in sinks for path in sink.outputs)
-
-
-def _close_sinks(sinks: Sequence[Sink], ended: dict[str, Any]) -> None:
-    """Tell every sink the loop ended and close them all, even when one of them fails; a second Ctrl-C
-    during this does not leave a half-written file behind."""
-    failure: BaseException | None = None
-    for step in ("state", "close"):
-        for sink in sinks:
-            try:
-                if step == "state":
-                    sink.state(ended)
-                else:
-                    sink.close()
-            except StopRequested:
-                pass
-            except KeyboardInterrupt:
-                continue
-            except Exception as exc:  # keep closing the others, then report the first failure
-                failure = failure or exc
-    if failure is not None:
-        raise failure
