@@ -1,4 +1,8 @@
-"""`mgc-edge export` and `mgc-edge verify`: ONNX models behind a parity gate, and the gate on its own."""
+"""`mgc-edge export` and `mgc-edge verify`: ONNX models behind a parity gate, and the gate on its own.
+
+A command function here is long only by its option declarations (Typer reads them from the signature);
+its body parses them and calls one library function.
+"""
 
 from __future__ import annotations
 

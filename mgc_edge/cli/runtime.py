@@ -1,4 +1,8 @@
-"""`mgc-edge webcam` and `mgc-edge predict`: the edge runtime, one exported .onnx file and no torch."""
+"""`mgc-edge webcam` and `mgc-edge predict`: the edge runtime, one exported .onnx file and no torch.
+
+A command function here is long only by its option declarations (Typer reads them from the signature);
+its body parses them and calls one library function.
+"""
 
 from __future__ import annotations
 

@@ -19,6 +19,6 @@ def usable_cores() -> int:
 
 def live_threads(reserve: float = 2.0) -> int:
     """Intra-op threads for a live loop: the usable cores less `reserve`, the cores that capture and decoding
-    keep busy beside inference (measured by `runtime/cores.py`), rounded half up, at least one."""
+    keep busy beside inference (measured by `live/cores.py`), rounded half up, at least one."""
     cores = usable_cores()
     return max(1, min(cores, math.floor(cores - reserve + 0.5)))

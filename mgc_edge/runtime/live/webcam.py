@@ -20,6 +20,7 @@ from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.model.load import load_classifier
 from mgc_edge.runtime.sinks import build_sinks, check_sinks
 from mgc_edge.runtime.sinks.base import BaseSink, SinkContext, SinkOptions
+from mgc_edge.runtime.sinks.web.config import parse_address
 from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH, parse_smooth
 from mgc_edge.runtime.sources import describe, open_sources, read_sources_file
 from mgc_edge.runtime.sources.base import Source, SourceOptions
@@ -116,10 +117,11 @@ class LostSourceNotes(BaseSink):
 
 
 def sink_options(options: WebcamOptions) -> SinkOptions:
-    """The options that make the sinks."""
+    """The options that make the sinks (the --serve address parsed here, once)."""
     return SinkOptions(
         display=options.display, save=options.save, jsonl=options.jsonl, force=options.force,
-        every=options.every, serve=options.serve, token=options.token,
+        every=options.every, serve=parse_address(options.serve) if options.serve is not None else None,
+        token=options.token,
     )  # fmt: skip
 
 
@@ -135,16 +137,17 @@ def make_sinks(
     return sinks + ([status_line] if status_line is not None else [])
 
 
-def check_options(options: WebcamOptions) -> list[str]:
-    """Refuse bad options and existing outputs before anything is opened (nothing is lost); the sources."""
+def check_options(options: WebcamOptions) -> tuple[list[str], SinkOptions]:
+    """Refuse bad options and existing outputs before anything is opened (nothing is lost); the sources and
+    the sinks' options."""
     if options.topk < 1:
         raise UserError(f"--topk must be at least 1, got {options.topk}.")
     if options.max_frames < 0:
         raise UserError(f"--max-frames must be 0 or more, got {options.max_frames}.")
     parse_smooth(options.smooth)
-    sources = options.source_list()
-    check_sinks(sink_options(options), len(sources))
-    return sources
+    sources, sinks = options.source_list(), sink_options(options)
+    check_sinks(sinks, len(sources))
+    return sources, sinks
 
 
 def source_options(options: WebcamOptions) -> SourceOptions:
@@ -164,7 +167,7 @@ def run_webcam(
     """The body of `webcam`: the sources, the model, the sinks (plus `extra_sinks`), the loop; reports the
     summary and returns it (its `error` says which lost stream made the run fail)."""
     quiet_opencv()
-    texts = check_options(options)
+    texts, sink_opts = check_options(options)
     clf, first = load_classifier(model, options.device, options.threads, True, notify, min(len(texts), 64))
     with ExitStack() as stack:
         sources = open_sources(texts, source_options(options))
@@ -174,7 +177,7 @@ def run_webcam(
         if not options.threads:
             clf, first, budget = fit_threads(clf, first, sources)
         report.classifier(clf, first, budget)
-        context = SinkContext(sink_options(options), clf, sources, notify, report.line, status, stack)
+        context = SinkContext(sink_opts, clf, sources, notify, report.line, status, stack)
         sinks = make_sinks(context, extra_sinks, report)
         for i, src in enumerate(sources):
             label = "Source" if len(sources) == 1 else f"Source {i}"

@@ -61,7 +61,7 @@ class _Stream:
     """A CUDA stream of our own for the batch-1 graph session (its `user_compute_stream`): the input is copied
     in, the graph replayed and the logits copied out on it, all queued, then ONE synchronise. The bound path
     otherwise synchronises three times a call (`update_inplace`, the run, `.numpy()`), which is what made it
-    slower than the plain `session.run` on the H200. Not destroyed: the session may outlive the runner's
+    slower than the plain `session.run` where it was measured. Not destroyed: the session may outlive the runner's
     references to it, and a stream is a few bytes of the driver's."""
 
     def __init__(self, lib: Any, out: np.ndarray) -> None:

@@ -21,10 +21,11 @@ import onnxruntime as ort
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.errors import UserError, first_line
 from mgc_edge.labels import Labels
-from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, ModelMetadata
+from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from mgc_edge.preprocess import PreprocessError, preprocess
 from mgc_edge.runtime.model import devices
 from mgc_edge.runtime.model.binding import GRAPH_WARMUP_RUNS, BindingChoice, BoundRunner, time_both
+from mgc_edge.runtime.model.contract import check_contract
 from mgc_edge.runtime.model.devices import CPU, CUDA, TENSORRT, choose_providers, parse_device
 from mgc_edge.runtime.model.pinned import PinnedPool
 from mgc_edge.runtime.model.scores import Prediction, display_names, prediction, softmax
@@ -49,6 +50,19 @@ AUTO_BINDING_DEVICES = ("cuda",)
 
 class ModelFileError(UserError):
     """A model file is missing or is not a readable ONNX model; the message is one sentence."""
+
+
+def session_options(threads: int, spinning: bool) -> ort.SessionOptions:
+    """Every optimisation at load time, `threads` intra-op threads (0: ONNX Runtime's default), idle threads
+    busy-waiting unless `spinning` is False, errors only in ONNX Runtime's log (fallbacks are said by us)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads > 0:
+        options.intra_op_num_threads = threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options
 
 
 class Classifier:
@@ -97,13 +111,7 @@ class Classifier:
         wants_gpu = providers[0] != CPU
         if wants_gpu:
             devices.preload_cuda_libraries()
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads > 0:
-            options.intra_op_num_threads = threads
-        if not spinning:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3  # errors only; we report fallbacks ourselves
+        options = session_options(threads, spinning)
         ort.set_default_logger_severity(4 if wants_gpu else 3)  # provider load failures: we say it once
         self.session = self._open(options, providers)
         self.providers: tuple[str, ...] = tuple(self.session.get_providers())
@@ -112,7 +120,7 @@ class Classifier:
         self.metadata: ModelMetadata = ModelMetadata.from_props(
             dict(self.session.get_modelmeta().custom_metadata_map), source=str(self.path)
         )
-        self._check_contract()
+        check_contract(self.session, self.metadata, self.path)
         on_gpu = self.device in ("cuda", "tensorrt")
         self.tf32 = tf32 and on_gpu
         self._runner: BoundRunner | None = None
@@ -185,25 +193,6 @@ class Classifier:
             self._notify(self.fallback)
         else:
             log.warning("%s: %s", self.path.name, self.fallback)
-
-    def _check_contract(self) -> None:
-        """The input/output names and shapes the rest of mgc-edge relies on (DESIGN.md, 'ONNX model')."""
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        h, w = self.metadata.preprocess.size
-        n_classes = len(self.metadata.labels)
-        problem = None
-        if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
-            problem = f"one input named {INPUT_NAME!r}, got {[i.name for i in inputs]}"
-        elif inputs[0].type != "tensor(float)":
-            problem = f"a float32 input, got {inputs[0].type}"
-        elif not _shape_fits(inputs[0].shape, (None, 3, h, w)):
-            problem = f"input shape [N, 3, {h}, {w}], got {inputs[0].shape}"
-        elif len(outputs) != 1 or outputs[0].name != OUTPUT_NAME:
-            problem = f"one output named {OUTPUT_NAME!r}, got {[o.name for o in outputs]}"
-        elif not _shape_fits(outputs[0].shape, (None, n_classes)):
-            problem = f"output shape [N, {n_classes}], got {outputs[0].shape}"
-        if problem:
-            raise MetadataError(f"{self.path} does not follow the mgc-edge model layout: it needs {problem}.")
 
     @property
     def labels(self) -> Labels:
@@ -387,11 +376,3 @@ class Classifier:
             f"Classifier({self.path.name}, arch={m.arch}, precision={m.precision}, "
             f"classes={self.num_classes}, size={m.preprocess.size}, providers={list(self.providers)})"
         )
-
-
-def _shape_fits(shape: Sequence[object], want: Sequence[int | None]) -> bool:
-    """An ONNX Runtime shape (ints for fixed dims, strings or None for symbolic ones) against the wanted
-    one, where None accepts anything (the dynamic batch axis)."""
-    if len(shape) != len(want):
-        return False
-    return all(w is None or not isinstance(s, int) or s == w for s, w in zip(shape, want))

@@ -155,7 +155,7 @@ class SinkOptions:
     jsonl: Path | None = None
     force: bool = False
     every: int = 1  # files' --every: an annotated video of a file plays at its rate over `every`
-    serve: str | None = None
+    serve: tuple[str, int] | None = None  # the web view's (host, port), parsed from --serve
     token: str | None = field(default=None, repr=False)
 
 

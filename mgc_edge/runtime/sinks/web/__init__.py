@@ -4,13 +4,12 @@ as MJPEG, the events as Server-Sent Events and the status as JSON (`server`, `ht
 from __future__ import annotations
 
 from mgc_edge.runtime.sinks.base import BaseSink, SinkContext, SinkOptions
-from mgc_edge.runtime.sinks.web.config import ServeConfig, parse_address
+from mgc_edge.runtime.sinks.web.config import ServeConfig
 from mgc_edge.runtime.sinks.web.server import LiveServer, model_info
 
 
 def check(options: SinkOptions, count: int) -> None:
-    if options.serve is not None:
-        parse_address(options.serve)
+    """Nothing left to refuse: the address was parsed into `options.serve` (config.parse_address)."""
 
 
 def build(context: SinkContext) -> BaseSink | None:
@@ -18,7 +17,7 @@ def build(context: SinkContext) -> BaseSink | None:
     options = context.options
     if options.serve is None:
         return None
-    host, port = parse_address(options.serve)
+    host, port = options.serve
     config = ServeConfig(host=host, port=port, token=options.token or None)
     server = context.stack.enter_context(LiveServer(config, model_info(context.classifier), context.status))
     for line in server.banner():

@@ -8,13 +8,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from mgc_edge.runtime.overlay import _ascii
-from mgc_edge.runtime.segments import Segment
+from mgc_edge.runtime.overlay import ascii_text
+from mgc_edge.runtime.recorded.options import AnnotateOptions
+from mgc_edge.runtime.recorded.outputs.annotation import VideoAnnotation
+from mgc_edge.runtime.recorded.segments import Segment
 
+SUFFIX = ".timeline.png"
+REQUIRED = False  # drawn again for a kept video where missing or older than its other files
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WIDTH = 1600
 _LEFT, _RIGHT, _TOP = 120, 30, 48
@@ -83,7 +88,7 @@ def draw_timeline(
     height = axis_y + 40 + legend[1] + 16
     img = np.full((height, width, 3), _PAPER, np.uint8)
     if title:
-        cv2.putText(img, _ascii(title, 140), (_LEFT, 30), FONT, 0.6, _INK, 1, cv2.LINE_AA)
+        cv2.putText(img, ascii_text(title, 140), (_LEFT, 30), FONT, 0.6, _INK, 1, cv2.LINE_AA)
 
     def x_of(t: float) -> int:
         return _LEFT + round(min(max(t - t0, 0.0), duration) / duration * plot_w)
@@ -97,7 +102,7 @@ def draw_timeline(
         t += step
     y = _TOP
     for row, h in zip(rows, heights):
-        cv2.putText(img, _ascii(row.title, 14), (10, y + h // 2 + 5), FONT, 0.5, _INK, 1, cv2.LINE_AA)
+        cv2.putText(img, ascii_text(row.title, 14), (10, y + h // 2 + 5), FONT, 0.5, _INK, 1, cv2.LINE_AA)
         cv2.rectangle(img, (_LEFT, y), (_LEFT + plot_w, y + h), (245, 245, 245), -1)
         for s in row.segments:
             x0, x1 = x_of(s.start_time), max(x_of(s.end_time), x_of(s.start_time) + 1)
@@ -117,7 +122,7 @@ def _label_in_box(
 ) -> None:
     """The class name inside its bar where it fits (shortened to fit, never spilling over)."""
     room = x1 - x0 - 8
-    text = _ascii(text, 40)
+    text = ascii_text(text, 40)
     while text and cv2.getTextSize(text, FONT, 0.42, 1)[0][0] > room:
         text = text[:-3] + ".." if len(text) > 4 else ""
     if text:
@@ -129,7 +134,7 @@ def _legend_layout(labels: Sequence[str], names: Mapping[str, str], width: int) 
     """Legend entries placed left to right, wrapping: ([(label, text, x, line)], height in pixels)."""
     placed, x, line = [], _LEFT, 0
     for label in labels:
-        text = _ascii(
+        text = ascii_text(
             f"{label}: {names.get(label, label)}" if names.get(label, label) != label else label, 40
         )
         w = 22 + cv2.getTextSize(text, FONT, 0.42, 1)[0][0] + 18
@@ -156,3 +161,16 @@ def write_png(path: str, image: np.ndarray) -> None:
         raise OSError(f"OpenCV could not encode {path} as PNG.")
     with atomic_path(path) as tmp:
         buf.tofile(str(tmp))
+
+
+def wanted(options: AnnotateOptions) -> bool:
+    return options.plot
+
+
+def write(path: Path, annotation: VideoAnnotation) -> None:
+    """True segments (where known) over the predicted ones and the per-frame labels."""
+    a = annotation
+    rows = [Row("truth", a.truth)] if a.truth is not None else []
+    rows += [Row("predicted", a.segments), Row("per frame", a.per_frame, thin=True)]
+    image = draw_timeline(rows, a.span, a.ids, dict(zip(a.ids, a.names)), title=a.video.name)
+    write_png(str(path), image)

@@ -14,6 +14,7 @@ annotation references by CVE_REF, which also lets ELAN offer the model's classes
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import os
 import urllib.parse
@@ -23,12 +24,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from mgc_edge import __version__
 from mgc_edge.errors import UserError
 from mgc_edge.fileio import atomic_path
-from mgc_edge.runtime.segments import Segment
+from mgc_edge.runtime.recorded.options import AnnotateOptions
+from mgc_edge.runtime.recorded.outputs.annotation import VideoAnnotation
+from mgc_edge.runtime.recorded.segments import Segment
 
+SUFFIX = ".eaf"
+REQUIRED = True
+SETTINGS_PROPERTY = "mgc_edge.settings"  # the header property holding the settings that made the file
 EAF_VERSION = "3.0"
 SCHEMA = "http://www.mpi.nl/tools/elan/EAFv3.0.xsd"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -111,8 +118,8 @@ def build_eaf(
     tier: str = DEFAULT_TIER,
     properties: Mapping[str, str] | None = None,
 ) -> ET.ElementTree:
-    """The EAF 3.0 tree of one tier of `segments` (in time order, not overlapping) for the video `media`."""
-    media, eaf_path = Path(media), Path(eaf_path)
+    """The EAF 3.0 tree of one tier of `segments` (in time order, not overlapping) for the video `media`:
+    header, time slots and tier, then the tier's type, language, constraints and vocabulary, in ELAN's order."""
     root = ET.Element(
         "ANNOTATION_DOCUMENT",
         {
@@ -124,6 +131,17 @@ def build_eaf(
             "xsi:noNamespaceSchemaLocation": SCHEMA,
         },
     )
+    _header(root, Path(media), Path(eaf_path), len(segments), properties)
+    _tier(root, segments, label_ids, label_names, tier)
+    _vocabulary(root, label_ids, label_names, tier)
+    tree = ET.ElementTree(root)
+    ET.indent(tree, space="    ")
+    return tree
+
+
+def _header(
+    root: ET.Element, media: Path, eaf_path: Path, count: int, properties: Mapping[str, str] | None
+) -> None:
     header = ET.SubElement(root, "HEADER", {"MEDIA_FILE": "", "TIME_UNITS": "milliseconds"})
     ET.SubElement(
         header,
@@ -135,10 +153,19 @@ def build_eaf(
         },
     )
     props = {"URN": f"urn:nl-mpi-tools-elan-eaf:{uuid.uuid4()}", **(properties or {})}
-    props["lastUsedAnnotationId"] = str(len(segments))
+    props["lastUsedAnnotationId"] = str(count)
     for name, text in props.items():
         ET.SubElement(header, "PROPERTY", {"NAME": name}).text = text
 
+
+def _tier(
+    root: ET.Element,
+    segments: Sequence[Segment],
+    label_ids: Sequence[str],
+    label_names: Sequence[str],
+    tier: str,
+) -> None:
+    """The time slots and the tier's annotations: a label of the model refers to its vocabulary entry."""
     time_order = ET.SubElement(root, "TIME_ORDER")
     tier_el = ET.SubElement(
         root, "TIER", {"ANNOTATOR": "mgc-edge", "LINGUISTIC_TYPE_REF": tier, "TIER_ID": tier}
@@ -159,6 +186,9 @@ def build_eaf(
         ann = ET.SubElement(ET.SubElement(tier_el, "ANNOTATION"), "ALIGNABLE_ANNOTATION", attrs)
         ET.SubElement(ann, "ANNOTATION_VALUE").text = value
 
+
+def _vocabulary(root: ET.Element, label_ids: Sequence[str], label_names: Sequence[str], tier: str) -> None:
+    """The tier's linguistic type, language and constraints, and the controlled vocabulary of the classes."""
     ET.SubElement(
         root,
         "LINGUISTIC_TYPE",
@@ -179,9 +209,6 @@ def build_eaf(
     for label, name in zip(label_ids, label_names):
         entry = ET.SubElement(cv, "CV_ENTRY_ML", {"CVE_ID": CVE_PREFIX + label})
         ET.SubElement(entry, "CVE_VALUE", {"DESCRIPTION": f"label {label}", "LANG_REF": _LANG}).text = name
-    tree = ET.ElementTree(root)
-    ET.indent(tree, space="    ")
-    return tree
 
 
 def write_eaf(
@@ -269,3 +296,18 @@ def choose_tier(doc: EafDocument, path: str | Path, tier: str | None = None) -> 
     if not filled:
         raise EafError(f"{path} holds no time-aligned annotations.")
     raise EafError(f"{path} has several tiers ({', '.join(filled)}); name one with --truth-tier.")
+
+
+def wanted(options: AnnotateOptions) -> bool:
+    return True
+
+
+def settings_text(settings: Mapping[str, Any]) -> str:
+    return json.dumps(settings, sort_keys=True)
+
+
+def write(path: Path, annotation: VideoAnnotation) -> None:
+    """The video's segments as one tier, the settings that made them in the header."""
+    a = annotation
+    properties = {SETTINGS_PROPERTY: settings_text(a.settings)}
+    write_eaf(path, a.segments, a.video, a.ids, a.names, properties=properties)

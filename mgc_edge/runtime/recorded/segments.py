@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from mgc_edge.errors import UserError
+from mgc_edge.metrics import macro_f1_of_counts
 
 MATCH_IOU = 0.5  # the usual threshold of segment F1 (F1@50)
 
@@ -322,14 +323,13 @@ def _ratio(a: int, b: int) -> float | None:
 
 
 def macro_f1(pairs: Mapping[tuple[str, str], int]) -> float:
-    """Mean F1 over the labels that occur in the truth or the predictions (as metrics.macro_f1 does)."""
-    tp: Counter[str] = Counter()
-    support: Counter[str] = Counter()
-    predicted: Counter[str] = Counter()
+    """metrics' macro-F1 (mean F1 over the labels that occur in the truth or the predictions) of counts of
+    (true, predicted) label pairs."""
+    labels = sorted({label for pair in pairs for label in pair})
+    if not labels:
+        return 0.0
+    index = {label: i for i, label in enumerate(labels)}
+    cm = np.zeros((len(labels), len(labels)), np.int64)
     for (t, p), c in pairs.items():
-        support[t] += c
-        predicted[p] += c
-        if t == p:
-            tp[t] += c
-    labels = set(support) | set(predicted)
-    return float(np.mean([2 * tp[x] / (support[x] + predicted[x]) for x in labels])) if labels else 0.0
+        cm[index[t], index[p]] += c
+    return macro_f1_of_counts(cm)

@@ -17,8 +17,8 @@ import numpy as np
 from mgc_edge.errors import UserError
 from mgc_edge.labels import Labels
 from mgc_edge.runtime.agreement import read_labels
-from mgc_edge.runtime.elan import choose_tier, read_eaf
-from mgc_edge.runtime.segments import Segment, clip_segments, segments_from_labels
+from mgc_edge.runtime.recorded.outputs.eaf import choose_tier, read_eaf
+from mgc_edge.runtime.recorded.segments import Segment, clip_segments, segments_from_labels
 
 TRUTH_SUFFIXES = (".csv", ".eaf")
 
