@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from mgc_edge.errors import UserError
+from mgc_edge.fileio import OutputExistsError
 from mgc_edge.runtime.overlay import MIN_HEIGHT, OverlayView, annotate, draw_state
 from mgc_edge.runtime.sinks import window as K
-from mgc_edge.runtime.sinks.base import OutputExistsError, Sink, StopRequested
+from mgc_edge.runtime.sinks.base import Sink, StopRequested
 from mgc_edge.runtime.sinks.jsonl import JsonlSink
 from mgc_edge.runtime.sinks.video import VIDEO_CODECS, VideoSink
 from mgc_edge.runtime.sinks.window import WindowSink

@@ -135,9 +135,9 @@ def predict(
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         from mgc_edge.cli.terminal import open_classifier
+        from mgc_edge.fileio import refuse_existing
         from mgc_edge.runtime.predict import PredictOptions
         from mgc_edge.runtime.predict import predict as run_predict
-        from mgc_edge.runtime.sinks.base import refuse_existing
 
         options = PredictOptions(
             topk=topk, clip=clip, group_regex=group_regex, batch_size=batch_size, strict=strict

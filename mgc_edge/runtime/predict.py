@@ -20,12 +20,11 @@ import numpy as np
 
 from mgc_edge.data.scan import DEFAULT_GROUP_REGEX, compile_group_regex, group_key
 from mgc_edge.errors import UserError
-from mgc_edge.fileio import write_text
+from mgc_edge.fileio import refuse_existing, write_text
 from mgc_edge.images import IMAGE_EXTENSIONS, ImageBatch, ImageReadError, read_images
 from mgc_edge.runtime.inputs import Wanted, collect
 from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.model.scores import top_k
-from mgc_edge.runtime.sinks.base import refuse_existing
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
 

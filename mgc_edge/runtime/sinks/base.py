@@ -18,9 +18,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from mgc_edge.errors import UserError
-from mgc_edge.fileio import unwritable
-
 if TYPE_CHECKING:
     from mgc_edge.runtime.model.classifier import Classifier
     from mgc_edge.runtime.sources.base import Source
@@ -83,24 +80,6 @@ class BaseSink:
 
 class StopRequested(Exception):
     """Raised by a sink to end the loop cleanly (the user pressed q or Esc)."""
-
-
-class OutputExistsError(UserError):
-    """An output file exists and `--force` was not given, or it cannot be written there; one sentence."""
-
-
-def refuse_existing(path: str | Path, force: bool, option: str = "output") -> Path:
-    """`path` as a Path, after refusing an existing file unless `force` (a folder is always refused) and a
-    place where no file can be written (a read-only disk, no permission)."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputExistsError(f"{option} {path} is a folder; give a file name.")
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists; pass --force to replace it.")
-    problem = unwritable(path.parent)
-    if problem is not None:
-        raise OutputExistsError(f"{option} {path} cannot be written ({problem}).")
-    return path
 
 
 class PerSource(BaseSink):

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from mgc_edge.fileio import temp_path
-from mgc_edge.runtime.sinks.base import BaseSink, SinkContext, SinkOptions, refuse_existing
+from mgc_edge.fileio import refuse_existing, temp_path
+from mgc_edge.runtime.sinks.base import BaseSink, SinkContext, SinkOptions
 
 # Made once: json.dumps(event, separators=...) builds an encoder at every call, which the loop pays per frame.
 _COMPACT = json.JSONEncoder(separators=(",", ":")).encode

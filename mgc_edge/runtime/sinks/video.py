@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from mgc_edge.errors import UserError
-from mgc_edge.fileio import temp_path
+from mgc_edge.fileio import refuse_existing, temp_path
 from mgc_edge.runtime.sinks.base import (
     BaseSink,
     Notify,
@@ -25,7 +25,6 @@ from mgc_edge.runtime.sinks.base import (
     SinkOptions,
     log,
     per_source,
-    refuse_existing,
 )
 from mgc_edge.runtime.sources.base import Source
 
