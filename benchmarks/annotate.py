@@ -23,11 +23,14 @@ from typing import Any
 import cv2
 
 from benchmarks.common import save_json
-from mgc_edge.runtime.annotate import AnnotateOptions, annotate
-from mgc_edge.runtime.loop import LoopOptions, run_loop
-from mgc_edge.runtime.session import Classifier, live_threads
-from mgc_edge.runtime.sinks import JsonlSink
-from mgc_edge.runtime.sources import FileSource, SourceOptions
+from mgc_edge.runtime.host import live_threads
+from mgc_edge.runtime.live.loop import LoopOptions, run_loop
+from mgc_edge.runtime.model.classifier import Classifier
+from mgc_edge.runtime.recorded.annotate import annotate
+from mgc_edge.runtime.recorded.options import AnnotateOptions
+from mgc_edge.runtime.sinks.jsonl import JsonlSink
+from mgc_edge.runtime.sources.base import SourceOptions
+from mgc_edge.runtime.sources.file import FileSource
 
 # The demo's video (scripts/demo.sh): 90 s at 15 fps, a new person every 1.5 to 3 s.
 DEMO_VIDEO_SECONDS = 90.0

@@ -25,9 +25,10 @@ import cv2
 from benchmarks.common import save_json
 from benchmarks.loop import scaled_video
 from mgc_edge.config import PreprocessSpec
-from mgc_edge.runtime.decode import DecodeOptions, VideoBatches
-from mgc_edge.runtime.session import Classifier, usable_cores
-from mgc_edge.runtime.sources import FEW_CORES, SMALL_FRAME, open_video
+from mgc_edge.runtime.host import usable_cores
+from mgc_edge.runtime.model.classifier import Classifier
+from mgc_edge.runtime.recorded.decode import DecodeOptions, VideoBatches
+from mgc_edge.runtime.sources.video import FEW_CORES, SMALL_FRAME, open_video
 
 
 def _default(path: str) -> cv2.VideoCapture:

@@ -115,7 +115,7 @@ def _torch_engine(run_dir: Path, device: torch.device) -> Any:
 
 
 def _ort_engine(path: str, gpu: bool, **options: Any) -> Any:
-    from mgc_edge.runtime.session import Classifier
+    from mgc_edge.runtime.model.classifier import Classifier
 
     clf = Classifier(path, device="cuda" if gpu else "cpu", **options)
     clf.warmup()  # as the live loop starts: by default on a GPU, batch 1's path is chosen here

@@ -37,10 +37,13 @@ import onnxruntime as ort
 
 from benchmarks.common import save_json
 from mgc_edge.preprocess import preprocess
-from mgc_edge.runtime.loop import LoopOptions, LoopSummary, run_loop
-from mgc_edge.runtime.session import Classifier, live_threads
-from mgc_edge.runtime.sinks import JsonlSink, VideoSink
-from mgc_edge.runtime.sources import FileSource, SourceOptions
+from mgc_edge.runtime.host import live_threads
+from mgc_edge.runtime.live.loop import LoopOptions, LoopSummary, run_loop
+from mgc_edge.runtime.model.classifier import Classifier
+from mgc_edge.runtime.sinks.jsonl import JsonlSink
+from mgc_edge.runtime.sinks.video import VideoSink
+from mgc_edge.runtime.sources.base import SourceOptions
+from mgc_edge.runtime.sources.file import FileSource
 
 
 def _first_frame(video: Path) -> np.ndarray:
@@ -270,7 +273,8 @@ def _webcam_run(
     summary and the threads it ran with (its own measured choice unless `threads`)."""
     from rich.console import Console
 
-    from mgc_edge.runtime.webcam import WebcamOptions, run_webcam
+    from mgc_edge.cli.terminal import TerminalReport
+    from mgc_edge.runtime.live.webcam import WebcamOptions, run_webcam
 
     out = io.StringIO()
     options = WebcamOptions(
@@ -281,7 +285,7 @@ def _webcam_run(
         force=True,
         threads=threads,
     )
-    summary = run_webcam(model, options, console=Console(file=out, width=200))
+    summary = run_webcam(model, options, report=TerminalReport(Console(file=out, width=200)))
     found = re.search(r"\((\d+) threads?", out.getvalue())
     return summary, int(found.group(1)) if found else threads
 
@@ -297,7 +301,7 @@ def bench_pipeline(
     (cores - 2 threads), inference alone and the CPU costs one after the other, so that a shared machine's load
     hits them alike; `loop_over_pipeline_bound` is the median over the rounds of webcam's frames per second
     over that round's bound (the pooled ratio is reported beside it)."""
-    from mgc_edge.runtime.session import usable_cores
+    from mgc_edge.runtime.host import usable_cores
 
     cores = usable_cores()
     model = Path(model_path)

@@ -10,7 +10,7 @@ from typing import Any
 
 from benchmarks.common import fmt, machine_line, table
 from mgc_edge.data.cache import PARALLEL_FROM
-from mgc_edge.runtime.iobinding import BindingChoice
+from mgc_edge.runtime.model.binding import BindingChoice
 
 # key -> (comparison that must hold, target): the two-core targets of the speed work.
 TARGETS: dict[str, tuple[Callable[[float, float], bool], float]] = {

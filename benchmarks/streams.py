@@ -223,7 +223,7 @@ def bench_streams(
     compare: bool = True,
 ) -> dict[str, Any]:
     """n cameras at 25 fps into one webcam, and (with `compare`) into n separate webcams."""
-    from mgc_edge.runtime.session import usable_cores
+    from mgc_edge.runtime.host import usable_cores
 
     cameras = Cameras(video, FPS, frame_size)
     try:

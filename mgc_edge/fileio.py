@@ -12,6 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mgc_edge.errors import UserError
+
+
+class OutputExistsError(UserError):
+    """An output file exists and `--force` was not given, or it cannot be written there; one sentence."""
+
 
 @contextmanager
 def temp_path(final: str | Path) -> Iterator[Path]:
@@ -41,6 +47,20 @@ def unwritable(folder: str | Path) -> str | None:
     except OSError as exc:
         return exc.strerror or type(exc).__name__
     return None
+
+
+def refuse_existing(path: str | Path, force: bool, option: str = "output") -> Path:
+    """`path` as a Path, after refusing an existing file unless `force` (a folder is always refused) and a
+    place where no file can be written (a read-only disk, no permission)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputExistsError(f"{option} {path} is a folder; give a file name.")
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists; pass --force to replace it.")
+    problem = unwritable(path.parent)
+    if problem is not None:
+        raise OutputExistsError(f"{option} {path} cannot be written ({problem}).")
+    return path
 
 
 @contextmanager

@@ -1,5 +1,8 @@
 """Classification metrics for imbalanced, clip-grouped data; numpy only (no torch).
 
+`evaluate_predictions` is longer than 60 lines: it assembles one report, field by field, in the order
+the report is read.
+
 `evaluate_predictions` builds the JSON-ready report that DOMAIN.md asks for: top-1/top-5, balanced
 accuracy, macro-F1, per-class scores and a confusion matrix, always beside the majority-class baseline,
 with clip-level accuracy (mean softmax over a clip's frames) beside frame-level accuracy, and the classes
@@ -141,6 +144,11 @@ def _balanced_from_cm(cm: np.ndarray) -> float:
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
     """Mean F1 over classes present in y_true or y_pred (scikit-learn's default macro average)."""
     return _macro_f1_from_cm(confusion_matrix(y_true, y_pred, num_classes))
+
+
+def macro_f1_of_counts(cm: np.ndarray) -> float:
+    """`macro_f1` of a confusion matrix [C, C] of counts (rows true, columns predicted) made elsewhere."""
+    return _macro_f1_from_cm(np.asarray(cm))
 
 
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:

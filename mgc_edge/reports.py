@@ -1,4 +1,8 @@
-"""Render an `evaluate_predictions` report in the terminal with rich: every number beside its baseline."""
+"""Render an `evaluate_predictions` report in the terminal with rich: every number beside its baseline.
+
+`render_report` is longer than 60 lines: it draws the report's tables one after the other, in the order
+they are read.
+"""
 
 from __future__ import annotations
 

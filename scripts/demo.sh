@@ -33,7 +33,7 @@ RECORD_FIGURES="${RECORD_FIGURES:-1}"
 
 # The precision the runtime should get: int8 on a CPU; on a GPU fp16, since int8 runs slower than fp32 there
 # (QDQ through ONNX Runtime's CUDA provider, benchmarks/RESULTS.md).
-if [ "$("$BIN/python" -c 'from mgc_edge.runtime.session import gpu_runtime_available as g; print(int(g()))' 2>/dev/null)" = 1 ]; then
+if [ "$("$BIN/python" -c 'from mgc_edge.runtime.model.devices import gpu_runtime_available as g; print(int(g()))' 2>/dev/null)" = 1 ]; then
   RUNTIME_PRECISION="${RUNTIME_PRECISION:-fp16}"; DEVICE="${DEVICE:-cuda}"
 else
   RUNTIME_PRECISION="${RUNTIME_PRECISION:-int8}"; DEVICE="${DEVICE:-cpu}"

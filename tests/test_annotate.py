@@ -25,12 +25,21 @@ from typer.testing import CliRunner
 
 from mgc_edge.cli import app
 from mgc_edge.config import PreprocessSpec
-from mgc_edge.runtime.annotate import AnnotateOptions, annotate, output_names
-from mgc_edge.runtime.decode import CHUNK, Batch, DecodeOptions, VideoBatches, VideoEnded, VideoStarted
-from mgc_edge.runtime.elan import read_eaf
-from mgc_edge.runtime.segments import Segment
-from mgc_edge.runtime.session import Classifier
-from mgc_edge.runtime.timeline import Row, colour_of, draw_timeline
+from mgc_edge.runtime.model.classifier import Classifier
+from mgc_edge.runtime.recorded.annotate import annotate
+from mgc_edge.runtime.recorded.decode import (
+    CHUNK,
+    Batch,
+    DecodeOptions,
+    VideoBatches,
+    VideoEnded,
+    VideoStarted,
+)
+from mgc_edge.runtime.recorded.jobs import output_names
+from mgc_edge.runtime.recorded.options import AnnotateOptions
+from mgc_edge.runtime.recorded.outputs.eaf import read_eaf
+from mgc_edge.runtime.recorded.outputs.timeline_png import Row, colour_of, draw_timeline
+from mgc_edge.runtime.recorded.segments import Segment
 
 pytest_plugins = ["export_fixtures"]  # resnet_export: computed once per session
 runner = CliRunner()
@@ -296,7 +305,7 @@ def test_a_run_killed_midway_is_finished_by_the_next(media: dict[str, Any], tmp_
 def test_an_interrupted_run_leaves_whole_files_only(
     media: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mgc_edge.runtime import annotate as mod
+    from mgc_edge.runtime.recorded import recorder as mod
 
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -513,3 +522,32 @@ def test_the_timeline_draws_each_row_in_its_class_colours() -> None:
     assert tuple(image[predicted_y, x(0.2)]) == colour_of("b", present)
     assert tuple(image[predicted_y, x(1.8)]) == colour_of("c", present)
     assert len({colour_of(label, present) for label in present}) == 3
+
+
+def test_a_new_annotation_format_is_one_module_and_one_line_in_outputs(
+    media: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small example format (each segment's label on a line of `<name>.labels.txt`) added to `OUTPUTS` is
+    written for every video, listed in summary.json, and, being required, makes a video annotated before it
+    existed be done again rather than kept."""
+    from types import SimpleNamespace
+
+    from mgc_edge.runtime.recorded import outputs
+
+    out = tmp_path / "out"
+    assert invoke("annotate", media["model"], media["session"], "--out", out).exit_code == 0
+
+    def write(path: Path, annotation: Any) -> None:
+        path.write_text("".join(f"{s.label}\n" for s in annotation.segments))
+
+    labels = SimpleNamespace(SUFFIX=".labels.txt", REQUIRED=True, wanted=lambda options: True, write=write)
+    monkeypatch.setattr(outputs, "OUTPUTS", [*outputs.OUTPUTS, labels])
+    result = invoke("annotate", media["model"], media["session"], "--out", out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert (
+        summary["counts"]["done"] == 1 and summary["counts"]["kept"] == 0
+    )  # redone: its new file was missing
+    assert summary["videos"][0]["outputs"][-1] == str(out / "session.labels.txt")
+    segments = [r["label"] for r in rows(out / "session.segments.csv")]
+    assert (out / "session.labels.txt").read_text().split() == segments == ["1", "3", "2", "1"]

@@ -11,7 +11,7 @@ import pytest
 from onnx import helper, numpy_helper
 from onnx_helpers import onnxruntime_only, tiny_cnn_onnx, tiny_onnx
 
-from mgc_edge.runtime.domains import STANDARD_DOMAINS, OnnxFileError, opset_imports, private_imports
+from mgc_edge.runtime.model.domains import STANDARD_DOMAINS, OnnxFileError, opset_imports, private_imports
 
 pytest_plugins = ["export_fixtures"]  # alexnet_export: once per session
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pympi
 import pytest
 
-from mgc_edge.runtime.elan import EafError, choose_tier, read_eaf, read_properties, write_eaf
-from mgc_edge.runtime.segments import Segment
+from mgc_edge.runtime.recorded.outputs.eaf import EafError, choose_tier, read_eaf, read_properties, write_eaf
+from mgc_edge.runtime.recorded.segments import Segment
 
 IDS = ["1", "20", "32"]
 NAMES = ["Turtle neck", "Moving torso", "Illustrative body language"]

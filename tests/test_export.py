@@ -22,7 +22,7 @@ from mgc_edge.export.reference import reference_path_for
 from mgc_edge.export.verify import VerifyOptions
 from mgc_edge.fileio import file_sha256
 from mgc_edge.metadata import ModelMetadata
-from mgc_edge.runtime.session import Classifier
+from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.train.checkpoint import CheckpointError, load_checkpoint
 
 pytest_plugins = ["export_fixtures"]  # alexnet_export, resnet_run, ...: computed once per session
@@ -110,7 +110,7 @@ def test_exported_models_run_in_a_fresh_process_that_never_imports_torch(
     code = """
 import sys, json
 from mgc_edge.images import read_image
-from mgc_edge.runtime.session import Classifier
+from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.export.verify import VerifyOptions, check_model_alone
 frame = read_image(sys.argv[1])
 out = {}

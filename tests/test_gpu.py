@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mgc_edge.cli import app
-from mgc_edge.runtime.session import CUDA, Classifier, gpu_runtime_available
+from mgc_edge.runtime.model.classifier import Classifier
+from mgc_edge.runtime.model.devices import CUDA, gpu_runtime_available
 
 torch = pytest.importorskip("torch")
 

@@ -25,13 +25,17 @@ from test_runtime_loop import (
 from test_sources import FakeCamera, wait_until
 
 from mgc_edge.errors import UserError
-from mgc_edge.runtime import cores, session
+from mgc_edge.runtime import host
 from mgc_edge.runtime.agreement import agreement
-from mgc_edge.runtime.live import LiveSource
-from mgc_edge.runtime.loop import LoopOptions, run_loop, status
-from mgc_edge.runtime.session import Classifier
-from mgc_edge.runtime.sinks import JsonlSink
-from mgc_edge.runtime.sources import FileSource, SourceOptions, open_sources, read_sources_file
+from mgc_edge.runtime.live import cores
+from mgc_edge.runtime.live.loop import LoopOptions, run_loop
+from mgc_edge.runtime.live.status import status
+from mgc_edge.runtime.model.classifier import Classifier
+from mgc_edge.runtime.sinks.jsonl import JsonlSink
+from mgc_edge.runtime.sources import open_sources, read_sources_file
+from mgc_edge.runtime.sources.base import SourceOptions
+from mgc_edge.runtime.sources.file import FileSource
+from mgc_edge.runtime.sources.stream import LiveSource
 
 SHORT = [("2", 5), ("3", 5)]  # 10 frames
 
@@ -300,13 +304,13 @@ def test_a_source_that_does_not_open_stops_the_start_and_closes_the_others(media
 
 
 def test_threads_follow_what_capture_and_decoding_take(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(session, "usable_cores", lambda: 2)
+    monkeypatch.setattr(host, "usable_cores", lambda: 2)
     assert cores.threads_for(0.0).threads == 2  # nothing to decode: every core
     assert cores.threads_for(0.3).threads == 2  # four small streams: still both
     assert cores.threads_for(0.0, file_decode_ms=2.1, inference_ms=12.0).threads == 2  # a 720p file, AlexNet
     assert cores.threads_for(0.0, file_decode_ms=2.1, inference_ms=0.2).threads == 1  # decoding dominates
     assert cores.threads_for(1.8).threads == 1  # never zero
-    monkeypatch.setattr(session, "usable_cores", lambda: 8)
+    monkeypatch.setattr(host, "usable_cores", lambda: 8)
     assert cores.threads_for(1.6).threads == 6 and cores.threads_for(2.5).threads == 6  # half rounds up
     budget = cores.threads_for(0.5, file_decode_ms=3.0, inference_ms=9.0)
     assert budget.busy == pytest.approx(0.5 + 7.5 * 0.25) and budget.threads == 6
@@ -341,31 +345,32 @@ def test_a_large_batch_is_preprocessed_in_threads_to_the_same_array(
     media: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mgc_edge.preprocess import preprocess
-    from mgc_edge.runtime.loop import _Preprocessor
+    from mgc_edge.runtime.live.stages import Preprocessor
 
     spec = Classifier(media["model"], device="cpu").spec
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (40 + 7 * i, 64 + 5 * i, 3), dtype=np.uint8) for i in range(13)]
-    monkeypatch.setattr(session, "usable_cores", lambda: 8)
-    split = _Preprocessor(spec, sources=16)
+    monkeypatch.setattr(host, "usable_cores", lambda: 8)
+    split = Preprocessor(spec, sources=16)
     try:
         assert split.workers == 4 and split.pool is not None
         assert np.array_equal(split(images), preprocess(images, spec))
         assert np.array_equal(split(images[:3]), preprocess(images[:3], spec))  # small batches: one call
     finally:
         split.close()
-    monkeypatch.setattr(session, "usable_cores", lambda: 2)
-    assert _Preprocessor(spec, sources=16).pool is None  # two cores: nothing to spare
-    assert _Preprocessor(spec, sources=4).pool is None
+    monkeypatch.setattr(host, "usable_cores", lambda: 2)
+    assert Preprocessor(spec, sources=16).pool is None  # two cores: nothing to spare
+    assert Preprocessor(spec, sources=4).pool is None
 
 
 def test_a_web_view_nobody_watches_costs_the_loop_no_drawing(media: dict) -> None:
-    from mgc_edge.runtime.serve import ServeConfig, model_info, start_server
+    from mgc_edge.runtime.sinks.web.config import ServeConfig
+    from mgc_edge.runtime.sinks.web.server import LiveServer, model_info
 
     clf = Classifier(media["model"], device="cpu")
     rec = Recorder()
     rec.wants_image = False  # it records the image the loop hands out: drawn ones are enlarged to 360 rows
-    with start_server(ServeConfig(port=0), model_info(clf), status) as server:
+    with LiveServer(ServeConfig(port=0), model_info(clf), status) as server:
         with FileSource(media["short"]) as file:
             run_loop(clf, file, LoopOptions(), [server, rec])
     assert {shape for shape, _ in rec.frames} == {(48, 64, 3)}

@@ -10,9 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
-from mgc_edge.runtime import sinks as K
+from mgc_edge.errors import UserError
+from mgc_edge.fileio import OutputExistsError
 from mgc_edge.runtime.overlay import MIN_HEIGHT, OverlayView, annotate, draw_state
-from mgc_edge.runtime.sinks import JsonlSink, OutputExistsError, StopRequested, VideoSink, WindowSink
+from mgc_edge.runtime.sinks import window as K
+from mgc_edge.runtime.sinks.base import Sink, StopRequested
+from mgc_edge.runtime.sinks.jsonl import JsonlSink
+from mgc_edge.runtime.sinks.video import VIDEO_CODECS, VideoSink
+from mgc_edge.runtime.sinks.window import WindowSink
 
 VIEW = OverlayView(
     top=[("Touching jaw", 0.71), ("Folding arms", 0.2), ("Crossing fingers", 0.09)],
@@ -143,7 +148,7 @@ def test_video_sink_writes_every_frame_keeps_the_first_size_and_says_its_codec_o
     sink.close()
     frames = read_video(out)
     assert len(frames) == 6 and {f.shape for f in frames} == {(180, 320, 3)}
-    assert sink.codec in K.VIDEO_CODECS
+    assert sink.codec in VIDEO_CODECS
     assert sum("frame size changed" in n for n in notes) == 1
     assert sum("H.264" in n for n in notes) == (sink.codec != "avc1")
     assert [p.name for p in tmp_path.iterdir()] == ["annotated.mp4"]  # no temporary file left behind
@@ -177,7 +182,7 @@ def test_video_sink_refuses_an_existing_file_and_other_containers(tmp_path: Path
     with pytest.raises(OutputExistsError, match="--force"):
         VideoSink(out, fps=15)
     assert out.read_bytes() == b"precious"
-    with pytest.raises(K.UserError, match=r"\.mp4"):
+    with pytest.raises(UserError, match=r"\.mp4"):
         VideoSink(tmp_path / "x.avi", fps=15)
     sink = VideoSink(out, fps=15, force=True)
     sink.frame(frame(), {})
@@ -188,7 +193,7 @@ def test_video_sink_refuses_an_existing_file_and_other_containers(tmp_path: Path
 def test_jsonl_sink_writes_one_object_per_frame_atomically(tmp_path: Path) -> None:
     out = tmp_path / "events.jsonl"
     sink = JsonlSink(out)
-    assert not K.wants_image(sink) and K.wants_image(VideoSink(tmp_path / "v.mp4", 10))
+    assert not sink.wants_image and VideoSink(tmp_path / "v.mp4", 10).wants_image
     events = [{"frame": i, "t": i / 10, "smoothed": {"label": "3"}} for i in range(3)]
     for e in events:
         sink.frame(frame(), e)
@@ -203,5 +208,5 @@ def test_jsonl_sink_writes_one_object_per_frame_atomically(tmp_path: Path) -> No
 
 def test_every_sink_follows_the_protocol(tmp_path: Path) -> None:
     for sink in (WindowSink(), VideoSink(tmp_path / "a.mp4", 10), JsonlSink(tmp_path / "a.jsonl")):
-        assert isinstance(sink, K.Sink)
+        assert isinstance(sink, Sink)
         sink.close()

@@ -18,7 +18,7 @@ from mgc_edge.export.onnx_export import ExportError, check_onnx
 from mgc_edge.export.portable import STANDARD_DOMAINS, private_domains, strip_unused_opsets
 from mgc_edge.images import read_images
 from mgc_edge.preprocess import preprocess
-from mgc_edge.runtime.session import Classifier
+from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.train.checkpoint import load_checkpoint
 from mgc_edge.train.rundir import run_split
 

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from mgc_edge.cli import app
 from mgc_edge.images import read_image
+from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.predict import InputError, collect_inputs, predict_files
-from mgc_edge.runtime.session import Classifier
 
 runner = CliRunner()
 

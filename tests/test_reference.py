@@ -29,7 +29,7 @@ from mgc_edge.fileio import file_sha256
 from mgc_edge.images import read_images
 from mgc_edge.labels import Labels
 from mgc_edge.preprocess import preprocess
-from mgc_edge.runtime.session import Classifier
+from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.train.checkpoint import CheckpointError
 
 

@@ -13,6 +13,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import cv2
@@ -24,11 +25,15 @@ from onnx_helpers import tiny_onnx
 from typer.testing import CliRunner
 
 from mgc_edge.cli import app
+from mgc_edge.errors import UserError
 from mgc_edge.runtime.agreement import agreement
-from mgc_edge.runtime.loop import STAGES, LoopOptions, run_loop, status
-from mgc_edge.runtime.session import Classifier
-from mgc_edge.runtime.sinks import JsonlSink, StopRequested
-from mgc_edge.runtime.sources import FileSource, SourceOptions
+from mgc_edge.runtime.live.loop import STAGES, LoopOptions, run_loop
+from mgc_edge.runtime.live.status import status
+from mgc_edge.runtime.model.classifier import Classifier
+from mgc_edge.runtime.sinks.base import BaseSink, StopRequested
+from mgc_edge.runtime.sinks.jsonl import JsonlSink
+from mgc_edge.runtime.sources.base import SourceOptions
+from mgc_edge.runtime.sources.file import FileSource
 
 runner = CliRunner()
 # BGR colours the colour model tells apart: label "1" is red, "2" green, "3" blue.
@@ -200,7 +205,7 @@ def test_every_frame_of_a_file_is_classified_and_matches_the_known_labels(
     assert live["provider"] == "CPUExecutionProvider" and live["last"]["frame"] == n - 1
 
 
-class Recorder:
+class Recorder(BaseSink):
     """A sink that keeps what it is given, and can stop the loop or interrupt it at a given frame."""
 
     wants_image = True
@@ -307,7 +312,7 @@ def test_auto_display_without_a_screen_runs_headless_and_says_so(
 
 
 def test_extra_sinks_get_every_frame_and_the_end(stuff: dict) -> None:
-    from mgc_edge.runtime.webcam import WebcamOptions, run_webcam
+    from mgc_edge.runtime.live.webcam import WebcamOptions, run_webcam
 
     rec = Recorder()
     run_webcam(stuff["model"], WebcamOptions(source=str(stuff["video"]), display="off"), extra_sinks=[rec])
@@ -570,9 +575,9 @@ def test_a_disk_that_fills_up_mid_run_is_one_sentence_and_keeps_what_was_written
 ) -> None:
     import errno
 
-    from mgc_edge.runtime import sinks
+    from mgc_edge.runtime.sinks.jsonl import JsonlSink
 
-    write = sinks.JsonlSink.frame
+    write = JsonlSink.frame
     written = []
 
     def frame(self: Any, image: Any, event: dict) -> None:
@@ -581,7 +586,7 @@ def test_a_disk_that_fills_up_mid_run_is_one_sentence_and_keeps_what_was_written
         write(self, image, event)
         written.append(event["frame"])
 
-    monkeypatch.setattr(sinks.JsonlSink, "frame", frame)
+    monkeypatch.setattr(JsonlSink, "frame", frame)
     out, video = tmp_path / "o.jsonl", tmp_path / "o.mp4"
     result = invoke(
         "webcam", stuff["model"], "-s", stuff["video"], "--display", "off", "--jsonl", out, "--save", video,
@@ -619,3 +624,45 @@ def test_agreement_module_prints_the_figure(stuff: dict, tmp_path: Path) -> None
     figures = json.loads(proc.stdout)
     assert figures["frames"] == len(stuff["labels"]) and figures["top1"] == 1.0
     assert 0.8 <= figures["smoothed"] < 1.0  # the smoothed label lags each change of gesture a little
+
+
+class CountingSink(BaseSink):
+    """A small example sink: counts the frames of each source (what a new sink's module holds)."""
+
+    wants_image = False
+
+    def __init__(self) -> None:
+        self.frames: dict[int, int] = {}
+        self.closed = False
+
+    def frame(self, annotated_bgr: np.ndarray, event: dict[str, Any]) -> None:
+        index = event["source"]["index"]
+        self.frames[index] = self.frames.get(index, 0) + 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_new_sink_is_one_module_and_one_line_in_builders(
+    stuff: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`webcam` makes its sinks from `sinks.BUILDERS` alone: one more entry (a module with `check` and `build`)
+    gets every frame of the run, and its `check` refuses before anything is opened."""
+    from mgc_edge.runtime import sinks
+
+    made: list[CountingSink] = []
+
+    def check(options: Any, count: int) -> None:
+        if options.jsonl is not None and options.jsonl.suffix != ".jsonl":
+            raise UserError("The counting sink wants a .jsonl name.")
+
+    def build(context: Any) -> CountingSink:
+        made.append(CountingSink())
+        return made[-1]
+
+    monkeypatch.setattr(sinks, "BUILDERS", [*sinks.BUILDERS, SimpleNamespace(check=check, build=build)])
+    result = invoke("webcam", stuff["model"], "-s", stuff["video"], "--display", "off", "--max-frames", "5")
+    assert result.exit_code == 0, result.output
+    assert len(made) == 1 and made[0].frames == {0: 5} and made[0].closed
+    refused = invoke("webcam", stuff["model"], "-s", stuff["video"], "--display", "off", "--jsonl", "x.txt")
+    assert one_error(refused).endswith("The counting sink wants a .jsonl name.") and len(made) == 1

@@ -14,15 +14,19 @@ import pytest
 from onnx_helpers import set_props, tiny_onnx
 from rich.console import Console
 
+from mgc_edge.cli.terminal import say_classifier
 from mgc_edge.errors import UserError
 from mgc_edge.metadata import MetadataError
 from mgc_edge.preprocess import PreprocessError, preprocess
-from mgc_edge.runtime import session as S
-from mgc_edge.runtime.iobinding import PinnedPool
-from mgc_edge.runtime.session import Classifier, DeviceError, ModelFileError, softmax
-from mgc_edge.runtime.webcam import say_classifier
+from mgc_edge.runtime import host
+from mgc_edge.runtime.model import classifier as S
+from mgc_edge.runtime.model import devices as D
+from mgc_edge.runtime.model.classifier import Classifier, ModelFileError
+from mgc_edge.runtime.model.devices import DeviceError
+from mgc_edge.runtime.model.pinned import PinnedPool
+from mgc_edge.runtime.model.scores import softmax
 
-NO_GPU = S.cuda_device_count() == 0
+NO_GPU = D.cuda_device_count() == 0
 
 
 @pytest.fixture()
@@ -57,10 +61,12 @@ def test_predict_matches_logits_of_the_shared_preprocess(model: Path) -> None:
 
 def test_classify_gives_top_k_with_human_names(model: Path) -> None:
     clf = Classifier(model, device="cpu")
-    (pred,) = clf.classify(frames(1), k=2)
+    (probs,) = clf.predict(frames(1))
+    pred = clf.top(probs, k=2)
     assert len(pred.indices) == 2 and pred.probs[0] >= pred.probs[1]
+    assert pred.indices[0] == int(np.argmax(probs)) and pred.ids[0] == clf.labels.ids[pred.indices[0]]
     assert pred.names[0] == f"class {pred.ids[0]}"
-    assert len(clf.classify(frames(2), k=99)[0].indices) == 3  # k is capped at the number of classes
+    assert len(clf.top(clf.predict(frames(2))[0], k=99).indices) == 3  # k is capped at the number of classes
 
 
 def test_logits_refuses_a_batch_of_the_wrong_shape(model: Path) -> None:
@@ -163,35 +169,35 @@ def test_model_and_device_errors_end_in_one_sentence_and_exit_2(
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "cpu:0", "", "auto:1", "trt"])
 def test_bad_device_names_are_refused(device: str) -> None:
     with pytest.raises(DeviceError, match="--device"):
-        S.parse_device(device)
-    assert S.parse_device("CUDA:1") == ("cuda", 1)
-    assert S.parse_device("tensorrt") == ("tensorrt", 0) and S.parse_device("tensorrt:2") == ("tensorrt", 2)
+        D.parse_device(device)
+    assert D.parse_device("CUDA:1") == ("cuda", 1)
+    assert D.parse_device("tensorrt") == ("tensorrt", 0) and D.parse_device("tensorrt:2") == ("tensorrt", 2)
 
 
 def test_gpu_providers_ask_for_heuristic_convolution_search(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(S.ort, "get_available_providers", lambda: [S.TENSORRT, S.CUDA, S.CPU])
-    cuda = S.choose_providers("cuda:1")
+    monkeypatch.setattr(S.ort, "get_available_providers", lambda: [D.TENSORRT, D.CUDA, D.CPU])
+    cuda = D.choose_providers("cuda:1")
     want = {"device_id": 1, "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": "0"}
-    assert cuda[0] == (S.CUDA, want) and cuda[-1] == S.CPU
+    assert cuda[0] == (D.CUDA, want) and cuda[-1] == D.CPU
     # TF32 only where asked: the CUDA provider's own default (on) moves fp32 probabilities by ~1e-3.
-    assert S.choose_providers("cuda", tf32=True)[0][1]["use_tf32"] == "1"
+    assert D.choose_providers("cuda", tf32=True)[0][1]["use_tf32"] == "1"
     # Options given (the benchmark's variants) go over ours.
-    given = S.choose_providers("cuda", {"prefer_nhwc": "1", "cudnn_conv_algo_search": "EXHAUSTIVE"})[0][1]
+    given = D.choose_providers("cuda", {"prefer_nhwc": "1", "cudnn_conv_algo_search": "EXHAUSTIVE"})[0][1]
     assert given["prefer_nhwc"] == "1" and given["cudnn_conv_algo_search"] == "EXHAUSTIVE"
-    trt = S.choose_providers("tensorrt")
-    assert [p if isinstance(p, str) else p[0] for p in trt] == [S.TENSORRT, S.CUDA, S.CPU]
+    trt = D.choose_providers("tensorrt")
+    assert [p if isinstance(p, str) else p[0] for p in trt] == [D.TENSORRT, D.CUDA, D.CPU]
     assert trt[0][1]["trt_engine_cache_enable"] is True
-    assert S.choose_providers("cpu") == [S.CPU]
-    monkeypatch.setattr(S.ort, "get_available_providers", lambda: [S.CUDA, S.CPU])
+    assert D.choose_providers("cpu") == [D.CPU]
+    monkeypatch.setattr(S.ort, "get_available_providers", lambda: [D.CUDA, D.CPU])
     with pytest.raises(DeviceError, match="TensorRT"):
-        S.choose_providers("tensorrt")
+        D.choose_providers("tensorrt")
 
 
 def test_live_threads_leave_cores_for_capture_and_drawing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(S, "usable_cores", lambda: 8)
-    assert S.live_threads() == 6 and S.live_threads(reserve=1) == 7
-    monkeypatch.setattr(S, "usable_cores", lambda: 2)
-    assert S.live_threads() == 1  # never zero
+    monkeypatch.setattr(host, "usable_cores", lambda: 8)
+    assert host.live_threads() == 6 and host.live_threads(reserve=1) == 7
+    monkeypatch.setattr(host, "usable_cores", lambda: 2)
+    assert host.live_threads() == 1  # never zero
 
 
 _REAL_SESSION = S.ort.InferenceSession
@@ -206,12 +212,12 @@ def gpu_box_without_libraries(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
     def session(path: str, sess_options: object = None, providers: object = None) -> object:
         asked.append(providers)
-        return _REAL_SESSION(path, sess_options=sess_options, providers=[S.CPU])
+        return _REAL_SESSION(path, sess_options=sess_options, providers=[D.CPU])
 
     monkeypatch.setattr(S.ort, "InferenceSession", session)
-    monkeypatch.setattr(S.ort, "get_available_providers", lambda: [S.TENSORRT, S.CUDA, S.CPU])
-    monkeypatch.setattr(S, "cuda_device_count", lambda: 1)
-    monkeypatch.setattr(S, "_preload_cuda_libraries", lambda: None)
+    monkeypatch.setattr(S.ort, "get_available_providers", lambda: [D.TENSORRT, D.CUDA, D.CPU])
+    monkeypatch.setattr(D, "cuda_device_count", lambda: 1)
+    monkeypatch.setattr(D, "preload_cuda_libraries", lambda: None)
     return asked
 
 
@@ -224,7 +230,7 @@ def test_an_explicit_gpu_device_that_ends_on_the_cpu_is_an_error(
     with pytest.raises(DeviceError, match="could not start TensorRT"):
         Classifier(model, device="tensorrt")
     first_asked = gpu_box_without_libraries[0][0]
-    assert first_asked[0] == S.CUDA and first_asked[1]["cudnn_conv_algo_search"] == "HEURISTIC"
+    assert first_asked[0] == D.CUDA and first_asked[1]["cudnn_conv_algo_search"] == "HEURISTIC"
 
 
 def test_auto_falls_back_to_the_cpu_and_says_so_once(
@@ -233,7 +239,7 @@ def test_auto_falls_back_to_the_cpu_and_says_so_once(
     with caplog.at_level(logging.WARNING, logger=S.__name__):
         clf = Classifier(model, device="auto")
         clf.predict(frames(2))
-    assert clf.device == "cpu" and clf.provider == S.CPU
+    assert clf.device == "cpu" and clf.provider == D.CPU
     assert clf.fallback is not None and "running on the CPU" in clf.fallback
     assert len(caplog.records) == 1 and clf.fallback in caplog.records[0].getMessage()
     said: list[str] = []
@@ -247,13 +253,13 @@ def test_cuda_without_a_cuda_provider_is_an_error(model: Path, monkeypatch: pyte
     monkeypatch.setattr(S.ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
     with pytest.raises(DeviceError, match="no CUDA provider"):
         Classifier(model, device="cuda")
-    assert S.choose_providers("auto") == ["CPUExecutionProvider"]
+    assert D.choose_providers("auto") == ["CPUExecutionProvider"]
 
 
 def test_auto_on_a_box_without_a_gpu_stays_on_the_cpu_quietly(
     model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(S, "cuda_device_count", lambda: 0)
+    monkeypatch.setattr(D, "cuda_device_count", lambda: 0)
     with caplog.at_level(logging.WARNING, logger=S.__name__):
         clf = Classifier(model, device="auto")
     assert clf.device == "cpu" and not caplog.records
@@ -267,7 +273,7 @@ def test_cuda_that_cannot_start_is_never_a_silent_fallback(
     model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Pretend the driver reports a GPU: ONNX Runtime then tries CUDA, fails here, and ends on the CPU.
-    monkeypatch.setattr(S, "cuda_device_count", lambda: 1)
+    monkeypatch.setattr(D, "cuda_device_count", lambda: 1)
     with caplog.at_level(logging.WARNING, logger=S.__name__):
         clf = Classifier(model, device="auto")
     assert clf.device == "cpu"
@@ -334,7 +340,7 @@ def test_warmup_keeps_the_faster_path_for_batch_one(
 def test_warmup_keeps_the_plain_path_where_the_bound_one_differs(
     model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from mgc_edge.runtime.iobinding import BoundRunner
+    from mgc_edge.runtime.model.binding import BoundRunner
 
     monkeypatch.setattr(S, "AUTO_BINDING_DEVICES", ("cpu",))
     run = BoundRunner.run
@@ -349,7 +355,7 @@ def test_warmup_keeps_the_plain_path_where_the_bound_one_differs(
 def test_time_both_interleaves_its_rounds_and_gives_each_ones_median_in_ms() -> None:
     import time
 
-    from mgc_edge.runtime.iobinding import time_both
+    from mgc_edge.runtime.model.binding import time_both
 
     order: list[str] = []
     fast_ms, slow_ms = time_both(
@@ -423,7 +429,7 @@ def test_batch_one_on_its_own_stream_is_copied_in_run_and_copied_out_then_synchr
     the stream, a batch-1 call is one copy in, the run, one copy out and one synchronise, and its logits are
     the plain session's. A stream whose copy out comes back stale is caught when the graph is built: batch 1
     then runs on the session's own stream, still right."""
-    from mgc_edge.runtime.iobinding import BoundRunner
+    from mgc_edge.runtime.model.binding import BoundRunner
 
     plain = Classifier(model, device="cpu")
     streams: list[int | None] = []
@@ -516,7 +522,7 @@ def test_an_int8_model_on_cuda_gets_one_line_of_advice(model: Path, tmp_path: Pa
     int8 = set_props(model, tmp_path / "int8.onnx", precision="int8")
     clf = Classifier(int8, device="cpu")
     assert clf.advice == ()  # the CPU is int8's device
-    clf.providers = (S.CUDA, S.CPU)
+    clf.providers = (D.CUDA, D.CPU)
     (line,) = clf.advice
     assert "fp16" in line and "\n" not in line
     assert Classifier(model, device="cpu").advice == ()

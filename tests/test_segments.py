@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mgc_edge.metrics import macro_f1 as metrics_macro_f1
-from mgc_edge.runtime.segments import (
+from mgc_edge.runtime.recorded.segments import (
     RunBuilder,
     Segment,
     SegmentError,

@@ -19,17 +19,18 @@ import numpy as np
 import pytest
 
 from mgc_edge.errors import UserError
-from mgc_edge.runtime.serve import (
-    EVENT_RING,
-    LiveServer,
+from mgc_edge.runtime.sinks.web.config import (
     ServeConfig,
     ServeError,
+    bearer,
+    host_name,
     is_loopback,
     mask_token,
     parse_address,
-    start_server,
+    token_matches,
 )
-from mgc_edge.runtime.serve_http import bearer, host_name, redact, token_matches
+from mgc_edge.runtime.sinks.web.server import EVENT_RING, LiveServer
+from mgc_edge.runtime.sources.urls import redact_url
 
 TOKEN = "s3cret-Token-for-tests"
 LABELS = ["11", "17", "24", "12", "23"]
@@ -128,7 +129,7 @@ class Producer(threading.Thread):
 
 @contextmanager
 def serving(token: str | None = None, **config: Any) -> Iterator[LiveServer]:
-    server = start_server(
+    server = LiveServer(
         ServeConfig(host="127.0.0.1", port=0, token=token, **config), MODEL_INFO, lambda: LOOP_STATUS
     )
     try:
@@ -208,7 +209,7 @@ def test_status_survives_a_failing_counter_and_non_finite_numbers() -> None:
     def broken() -> dict[str, Any]:
         raise RuntimeError("counter gone")
 
-    with start_server(ServeConfig(port=0), {"fps": float("nan"), "n": np.int64(3)}, broken) as server:
+    with LiveServer(ServeConfig(port=0), {"fps": float("nan"), "n": np.int64(3)}, broken) as server:
         status, _, body = get(server, "/api/status")
         report = json.loads(body)  # strict JSON: NaN became null, numpy became a number
     assert status == 200
@@ -355,7 +356,7 @@ def test_a_loopback_view_answers_only_to_loopback_host_names() -> None:
 def test_token_helpers_hide_and_compare() -> None:
     assert TOKEN not in mask_token(TOKEN) and mask_token(TOKEN).startswith("s3***")
     assert mask_token("short") == "***(5 chars)" and mask_token(None) == "(none)"
-    assert redact(f"GET /events?x=1&token={TOKEN} HTTP/1.1") == "GET /events?x=1&token=*** HTTP/1.1"
+    assert redact_url(f"GET /events?x=1&token={TOKEN} HTTP/1.1") == "GET /events?x=1&token=*** HTTP/1.1"
     assert bearer(f"Bearer {TOKEN}") == TOKEN and bearer(f"Basic {TOKEN}") is None and bearer(None) is None
     assert token_matches([None, "no", TOKEN], TOKEN) and not token_matches(
         ["no", TOKEN[:-1], "\udcff"], TOKEN
@@ -535,7 +536,7 @@ def test_viewers_that_leave_free_their_slots() -> None:
 
 
 def test_close_is_idempotent_and_later_frames_are_ignored() -> None:
-    server = start_server(ServeConfig(port=0), MODEL_INFO, dict)
+    server = LiveServer(ServeConfig(port=0), MODEL_INFO, dict)
     server.close()
     server.close()
     server.frame(make_frame(0), make_event(0))
@@ -546,7 +547,7 @@ def test_close_is_idempotent_and_later_frames_are_ignored() -> None:
 def test_a_port_in_use_is_one_clear_error() -> None:
     with serving() as server:
         with pytest.raises(ServeError, match=r"Cannot serve the live view on 127\.0\.0\.1:\d+ \(.+\)\.$"):
-            start_server(ServeConfig(port=server.port), MODEL_INFO, dict)
+            LiveServer(ServeConfig(port=server.port), MODEL_INFO, dict)
     assert issubclass(ServeError, UserError)
 
 

@@ -271,9 +271,10 @@ def sources_status() -> dict[str, Any]:
 
 
 def test_several_sources_show_as_tiles_with_their_own_labels(browser: Any, tmp_path: Path) -> None:
-    from mgc_edge.runtime.serve import ServeConfig, start_server
+    from mgc_edge.runtime.sinks.web.config import ServeConfig
+    from mgc_edge.runtime.sinks.web.server import LiveServer
 
-    server = start_server(ServeConfig(host="127.0.0.1", port=0), MODEL_INFO, sources_status)
+    server = LiveServer(ServeConfig(host="127.0.0.1", port=0), MODEL_INFO, sources_status)
     producer = SourcesProducer(server)
     producer.start()
     page = browser.new_page(viewport={"width": 1440, "height": 900})

@@ -17,16 +17,22 @@ import pytest
 
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.preprocess import PreprocessError, preprocess
-from mgc_edge.runtime import sources
-from mgc_edge.runtime.live import LiveSource
-from mgc_edge.runtime.sources import (
-    FileSource,
+from mgc_edge.runtime import host, sources
+from mgc_edge.runtime.sources import open_source
+from mgc_edge.runtime.sources import video as video_files
+from mgc_edge.runtime.sources.base import (
+    ENDED,
+    LIVE,
+    Frame,
+    Source,
     SourceError,
     SourceOptions,
+    SourceStatus,
     StreamLost,
-    open_source,
-    redact_url,
 )
+from mgc_edge.runtime.sources.file import FileSource
+from mgc_edge.runtime.sources.stream import LiveSource
+from mgc_edge.runtime.sources.urls import redact_url
 
 
 def wait_until(condition, seconds: float = 5.0) -> None:  # noqa: ANN001
@@ -133,19 +139,19 @@ def test_a_small_video_decodes_in_one_thread_on_few_cores_else_in_ffmpegs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int
 ) -> None:
     """FFmpeg's frame threads cost a small video more than they save where cores are few
-    (sources.SMALL_FRAME, FEW_CORES); a large video, or a machine of many cores, keeps them. Either way the
+    (video_files.SMALL_FRAME, FEW_CORES); a large video, or a machine of many cores, keeps them. Either way the
     frames are the ones a plain VideoCapture decodes."""
-    monkeypatch.setattr(sources, "usable_cores", lambda: cores)
+    monkeypatch.setattr(host, "usable_cores", lambda: cores)
     small = write_video(tmp_path / "small.mp4", 4)
     large = write_video(tmp_path / "large.mp4", 2, size=(608, 800))  # 800x608: above 640x360
-    few = cores <= sources.FEW_CORES
+    few = cores <= video_files.FEW_CORES
     expected_threads: dict[Path, float] = {}
     for video in (small, large):
         plain = cv2.VideoCapture(str(video))
         threads = expected_threads[video] = (
             1.0 if few and video == small else plain.get(cv2.CAP_PROP_N_THREADS)
         )
-        cap = sources.open_video(str(video))
+        cap = video_files.open_video(str(video))
         assert cap.get(cv2.CAP_PROP_N_THREADS) == threads
         for _ in range(2):
             (ok, image), (_, expected) = cap.read(), plain.read()
@@ -253,7 +259,7 @@ def test_a_live_source_hands_out_the_newest_frame_once() -> None:
         assert src.read(0.05) is None  # nothing new: no repeat, no placeholder
         for _ in range(5):
             gate.release()
-        wait_until(lambda: src.latest_seq == 5)
+        wait_until(lambda: src.status().read == 6)  # the frame read at open and five more
         frame = src.read(1.0)
         assert frame.seq == 5 and index_of(frame.image) == 5  # the newest, not the oldest waiting one
         assert src.read(0.05) is None
@@ -500,7 +506,42 @@ def test_redact_url_masks_passwords(text: str, shown: str) -> None:
     assert redact_url(text) == shown
 
 
-def test_the_live_source_is_part_of_the_sources_interface() -> None:
-    assert sources.LiveSource is LiveSource and callable(sources.open_capture)
-    with pytest.raises(AttributeError):
-        sources.NoSuchThing  # noqa: B018
+class CountingSource(Source):
+    """A small example kind: `count:N` yields N black frames, then ends (what a new kind's module holds)."""
+
+    live = False
+
+    def __init__(self, text: str, options: SourceOptions) -> None:
+        self.name, self.options, self.fps, self.clock = text, options, 0.0, time.monotonic()
+        self._left, self._seq = int(text.split(":", 1)[1]), -1
+
+    def open(self) -> CountingSource:
+        return self
+
+    def read(self, timeout: float = 0.1) -> Frame | None:
+        if self._left == 0:
+            return None
+        self._left, self._seq = self._left - 1, self._seq + 1
+        return Frame(self._seq, self._seq / 10, np.zeros((4, 4, 3), np.uint8))
+
+    def status(self) -> SourceStatus:
+        state = ENDED if self._left == 0 else LIVE
+        return SourceStatus(state, "", self._seq + 1, self._seq + 1, 0, 0, 0.0, (4, 4))
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_new_source_kind_is_one_class_and_one_line_in_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    kind = sources.Kind("counting", lambda t, _o: t.startswith("count:"), CountingSource, what="counters")
+    monkeypatch.setattr(sources, "KINDS", [kind, *sources.KINDS])
+    (src,) = sources.open_sources(["count:3"])
+    assert isinstance(src, CountingSource) and [f.seq for f in src] == [0, 1, 2]
+    assert sources.describe(src) == {"source": "count:3", "kind": "live", "fps": 0.0}
+    # The options of files are refused for it as for every kind that does not take them, in one sentence.
+    with pytest.raises(
+        SourceError, match=r"^--every and --realtime apply to video files, not to counters\.$"
+    ):
+        sources.open_source("count:3", SourceOptions(every=2))
+    # The kinds already there still claim their own texts.
+    assert sources.kind_of("0").name == "camera" and sources.kind_of("clip.mp4").name == "file"

@@ -21,8 +21,8 @@ from mgc_edge.export.gates import GateOverrides, GateResult, Gates, report_path_
 from mgc_edge.export.reference import reference_path_for
 from mgc_edge.export.verify import ModelMismatchError, VerifyOptions, reference_logits, verify_model
 from mgc_edge.metadata import MetadataError
-from mgc_edge.runtime.backends import NAMES, BackendError, open_backend
-from mgc_edge.runtime.session import Classifier
+from mgc_edge.runtime.model.backends import NAMES, BackendError, open_backend
+from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.train.checkpoint import load_checkpoint
 
 pytest_plugins = ["export_fixtures"]  # alexnet_export, resnet_export, resnet_run: once per session

@@ -1,4 +1,8 @@
-"""`mgc-edge annotate`: recorded videos in, per-frame labels, gesture segments and ELAN tiers out (no torch)."""
+"""`mgc-edge annotate`: recorded videos in, per-frame labels, gesture segments and ELAN tiers out (no torch).
+
+A command function here is long only by its option declarations (Typer reads them from the signature);
+its body parses them and calls one library function.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from rich.text import Text
 from mgc_edge.cli.app import console, sigterm_as_interrupt, stdout, user_errors
 from mgc_edge.cli.runtime import DEFAULT_SMOOTH, Device, _note
 
-DEFAULT_MIN_SECONDS = 0.3  # mgc_edge.runtime.annotate.DEFAULT_MIN_SECONDS (not imported: keeps --help light)
+DEFAULT_MIN_SECONDS = 0.3  # recorded.options.DEFAULT_MIN_SECONDS (not imported: keeps --help light)
 
 
 class RateColumn(ProgressColumn):
@@ -94,9 +98,10 @@ def annotate(
     Resumable: a video whose outputs are up to date is kept. Exit code 1 when a video could not be decoded.
     """
     with user_errors("annotate"), sigterm_as_interrupt():
-        from mgc_edge.runtime.annotate import AnnotateOptions
-        from mgc_edge.runtime.annotate import annotate as run_annotate
-        from mgc_edge.runtime.webcam import open_classifier, quiet_opencv
+        from mgc_edge.cli.terminal import open_classifier
+        from mgc_edge.runtime.recorded.annotate import annotate as run_annotate
+        from mgc_edge.runtime.recorded.options import AnnotateOptions
+        from mgc_edge.runtime.sources.video import quiet_opencv
 
         options = AnnotateOptions(
             out=out, topk=topk, min_seconds=min_seconds, background=tuple(background or ()), truth=truth,

@@ -1,4 +1,8 @@
-"""`mgc-edge synth`: the built-in synthetic, iMiGUE-shaped data."""
+"""`mgc-edge synth`: the built-in synthetic, iMiGUE-shaped data.
+
+A command function here is long only by its option declarations (Typer reads them from the signature);
+its body parses them and calls one library function.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""`mgc-edge export` and `mgc-edge verify`: ONNX models behind a parity gate, and the gate on its own."""
+"""`mgc-edge export` and `mgc-edge verify`: ONNX models behind a parity gate, and the gate on its own.
+
+A command function here is long only by its option declarations (Typer reads them from the signature);
+its body parses them and calls one library function.
+"""
 
 from __future__ import annotations
 
@@ -236,8 +240,8 @@ def verify(
     with user_errors("verify"):
         from mgc_edge.export.gates import report_path_for, write_report
         from mgc_edge.export.verify import VerifyOptions, verify_model
-        from mgc_edge.runtime.backends import NAMES
-        from mgc_edge.runtime.sinks import refuse_existing
+        from mgc_edge.fileio import refuse_existing
+        from mgc_edge.runtime.model.backends import NAMES
 
         options = VerifyOptions(
             data=data,

@@ -1,4 +1,8 @@
-"""`mgc-edge webcam` and `mgc-edge predict`: the edge runtime, one exported .onnx file and no torch."""
+"""`mgc-edge webcam` and `mgc-edge predict`: the edge runtime, one exported .onnx file and no torch.
+
+A command function here is long only by its option declarations (Typer reads them from the signature);
+its body parses them and calls one library function.
+"""
 
 from __future__ import annotations
 
@@ -92,14 +96,15 @@ def webcam(
     """Classify cameras, video files or network streams live, one or many at once; q, Esc, Ctrl-C or SIGTERM
     ends it with a summary."""
     with user_errors("webcam"), sigterm_as_interrupt():
-        from mgc_edge.runtime.webcam import WebcamOptions, run_webcam
+        from mgc_edge.cli.terminal import TerminalReport
+        from mgc_edge.runtime.live.webcam import WebcamOptions, run_webcam
 
         options = WebcamOptions(
             sources=tuple(source or ()), sources_file=sources, device=device, threads=threads, topk=topk,
             smooth=smooth, display=display, save=save, jsonl=jsonl, max_frames=max_frames, every=every, realtime=realtime, reconnect=reconnect,
             timeout=timeout, force=force, serve=serve, token=token,
         )  # fmt: skip
-        summary = run_webcam(model, options, console=console, notify=_note)
+        summary = run_webcam(model, options, report=TerminalReport(console), notify=_note)
         if summary.error:
             fail(summary.error, code=1)
 
@@ -129,10 +134,10 @@ def predict(
     with user_errors("predict"):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from mgc_edge.cli.terminal import open_classifier
+        from mgc_edge.fileio import refuse_existing
         from mgc_edge.runtime.predict import PredictOptions
         from mgc_edge.runtime.predict import predict as run_predict
-        from mgc_edge.runtime.sinks import refuse_existing
-        from mgc_edge.runtime.webcam import open_classifier
 
         options = PredictOptions(
             topk=topk, clip=clip, group_regex=group_regex, batch_size=batch_size, strict=strict

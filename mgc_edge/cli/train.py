@@ -1,4 +1,8 @@
-"""`mgc-edge train` and `mgc-edge evaluate`: thin commands over `train.loop.fit` and `train.evaluate`."""
+"""`mgc-edge train` and `mgc-edge evaluate`: thin commands over `train.loop.fit` and `train.evaluate`.
+
+A command function here is long only by its option declarations (Typer reads them from the signature);
+its body parses them and calls one library function.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Scan a folder-per-class image tree into labelled samples with a group (clip) key each."""
+"""Scan a folder-per-class image tree into labelled samples with a group (clip) key each.
+
+`scan_folder` is longer than 60 lines: one walk over the tree, with its checks and skip rules in the
+order they apply.
+"""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from mgc_edge.data.split import SPLITS
 from mgc_edge.errors import UserError
 from mgc_edge.export.gates import GateOverrides
-from mgc_edge.runtime.backends import NAMES, check_runtime
+from mgc_edge.runtime.model.backends import NAMES, check_runtime
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import onnx
 
-from mgc_edge.runtime.domains import STANDARD_DOMAINS  # one list: the runtime reads a file's imports too
+# One list: the runtime reads a file's imports too.
+from mgc_edge.runtime.model.domains import STANDARD_DOMAINS
 
 __all__ = ["STANDARD_DOMAINS", "private_domains", "strip_unused_opsets"]
 

@@ -34,7 +34,7 @@ from mgc_edge.fileio import atomic_path, file_sha256
 from mgc_edge.images import read_images
 from mgc_edge.labels import Labels
 from mgc_edge.preprocess import preprocess
-from mgc_edge.runtime.session import parse_device
+from mgc_edge.runtime.model.devices import parse_device
 from mgc_edge.train import rundir
 
 if TYPE_CHECKING:

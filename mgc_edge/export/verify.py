@@ -31,8 +31,9 @@ from mgc_edge.export.reference import (
 from mgc_edge.images import read_images
 from mgc_edge.metadata import MetadataError
 from mgc_edge.preprocess import preprocess
-from mgc_edge.runtime.backends import NAMES, Backend, open_backend
-from mgc_edge.runtime.session import Classifier, softmax
+from mgc_edge.runtime.model.backends import NAMES, Backend, open_backend
+from mgc_edge.runtime.model.classifier import Classifier
+from mgc_edge.runtime.model.scores import softmax
 
 if TYPE_CHECKING:
     from mgc_edge.train.checkpoint import Checkpoint

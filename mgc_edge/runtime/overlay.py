@@ -30,7 +30,7 @@ class OverlayView:
     message: str = ""
 
 
-def _ascii(text: str, limit: int = NAME_CHARS) -> str:
+def ascii_text(text: str, limit: int = NAME_CHARS) -> str:
     """OpenCV's Hershey fonts draw ASCII only; long names are cut with an ellipsis."""
     text = "".join(c if 32 <= ord(c) < 127 else "?" for c in str(text))
     return text if len(text) <= limit else text[: limit - 2] + ".."
@@ -67,7 +67,7 @@ def draw_state(image_bgr: np.ndarray, state: str, message: str = "") -> np.ndarr
     colour = _STATE_COLOURS.get(state, (40, 40, 230))
     y0 = h - round(row * 1.6)
     _shade(out, 0, y0, w, h, 0.25)
-    label = state.upper() + (f": {_ascii(message, 60)}" if message else "")
+    label = state.upper() + (f": {ascii_text(message, 60)}" if message else "")
     cv2.putText(out, label, (round(row * 0.3), h - round(row * 0.5)), FONT, scale, colour, thick, cv2.LINE_AA)
     return out
 
@@ -80,8 +80,8 @@ def annotate(image_bgr: np.ndarray, view: OverlayView, min_height: int = MIN_HEI
     scale, thick, row = _metrics(h)
     pad = round(row * 0.3)
     bar_w, bar_h = round(row * 3), round(row * 0.6)
-    title = f"{_ascii(view.smoothed[0], 24)} {view.smoothed[1]:.0%}" if view.smoothed else ""
-    rows = [f"{prob:4.0%}  {_ascii(name)}" for name, prob in view.top]
+    title = f"{ascii_text(view.smoothed[0], 24)} {view.smoothed[1]:.0%}" if view.smoothed else ""
+    rows = [f"{prob:4.0%}  {ascii_text(name)}" for name, prob in view.top]
     figures = (
         f"capture {view.capture_fps:.1f} fps  inference {view.inference_fps:.1f} fps  "
         f"latency {view.latency_ms:.0f} ms"

@@ -10,7 +10,6 @@ numpy + OpenCV + onnxruntime only: never torch.
 from __future__ import annotations
 
 import csv
-import glob
 import io
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,10 +20,11 @@ import numpy as np
 
 from mgc_edge.data.scan import DEFAULT_GROUP_REGEX, compile_group_regex, group_key
 from mgc_edge.errors import UserError
-from mgc_edge.fileio import write_text
-from mgc_edge.images import IMAGE_EXTENSIONS, ImageBatch, ImageReadError, is_image_name, read_images
-from mgc_edge.runtime.session import Classifier
-from mgc_edge.runtime.sinks import refuse_existing
+from mgc_edge.fileio import refuse_existing, write_text
+from mgc_edge.images import IMAGE_EXTENSIONS, ImageBatch, ImageReadError, read_images
+from mgc_edge.runtime.inputs import Wanted, collect
+from mgc_edge.runtime.model.classifier import Classifier
+from mgc_edge.runtime.model.scores import top_k
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
 
@@ -61,66 +61,13 @@ class PredictResult:
     failed: list[tuple[Path, str]]  # unreadable files and why
 
 
-def _glob_base(pattern: str) -> Path:
-    """The fixed folder part of a glob: `data/*/x.jpg` -> `data`."""
-    parts = Path(pattern).parts
-    fixed = []
-    for part in parts[:-1]:
-        if glob.has_magic(part):
-            break
-        fixed.append(part)
-    return Path(*fixed) if fixed else Path(".")
-
-
-def _walk(folder: Path) -> list[Path]:
-    """Image files under `folder`, recursively, hidden files and folders left out, in a stable order."""
-    found = []
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-            continue
-        if is_image_name(path):
-            found.append(path)
-    return found
+IMAGES = Wanted("image", IMAGE_EXTENSIONS, "predict", InputError)
 
 
 def collect_inputs(inputs: Sequence[str | Path]) -> list[InputFile]:
-    """Files, folders (recursively) and globs -> image files with their CSV names, each file once."""
-    if not inputs:
-        raise InputError("Give at least one image file, folder or glob to predict.")
-    files: list[InputFile] = []
-    seen: set[Path] = set()
-
-    def add(path: Path, base: Path) -> None:
-        key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            files.append(InputFile(path, path.relative_to(base).as_posix() if base else path.name))
-
-    for item in inputs:
-        text = str(item)
-        path = Path(text)
-        if path.is_dir():
-            found = _walk(path)
-            if not found:
-                raise InputError(
-                    f"Input folder {path} holds no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)})."
-                )
-            for f in found:
-                add(f, path)
-        elif path.is_file():
-            add(path, path.parent)  # a file given by name is written as its name
-        elif glob.has_magic(text):
-            base = _glob_base(text)
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
-            found = [m for m in matches if m.is_file() and is_image_name(m)]
-            if not found:
-                raise InputError(f"No image file matches {text}.")
-            for f in found:
-                add(f, base)
-        else:
-            raise InputError(f"Input {text} does not exist.")
-    return files
+    """Files, folders (recursively) and globs -> image files with their CSV names (relative to the folder or
+    glob base they were found under; a file given by name is written as its name), each file once."""
+    return [InputFile(f.path, f.path.relative_to(f.base).as_posix()) for f in collect(inputs, IMAGES)]
 
 
 def _batches(files: Sequence[InputFile], size: int) -> list[list[InputFile]]:
@@ -198,7 +145,7 @@ def to_csv(result: PredictResult, labels: Sequence[str], options: PredictOptions
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
-    order = np.argsort(-result.probs, axis=1, kind="stable")
+    order = top_k(result.probs, max(k, 1))
     for i, f in enumerate(result.files):
         row: list[str] = [f.name, ids[order[i, 0]]]
         for j in range(k):

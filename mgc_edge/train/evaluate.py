@@ -17,11 +17,10 @@ from mgc_edge.data.cache import open_cache
 from mgc_edge.data.dataset import FrameDataset
 from mgc_edge.data.scan import Sample, folder_samples
 from mgc_edge.errors import UserError
-from mgc_edge.fileio import write_json
+from mgc_edge.fileio import refuse_existing, write_json
 from mgc_edge.labels import Labels
 from mgc_edge.metrics import evaluate_predictions
 from mgc_edge.reports import render_report
-from mgc_edge.runtime.sinks import refuse_existing
 from mgc_edge.train import rundir as R
 from mgc_edge.train.batches import BatchSource, CachedBatches, LoaderBatches, make_loader
 from mgc_edge.train.checkpoint import load_checkpoint

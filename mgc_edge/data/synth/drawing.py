@@ -1,5 +1,7 @@
 """Drawing one frame: background, the person in body units, the gesture, then the camera.
 
+`render_frame` is longer than 60 lines: the drawing steps of one frame, in the order they are painted.
+
 `Canvas` maps body units (see poses.py) to pixels for one person, with that person's position, scale
 and lean. Drawing is sub-pixel (OpenCV fixed point), so that small jitter really moves things.
 """

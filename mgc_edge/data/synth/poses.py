@@ -1,5 +1,7 @@
 """The gestures: where each class puts the hands, head and shoulders, in body units.
 
+`canonical_pose` is longer than 60 lines: a table of every class's pose, one entry per class.
+
 Body units (u, about the height of a head): the origin is the middle of the shoulder line, x grows to
 the image right, y downwards. Poses are written for a gesture made with the image-right hand and
 mirrored for people who use the other one.

@@ -1,5 +1,7 @@
 """Writing the synthetic dataset (class folders of JPEG clips), its demo video and their README.
 
+`make_dataset` is longer than 60 lines: the steps of one atomic write of the dataset, in order.
+
 Everything is deterministic per seed: a clip's person and frames come from a generator seeded by the
 clip id, so the same configuration gives the same bytes.
 """

@@ -1,0 +1,204 @@
+"""`mgc-edge webcam` as a library call: the sources (one or several), the model with the threads they leave it,
+the sinks (`sinks.BUILDERS`, plus notes on lost sources and the report's status line), the loop, and its
+summary, returned. The CLI parses options into `WebcamOptions` and shows what `Report` is told; the runtime
+never prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mgc_edge.errors import UserError
+from mgc_edge.runtime.live import loop as live_loop
+from mgc_edge.runtime.live.cores import CoreBudget, fit_threads
+from mgc_edge.runtime.live.loop import LoopSummary
+from mgc_edge.runtime.live.status import status
+from mgc_edge.runtime.model.classifier import Classifier
+from mgc_edge.runtime.model.load import load_classifier
+from mgc_edge.runtime.sinks import build_sinks, check_sinks
+from mgc_edge.runtime.sinks.base import BaseSink, SinkContext, SinkOptions
+from mgc_edge.runtime.sinks.web.config import parse_address
+from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH, parse_smooth
+from mgc_edge.runtime.sources import describe, open_sources, read_sources_file
+from mgc_edge.runtime.sources.base import Source, SourceOptions
+from mgc_edge.runtime.sources.video import quiet_opencv
+
+
+class Report(Protocol):
+    """What a run tells its user as it goes (the CLI shows it on the terminal; `SILENT` tells nobody)."""
+
+    def classifier(self, clf: Classifier, first: float, budget: CoreBudget | None) -> None:
+        """The model, the provider that really runs, its threads and the warm-up."""
+
+    def line(self, text: str) -> None:
+        """One plain line: a source opened, where the web view is."""
+
+    def status_sink(self) -> BaseSink | None:
+        """A live status line where nothing shows the frames (None: none)."""
+
+    def summary(self, summary: LoopSummary) -> None:
+        """The run's summary once the loop has ended."""
+
+
+class _Silent:
+    def classifier(self, clf: Classifier, first: float, budget: CoreBudget | None) -> None:
+        pass
+
+    def line(self, text: str) -> None:
+        pass
+
+    def status_sink(self) -> BaseSink | None:
+        return None
+
+    def summary(self, summary: LoopSummary) -> None:
+        pass
+
+
+SILENT: Report = _Silent()
+
+
+@dataclass(frozen=True)
+class WebcamOptions:
+    """The options of `mgc-edge webcam` (see its --help), in one place for run_webcam and make_sinks."""
+
+    source: str = "0"
+    sources: tuple[str, ...] = ()  # several sources (--source given more than once); replace `source`
+    sources_file: Path | None = None  # --sources FILE: one source per line, after `sources`
+    device: str = "auto"
+    threads: int = 0
+    topk: int = 5
+    smooth: str = DEFAULT_SMOOTH
+    display: str = "auto"
+    save: Path | None = None
+    jsonl: Path | None = None
+    max_frames: int = 0
+    every: int = 1
+    realtime: bool = False
+    reconnect: int = 5
+    timeout: float = 10.0
+    force: bool = False
+    serve: str | None = None  # [HOST:]PORT of the live web view
+    token: str | None = field(default=None, repr=False)  # never shown, not even in a repr
+
+    def source_list(self) -> list[str]:
+        """Every source of the run, in order: `sources`, then the lines of `sources_file`, else `source`."""
+        listed = list(self.sources)
+        if self.sources_file is not None:
+            listed += read_sources_file(self.sources_file)
+        return listed or [self.source]
+
+
+class LostSourceNotes(BaseSink):
+    """With several sources: says, as it happens, that one was lost for good (and whether others go on)."""
+
+    wants_image = False
+
+    def __init__(self, notify: Callable[[str], None], sources: int) -> None:
+        self.notify, self.sources = notify, sources
+        self._done: set[int] = set()
+
+    def frame(self, annotated_bgr: Any, event: dict[str, Any]) -> None:
+        pass
+
+    def state(self, event: dict[str, Any]) -> None:
+        source = event.get("source")
+        if source is None or event["state"] not in ("failed", "ended"):
+            return
+        self._done.add(source["index"])
+        if event["state"] == "failed":
+            others = " The other sources go on." if len(self._done) < self.sources else ""
+            self.notify(f"{event['message']}{others}")
+
+    def close(self) -> None:
+        pass
+
+
+def sink_options(options: WebcamOptions) -> SinkOptions:
+    """The options that make the sinks (the --serve address parsed here, once)."""
+    return SinkOptions(
+        display=options.display, save=options.save, jsonl=options.jsonl, force=options.force,
+        every=options.every, serve=parse_address(options.serve) if options.serve is not None else None,
+        token=options.token,
+    )  # fmt: skip
+
+
+def make_sinks(
+    context: SinkContext, extra: Sequence[BaseSink] = (), report: Report = SILENT
+) -> list[BaseSink]:
+    """The outputs of one webcam run: those of `sinks.BUILDERS` (a window per source, --save, --jsonl, the web
+    view), `extra` sinks, notes on lost sources, and the report's status line where no window shows."""
+    sinks: list[BaseSink] = [*build_sinks(context), *extra]
+    if len(context.sources) > 1:
+        sinks.append(LostSourceNotes(context.notify, len(context.sources)))
+    status_line = None if any(s.shows for s in sinks) else report.status_sink()
+    return sinks + ([status_line] if status_line is not None else [])
+
+
+def check_options(options: WebcamOptions) -> tuple[list[str], SinkOptions]:
+    """Refuse bad options and existing outputs before anything is opened (nothing is lost); the sources and
+    the sinks' options."""
+    if options.topk < 1:
+        raise UserError(f"--topk must be at least 1, got {options.topk}.")
+    if options.max_frames < 0:
+        raise UserError(f"--max-frames must be 0 or more, got {options.max_frames}.")
+    parse_smooth(options.smooth)
+    sources, sinks = options.source_list(), sink_options(options)
+    check_sinks(sinks, len(sources))
+    return sources, sinks
+
+
+def source_options(options: WebcamOptions) -> SourceOptions:
+    return SourceOptions(
+        reconnect=options.reconnect, open_timeout=options.timeout, read_timeout=options.timeout,
+        every=options.every, realtime=options.realtime,
+    )  # fmt: skip
+
+
+def run_webcam(
+    model: Path,
+    options: WebcamOptions,
+    extra_sinks: Sequence[BaseSink] = (),
+    report: Report = SILENT,
+    notify: Callable[[str], None] = lambda _m: None,
+) -> LoopSummary:
+    """The body of `webcam`: the sources, the model, the sinks (plus `extra_sinks`), the loop; reports the
+    summary and returns it (its `error` says which lost stream made the run fail)."""
+    quiet_opencv()
+    texts, sink_opts = check_options(options)
+    clf, first = load_classifier(model, options.device, options.threads, True, notify, min(len(texts), 64))
+    with ExitStack() as stack:
+        sources = open_sources(texts, source_options(options))
+        for src in sources:
+            stack.callback(src.close)
+        budget = None
+        if not options.threads:
+            clf, first, budget = fit_threads(clf, first, sources)
+        report.classifier(clf, first, budget)
+        context = SinkContext(sink_opts, clf, sources, notify, report.line, status, stack)
+        sinks = make_sinks(context, extra_sinks, report)
+        for i, src in enumerate(sources):
+            label = "Source" if len(sources) == 1 else f"Source {i}"
+            report.line(f"{label}: {describe_line(src)}")
+        loop = live_loop.LoopOptions(topk=options.topk, smooth=options.smooth, max_frames=options.max_frames)
+        summary = live_loop.run_loop(clf, sources, loop, sinks)
+        for src in sources:  # a file cut short ends like a whole one: say so (annotate says it too)
+            if src.short_end:
+                notify(src.short_end)
+    report.summary(summary)
+    return summary
+
+
+def describe_line(source: Source) -> str:
+    """`name (kind, WxH, fps, frames)` for the start-up lines."""
+    info: dict[str, Any] = describe(source)
+    size = source.status().size
+    return (
+        f"{info['source']} ({info['kind']}"
+        + (f", {size[1]}x{size[0]}" if size else "")
+        + (f", {info['fps']:g} fps" if info["fps"] else "")
+        + (f", {info['frames']} frames" if info.get("frames") else "")
+        + ")"
+    )

@@ -1,0 +1,302 @@
+"""HTTP for the live view: the access token, the request handler and the threaded server.
+
+Only a fixed set of paths exists (the page's three files, the status JSON, the two streams, a snapshot; the
+frame routes take `?source=N` for one source of several);
+no request path is ever mapped to the file system, so nothing else can be read. With a token set, every
+request must carry it, as `Authorization: Bearer TOKEN` (scripts) or `?token=TOKEN` (the page, whose image,
+stylesheet and event-stream requests cannot set a header); it is compared in constant time and never logged
+or shown in full. Standard library only; the live state behind it is `server.LiveState`, seen here through
+the `LiveState` protocol (what the handlers call), so that this module never imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import socket
+import socketserver
+import threading
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from mgc_edge.runtime.sinks.web.config import (
+    QUERY_KEY,
+    ServeConfig,
+    ServeError,
+    bearer,
+    host_name,
+    is_loopback,
+    token_matches,
+)
+from mgc_edge.runtime.sources.urls import redact_url
+
+log = logging.getLogger(__name__)
+
+
+class LiveState(Protocol):
+    """What the request handlers use of the live view (`server.LiveServer`)."""
+
+    config: ServeConfig
+    pages: dict[str, bytes]
+    loopback_only: bool
+
+    @property
+    def stopping(self) -> bool: ...
+    def pause(self, seconds: float) -> bool: ...
+    def open_stream(self, kind: str, source: int = 0) -> bool: ...
+    def close_stream(self, kind: str, source: int = 0) -> None: ...
+    def sent(self, what: str) -> None: ...
+    def next_jpeg(self, last: int, source: int = 0) -> tuple[bytes | None, int]: ...
+    def first_events(self) -> tuple[list[Any], int]: ...
+    def next_events(self, last: int) -> tuple[list[Any], int]: ...
+    def snapshot(self, source: int = 0) -> bytes | None: ...
+    def status(self) -> dict[str, Any]: ...
+
+
+BOUNDARY = b"mgcframe"
+IO_TIMEOUT_S = 10.0  # a client that sends no request, or takes no bytes, for this long is dropped
+EVENT_INTERVAL_S = 0.05  # an event stream writes at most 20 times a second, whatever the loop's rate
+EXTRA_CONNECTIONS = 32  # connections allowed beyond the stream cap: page, status and snapshot requests
+MAX_SOURCES = 4096  # `?source=` beyond this is refused: a request cannot make the server keep state for it
+
+TEXT, JSON_TYPE = "text/plain; charset=utf-8", "application/json"
+ASSETS = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # the page's URL may carry the token
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'"
+    ),
+}
+
+
+def json_bytes(value: object) -> bytes:
+    """Compact JSON a browser's JSON.parse accepts: numpy values as numbers, NaN / infinity as null."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), default=_plain, allow_nan=False)
+    except ValueError:  # a non-finite float somewhere (an FPS before its first interval, say)
+        text = json.dumps(_finite(value), separators=(",", ":"), default=_plain)
+    return text.encode("utf-8")
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One connection: authorises, then serves one of the fixed routes."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "mgc-edge"
+    sys_version = ""
+    timeout = IO_TIMEOUT_S
+    server: _Server
+
+    def do_GET(self) -> None:
+        live = self.server.live
+        url = urlsplit(self.path)
+        from_query = parse_qs(url.query, keep_blank_values=True).get(QUERY_KEY, [])
+        token = live.config.token
+        host = host_name(self.headers.get("Host"))
+        if live.loopback_only and host and not is_loopback(host):
+            # A page elsewhere that renamed itself to 127.0.0.1 (DNS rebinding) must not read a local view.
+            self._reply(403, b"Forbidden: this live view only answers to a loopback host name.\n", TEXT)
+            return
+        if token and not token_matches([bearer(self.headers.get("Authorization")), *from_query], token):
+            body = b"401 Unauthorized: this live view needs its token; open it as /?token=YOUR_TOKEN.\n"
+            self._reply(401, body, TEXT, {"WWW-Authenticate": 'Bearer realm="mgc-edge"'})
+            return
+        source = _source(parse_qs(url.query).get("source", ["0"])[-1])
+        if url.path in ASSETS:
+            name, content_type = ASSETS[url.path]
+            if name == "index.html" and token and token_matches(from_query, token):
+                name = "index.html+token"  # its stylesheet and script URLs carry the token too
+            self._reply(200, live.pages[name], content_type)
+        elif url.path == "/api/status":
+            self._reply(200, json_bytes(live.status()), JSON_TYPE)
+        elif url.path == "/events":
+            self._events(live)
+        elif url.path in ("/stream.mjpg", "/frame.jpg") and source is None:
+            self._reply(404, b"No such source.\n", TEXT)
+        elif url.path == "/stream.mjpg":
+            self._mjpeg(live, source)
+        elif url.path == "/frame.jpg":
+            jpeg = live.snapshot(source)
+            if jpeg is None:
+                self._reply(503, b"No frame yet.\n", TEXT, {"Retry-After": "1"})
+            else:
+                self._reply(200, jpeg, "image/jpeg")
+        else:
+            self._reply(404, b"Not found.\n", TEXT)
+
+    def _reply(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in {**SECURITY_HEADERS, **(headers or {})}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _start_stream(self, live: LiveState, kind: str, content_type: str, source: int = 0) -> bool:
+        if not live.open_stream(kind, source):
+            self._reply(
+                503, b"Too many live-view streams are open; try again later.\n", TEXT, {"Retry-After": "5"}
+            )
+            return False
+        self.close_connection = True  # a stream has no length: it ends with the connection
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Connection", "close")
+        for key, value in SECURITY_HEADERS.items():
+            self.send_header(key, value)
+        self.end_headers()
+        return True
+
+    def _mjpeg(self, live: LiveState, source: int) -> None:
+        content_type = f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}"
+        if not self._start_stream(live, "mjpeg", content_type, source):
+            return
+        try:
+            self.wfile.write(b"--" + BOUNDARY + b"\r\n")
+            last = 0
+            while True:
+                jpeg, seq = live.next_jpeg(last, source)
+                if seq < 0:
+                    return
+                if jpeg is not None:
+                    # The boundary goes right after each image: browsers show a part once the next
+                    # boundary arrives, so sending it now shows the frame now, not one frame late.
+                    head = b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                    self.wfile.write(head + jpeg + b"\r\n--" + BOUNDARY + b"\r\n")
+                    live.sent("jpegs_sent")
+                    last = seq
+        except (OSError, ValueError):  # the viewer left, or took nothing for IO_TIMEOUT_S
+            pass
+        finally:
+            live.close_stream("mjpeg", source)
+
+    def _events(self, live: LiveState) -> None:
+        if not self._start_stream(live, "events", "text/event-stream; charset=utf-8"):
+            return
+        try:
+            intro, last = live.first_events()
+            self.wfile.write(b"retry: 2000\n\n" + b"".join(event.wire() for event in intro))
+            while True:
+                batch, last = live.next_events(last)
+                self.wfile.write(b"".join(event.wire() for event in batch) if batch else b": keepalive\n\n")
+                live.sent("event_writes")
+                if live.stopping:
+                    return  # after sending what was pending, such as the final "ended" state
+                live.pause(EVENT_INTERVAL_S)
+        except (OSError, ValueError):
+            pass
+        finally:
+            live.close_stream("events")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("live view, %s: %s", self.client_address[0], redact_url(format % args))
+
+
+def _source(text: str) -> int | None:
+    """The `?source=N` of a frame or stream request (0 when absent); None for anything but a small index."""
+    return int(text) if text.isdigit() and int(text) < MAX_SOURCES else None
+
+
+class _Server(ThreadingHTTPServer):
+    """A thread per connection (daemon threads), a cap on open connections, and a way to cut them all."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True  # a restarted view binds again while old sockets sit in TIME_WAIT
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], live: LiveState, max_connections: int) -> None:
+        self.live = live
+        self.max_connections = max_connections
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind asks DNS for our fully qualified name, which can hang on a box without
+        # DNS; the name is not used here.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            full = len(self._open) >= self.max_connections
+            if not full:
+                self._open.add(request)
+        if not full:
+            super().process_request(request, client_address)
+            return
+        try:  # non-blocking: the accepting thread never waits on a client
+            request.setblocking(False)
+            request.send(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Cut every open connection, so that threads blocked on a slow client return at once."""
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("live view: a request from %s failed", client_address[0], exc_info=True)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+def make_http_server(config: ServeConfig, live: LiveState) -> _Server:
+    """Bind (not yet serve) the live view's HTTP server; ServeError when the address cannot be bound."""
+    server_class = _Server6 if ":" in config.host else _Server
+    try:
+        return server_class((config.host, config.port), live, config.max_streams + EXTRA_CONNECTIONS)
+    except OSError as exc:  # address in use, not an address of this machine, unknown host name, ...
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ServeError(f"Cannot serve the live view on {config.host}:{config.port} ({reason}).") from None
