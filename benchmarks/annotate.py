@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 
 from benchmarks.common import save_json
-from mgc_edge.runtime.host import live_threads
+from mgc_edge.runtime.host import LIVE_SPINNING, live_threads
 from mgc_edge.runtime.live.loop import LoopOptions, run_loop
 from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.recorded.annotate import annotate
@@ -77,9 +77,9 @@ def bench_annotate(
 ) -> dict[str, Any]:
     """Frames/s of webcam and annotate over the first `frames` frames of the video (0 = all), interleaved
     over `rounds` rounds, on `device`; annotate's whole call is timed (threads, inference, every output).
-    Both use one session with the settings both commands open it with (`live_threads()`, no spinning)."""
+    Both use one session with the settings both commands open it with (`live_threads()`, `LIVE_SPINNING`)."""
     video = Path(video_path)
-    live = batch = Classifier(model_path, device=device, threads=live_threads(), spinning=False)
+    live = batch = Classifier(model_path, device=device, threads=live_threads(), spinning=LIVE_SPINNING)
     live.warmup()
     batch.warmup(batch_size)
     with FileSource(video, SourceOptions()) as src:
@@ -140,7 +140,7 @@ def bench_memory(
 ) -> dict[str, Any]:
     """Resident memory (Linux VmRSS) while annotate runs over `video`, sampled against the frames done:
     flat means the decode queue, the runs and the tally do not grow with the video."""
-    clf = Classifier(model_path, device=device, threads=live_threads(), spinning=False)
+    clf = Classifier(model_path, device=device, threads=live_threads(), spinning=LIVE_SPINNING)
     clf.warmup(batch_size)
     samples: list[tuple[int, float]] = []
     last = [0.0]

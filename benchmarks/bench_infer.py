@@ -4,18 +4,24 @@ ONNX Runtime fp32 and int8 (and fp16 where a GPU runs it), at one input size.
 The checkpoint is made here (a short `fit()` on the synthetic data) and exported with `export_run`, the
 function behind `mgc-edge export`, so its parity gate (verify) reports each file's accuracy change too.
 Inputs are already preprocessed float32 tensors: this times the model, not the decode.
+
+The engines share one process and run in interleaved rounds, so that load drift hits them alike; each round
+of an engine starts once the process is idle (`quiet_start`). Without that wait the engine before keeps a core:
+ONNX Runtime's intra-op threads spin for tens of milliseconds after a call by default, which on two cores
+timed the int8 model (about 3 ms a call) against them for most of its round.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from benchmarks.common import demo_resize, percentiles, time_calls
+from benchmarks.common import demo_resize, percentiles, quiet_start, time_calls
 from mgc_edge.config import PreprocessSpec, TrainConfig
 from mgc_edge.export.onnx_export import ExportOptions, export_run
 from mgc_edge.export.verify import VerifyOptions
@@ -33,6 +39,7 @@ class InferBench:
     train_batches: int = 4  # the checkpoint is barely trained: only its speed and parity matter here
     calib_images: int = 32
     verify_images: int = 100
+    quiet: bool = True  # each engine's round starts once the process is idle (False: straight after the last)
 
 
 def make_checkpoint(data: Path, run_dir: Path, b: InferBench, device: str, cache_dir: Path) -> Path:
@@ -133,6 +140,49 @@ def _ort_engine(path: str, gpu: bool, **options: Any) -> Any:
     return run, (lambda: None), clf  # ORT returns host arrays: each call is already synchronous
 
 
+def optimized_ops(path: str | Path) -> dict[str, int]:
+    """How many nodes of each operator the CPU provider runs for the model at `path`, after ONNX Runtime's
+    load-time graph optimisation (the runtime's level): for int8, whether its quantized layers became fused
+    integer kernels (QLinearConv, QGemm) or stayed DequantizeLinear + float Conv / Gemm."""
+    import tempfile
+    from collections import Counter
+
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        options.log_severity_level = 3  # its warning that the dump holds this CPU's own layouts
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(options.optimized_model_filepath, load_external_data=False).graph
+    return dict(sorted(Counter(n.op_type for n in graph.node).items()))
+
+
+def time_engines(
+    engines: dict[str, tuple[Any, Any]],
+    x1: np.ndarray,
+    x32: np.ndarray,
+    b: InferBench,
+    wait: Callable[[], float] = quiet_start,
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
+    """Seconds of each engine's batch-1 and batch-32 calls over `b.rounds` interleaved rounds (a GPU's clocks and
+    a shared machine's load drift, and must hit every engine alike), and, with `b.quiet`, the seconds each
+    round waited (`wait`) for the process to fall idle first."""
+    b1: dict[str, list[float]] = {name: [] for name in engines}
+    b32: dict[str, list[float]] = {name: [] for name in engines}
+    waits: dict[str, list[float]] = {name: [] for name in engines}
+    per_round = max(1, b.b1_iters // b.rounds)
+    for _ in range(b.rounds):
+        for name, (run, sync) in engines.items():
+            if b.quiet:
+                waits[name].append(wait())
+            b1[name] += time_calls(lambda run=run: run(x1), max(3, per_round // 10), per_round, sync)
+            b32[name] += time_calls(lambda run=run: run(x32), 1, max(1, b.b32_iters // b.rounds), sync)
+    return b1, b32, waits
+
+
 def bench_inference(
     data: Path, work: Path, b: InferBench, device: torch.device, cache_dir: Path
 ) -> dict[str, Any]:
@@ -162,18 +212,20 @@ def bench_inference(
             engines[name] = (run, sync)
             if clf.io_bound:
                 bound[name] = clf
-    # Interleaved rounds: a GPU's clocks and a shared machine's load drift, and must hit every engine alike.
-    b1: dict[str, list[float]] = {name: [] for name in engines}
-    b32: dict[str, list[float]] = {name: [] for name in engines}
-    per_round = max(1, b.b1_iters // b.rounds)
-    for _ in range(b.rounds):
-        for name, (run, sync) in engines.items():
-            b1[name] += time_calls(lambda run=run: run(x1), max(3, per_round // 10), per_round, sync)
-            b32[name] += time_calls(lambda run=run: run(x32), 1, max(1, b.b32_iters // b.rounds), sync)
+    b1, b32, waits = time_engines(engines, x1, x32, b)
     figures: dict[str, Any] = {
-        name: {**percentiles(b1[name]), "b32_images_per_s": 32 / float(np.median(b32[name]))}
+        name: {
+            **percentiles(b1[name]),
+            "b32_images_per_s": 32 / float(np.median(b32[name])),
+            # how long its rounds waited for the engine before to fall idle (median, longest)
+            "quiet_wait_ms": [1000 * float(np.median(waits[name])), 1000 * max(waits[name])]
+            if waits[name]
+            else None,
+        }
         for name in engines
     }
+    # What the CPU provider really runs for int8 (a GPU runs it through another provider).
+    int8_ops = optimized_ops(exported["int8"]["path"]) if "int8" in exported and not gpu else None
     torch_p50 = figures["torch_eager"]["p50_ms"]
     fp32_p50 = figures["ort_fp32"]["p50_ms"]
     return {
@@ -183,6 +235,7 @@ def bench_inference(
         "b1_iters": b.b1_iters,
         "b32_iters": b.b32_iters,
         "rounds": b.rounds,
+        "quiet_start": b.quiet,
         "engines": figures,
         "engines_failed": failed,
         "batch1_choice": choices,
@@ -196,6 +249,7 @@ def bench_inference(
             for name, clf in bound.items()
         },
         "exported": exported,
+        "int8_cpu_ops": int8_ops,
         "ort_fp32_over_torch_b1": fp32_p50 / torch_p50,
         "int8_over_fp32_b1": figures["ort_int8"]["p50_ms"] / fp32_p50 if "ort_int8" in figures else None,
         "fp32_model": exported["fp32"]["path"],

@@ -146,6 +146,28 @@ def time_calls(
     return out
 
 
+QUIET_SHARE = 0.05  # of one core: below it, no thread of the process is spinning
+QUIET_WINDOW_S = 0.02
+QUIET_MAX_S = 1.0
+
+
+def quiet_start(
+    window_s: float = QUIET_WINDOW_S, share: float = QUIET_SHARE, max_s: float = QUIET_MAX_S
+) -> float:
+    """Wait until this process is idle: until a `window_s` sleep costs it under `share` of a core of CPU time
+    (at most `max_s`); the seconds waited. Engines timed in turn in one process need it: the idle threads of
+    the one that just ran (ONNX Runtime's spinning intra-op pool, OpenMP's) keep cores busy for a while after
+    its last call, and would time the next engine against them."""
+    start = time.perf_counter()
+    while True:
+        cpu, wall = time.process_time(), time.perf_counter()
+        time.sleep(window_s)
+        busy = (time.process_time() - cpu) / max(time.perf_counter() - wall, 1e-9)
+        waited = time.perf_counter() - start
+        if busy < share or waited >= max_s:
+            return waited
+
+
 def results_dir(gpu: bool) -> Path:
     return GPU_RESULTS_DIR if gpu else RESULTS_DIR
 

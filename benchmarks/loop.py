@@ -3,6 +3,7 @@
     python -m benchmarks.loop MODEL.onnx VIDEO.mp4 [--frames 300] [--device cpu] [--save]
     python -m benchmarks.loop MODEL.onnx VIDEO.mp4 --pipeline     # webcam at 1280x720 against the pipeline bound
     python -m benchmarks.loop MODEL.onnx VIDEO.mp4 --simulate 0.4 # the pipelined loop against a simulated GPU
+    python -m benchmarks.loop MODEL.onnx VIDEO.mp4 --spinning     # webcam with each way ONNX Runtime's threads wait
 
 In one run, on one session, interleaved over a few rounds so that a shared machine's drift hits both alike:
 (1) the loop: `run_loop` over the file (decoding in its thread, preprocess, inference, softmax, smoothing,
@@ -37,7 +38,8 @@ import onnxruntime as ort
 
 from benchmarks.common import save_json
 from mgc_edge.preprocess import preprocess
-from mgc_edge.runtime.host import live_threads
+from mgc_edge.runtime import host
+from mgc_edge.runtime.host import SPINNING, live_threads
 from mgc_edge.runtime.live.loop import LoopOptions, LoopSummary, run_loop
 from mgc_edge.runtime.model.classifier import Classifier
 from mgc_edge.runtime.sinks.jsonl import JsonlSink
@@ -156,12 +158,12 @@ def bench_loop(
     simulate_ms: float = 0.0,
 ) -> dict[str, Any]:
     """Measure the headless webcam loop over `video_path` against inference only, on one session (the
-    loop's own settings: `live_threads()` intra-op threads unless `threads`, no spinning). The two are
+    loop's own settings: `live_threads()` intra-op threads unless `threads`, `LIVE_SPINNING`). The two are
     interleaved over `rounds` rounds of about `frames / rounds` frames each, so that a shared machine's
     drift hits both alike; each rate is frames over seconds summed over the rounds. `simulate_ms`: the model
     is a SimulatedModel of that many ms and the loop runs pipelined, as on a GPU."""
     threads = threads or live_threads()
-    clf = Classifier(model_path, device=device, threads=threads, spinning=False)
+    clf = Classifier(model_path, device=device, threads=threads, spinning=host.LIVE_SPINNING)
     pipeline = None
     if simulate_ms > 0:
         clf.logits = SimulatedModel(simulate_ms, clf.num_classes)  # type: ignore[method-assign]
@@ -288,6 +290,67 @@ def _webcam_run(
     summary = run_webcam(model, options, report=TerminalReport(Console(file=out, width=200)))
     found = re.search(r"\((\d+) threads?", out.getvalue())
     return summary, int(found.group(1)) if found else threads
+
+
+@contextmanager
+def live_spinning(mode: str) -> Iterator[None]:
+    """The live loop's sessions opened with `mode` (one of `SPINNING`) for the block."""
+    saved, host.LIVE_SPINNING = host.LIVE_SPINNING, mode
+    try:
+        yield
+    finally:
+        host.LIVE_SPINNING = saved
+
+
+def bench_spinning(
+    model_path: str | Path,
+    video_path: str | Path,
+    frames: int = 300,
+    rounds: int = 4,
+    modes: tuple[str, ...] = SPINNING,
+    size_wh: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """`webcam` on the video (its own thread choice, headless, JSONL out) with each way ONNX Runtime's idle
+    intra-op threads may wait (`modes`), interleaved over `rounds` rounds, the order reversed every other round,
+    so that a shared machine's drift hits each alike; `size_wh` enlarges the video first (1280x720: decoding
+    then weighs as a camera's does). Each mode's frames/s is frames over seconds summed over its rounds."""
+    from mgc_edge.runtime.host import usable_cores
+
+    runs: dict[str, list[LoopSummary]] = {m: [] for m in modes}
+    threads: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        video = Path(video_path)
+        if size_wh is not None:
+            video = scaled_video(video, tmp / "video.mp4", size_wh, frames=frames)
+        _webcam_run(Path(model_path), video, 30, tmp)  # warms the file cache and the decoder
+        for r in range(rounds):
+            for mode in modes if r % 2 == 0 else modes[::-1]:
+                with live_spinning(mode):
+                    summary, threads[mode] = _webcam_run(Path(model_path), video, frames, tmp)
+                runs[mode].append(summary)
+    fps = {m: sum(s.classified for s in v) / sum(s.seconds for s in v) for m, v in runs.items()}
+    return {
+        "model": Path(model_path).name,
+        "video": f"{size_wh[0]}x{size_wh[1]}" if size_wh else Path(video_path).name,
+        "cores": usable_cores(),
+        "threads": threads,
+        "fps": fps,
+        "rounds": {m: [s.fps for s in v] for m, v in runs.items()},
+        "inference_p50_ms": {m: v[-1].stages["inference"][0] for m, v in runs.items()},
+        "live_spinning": host.LIVE_SPINNING,
+    }
+
+
+def _spinning_table(r: dict[str, Any]) -> str:
+    lines = [f"{r['model']} on {r['video']}, {r['cores']} cores; webcam, headless, JSONL out"]
+    for mode, fps in r["fps"].items():
+        rounds = ", ".join(f"{v:.1f}" for v in r["rounds"][mode])
+        lines.append(
+            f"spinning {mode:<3}: {fps:.1f} frames/s ({r['threads'][mode]} threads; rounds {rounds}; inference p50 "
+            f"{r['inference_p50_ms'][mode]:.2f} ms)"
+        )
+    return "\n".join(lines)
 
 
 def bench_pipeline(
@@ -429,8 +492,19 @@ def main() -> None:
         action="store_true",
         help="webcam on the video enlarged to 1280x720 against the pipeline bound",
     )
+    parser.add_argument(
+        "--spinning",
+        action="store_true",
+        help="webcam with each way ONNX Runtime's idle threads may wait (on, run, off), side by side",
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="rounds of --spinning")
+    parser.add_argument("--size", default=None, help="WxH: --spinning on the video enlarged to this size")
     args = parser.parse_args()
-    if args.pipeline:
+    if args.spinning:
+        size = tuple(int(v) for v in args.size.split("x")) if args.size else None
+        result = bench_spinning(args.model, args.video, args.frames, args.rounds, size_wh=size)  # type: ignore[arg-type]
+        print(_spinning_table(result))
+    elif args.pipeline:
         result = bench_pipeline(args.model, args.video)
         print(_pipeline_table(result))
     else:

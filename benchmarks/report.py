@@ -233,8 +233,9 @@ def _inference(infer: dict[str, Any]) -> str:
         "### Inference\n"
         + f"`{any_r['arch']}` checkpoint made and exported by the benchmark (`export_run`, parity gate on), "
         + f"{any_r['b1_iters']} batch-1 calls and {any_r['b32_iters']} batch-32 calls per engine in "
-        + f"{any_r.get('rounds', 1)} interleaved rounds; inputs already "
-        + f"preprocessed; device {any_r['device']}.\n\n"
+        + f"{any_r.get('rounds', 1)} interleaved rounds"
+        + (", each engine's round once the process was idle" if any_r.get("quiet_start") else "")
+        + f"; inputs already preprocessed; device {any_r['device']}.\n\n"
         + table(
             [
                 "input",
@@ -476,6 +477,50 @@ def _explain_streams(r: dict[str, Any]) -> str:
     )
 
 
+def _explain_int8(r: dict[str, Any]) -> str:
+    """What this run measured of int8 against fp32 at the demo size: the two p50s, the kernels ONNX Runtime ran,
+    the bytes of the weights each pass reads, how each engine's round started, and the machine's load."""
+    infer = _get(r, "infer", str(r["demo_size"])) or {}
+    engines, exported = infer.get("engines", {}), infer.get("exported", {})
+    int8, fp32 = engines.get("ort_int8", {}), engines.get("ort_fp32", {})
+    parts = [
+        f"int8 took {int8.get('p50_ms', 0):.2f} ms a frame at batch 1 against fp32's {fp32.get('p50_ms', 0):.2f} ms"
+    ]
+    ops = infer.get("int8_cpu_ops")
+    if ops:
+        fused = {
+            k: v for k, v in ops.items() if k in ("QLinearConv", "QGemm", "QLinearMatMul", "MatMulInteger")
+        }
+        parts.append(
+            "ONNX Runtime ran its quantized layers as "
+            + (
+                ", ".join(f"{v} {k}" for k, v in fused.items())
+                if fused
+                else "DequantizeLinear + float kernels"
+            )
+            + f", and the first and last weighted layers, kept in float, as {ops.get('Conv', 0)} Conv and "
+            + f"{ops.get('Gemm', 0)} Gemm"
+        )
+    if exported.get("int8", {}).get("size_mb") and exported.get("fp32", {}).get("size_mb"):
+        parts.append(
+            f"a pass reads the weights once, {exported['int8']['size_mb']:.0f} MB in int8 against "
+            f"{exported['fp32']['size_mb']:.0f} MB in fp32, and at batch 1 the fully connected layers' reads "
+            "dominate, so the ratio cannot go far below the ratio of the bytes"
+        )
+    waits = int8.get("quiet_wait_ms")
+    if infer.get("quiet_start") and waits:
+        parts.append(
+            f"each engine's round started once the process was idle (int8 waited up to {waits[1]:.0f} ms for the "
+            "engine before)"
+        )
+    elif infer and not infer.get("quiet_start"):
+        parts.append("each engine's round started straight after the engine before, beside its idle threads")
+    parts.append(
+        f"load average at start {_get(r, 'machine', 'load_average_at_start')}: other processes share the cores"
+    )
+    return "; ".join(parts) + ". Closing it: a quiet machine, or fewer fully connected weights."
+
+
 EXPLAIN: dict[str, Callable[[dict[str, Any]], str]] = {
     "annotate_over_webcam": lambda r: (
         "annotate classifies batches of frames while a thread decodes and preprocesses the next ones; on two "
@@ -496,19 +541,7 @@ EXPLAIN: dict[str, Callable[[dict[str, Any]], str]] = {
         "small operators for graph fusion to remove. Closing it: int8 weights (a quarter of the bytes), a "
         "smaller head (global pooling before one linear layer), or a GPU."
     ),
-    "int8_over_fp32_b1": lambda r: (
-        "int8 reads a quarter of the weight bytes, so a memory-bound pass gains at most about 4x (0.25), less "
-        "where quantising activations and the convolutions dominate"
-        + (
-            "; this CPU has no VNNI int8 dot-product instructions (only "
-            + ", ".join(_get(r, "machine", "cpu_flags") or ["none listed"])
-            + "), so int8 convolutions gain little over fp32"
-            if not {"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"}
-            & set(_get(r, "machine", "cpu_flags") or [])
-            else ""
-        )
-        + ". Closing it: a CPU with VNNI (or AMX / ARM dot-product) instructions, or fewer fully connected weights."
-    ),
+    "int8_over_fp32_b1": _explain_int8,
     "runtime_install_over_train": lambda r: (
         "the base install carries onnxruntime-gpu with its CUDA provider and OpenCV; closing it: the CPU-only "
         "`onnxruntime` wheel for boxes without a GPU, or `opencv-python-headless`."

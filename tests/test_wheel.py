@@ -68,7 +68,9 @@ def test_the_wheel_needs_no_torch_and_carries_the_page(wheel: Path) -> None:
     base = [r for r in requires if "extra ==" not in r]
     assert base and not [r for r in base if re.match(r"(torch|torchvision|onnx)\b", r)], base
     # Package data an edge box needs: the live view's page and the iMiGUE names.
-    assert any(n.startswith("mgc_edge/runtime/sinks/web/static/") and n.endswith(".html") for n in names), names
+    assert any(n.startswith("mgc_edge/runtime/sinks/web/static/") and n.endswith(".html") for n in names), (
+        names
+    )
     assert any(n.startswith("mgc_edge/resources/") and n.endswith(".csv") for n in names), names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "scripts/"))]
 

@@ -1,4 +1,5 @@
-"""The cores of this machine that this process may use, and the share a live loop gives inference.
+"""The cores of this machine that this process may use, the share a live loop gives inference, and how
+its idle inference threads wait.
 
 Owned here because the model, the file decoders and the live loop all size their threads by it; tests
 patch `host.usable_cores` once for all of them."""
@@ -22,3 +23,26 @@ def live_threads(reserve: float = 2.0) -> int:
     keep busy beside inference (measured by `live/cores.py`), rounded half up, at least one."""
     cores = usable_cores()
     return max(1, min(cores, math.floor(cores - reserve + 0.5)))
+
+
+# How idle intra-op threads wait for work (`Classifier(spinning=...)`): "on" busy-waits, ONNX Runtime's
+# default, which keeps a core busy for a while after every run; "run" busy-waits only while a run is in progress
+# and blocks as soon as it returns; "off" always blocks.
+SPINNING = ("on", "run", "off")
+SPIN_ENTRIES = {
+    "on": {},
+    "run": {"session.force_spinning_stop": "1"},
+    "off": {"session.intra_op.allow_spinning": "0"},
+}
+# The live loop's (webcam, annotate): spin only within a run. Spinning on after a run takes a core from decoding
+# and preprocessing; blocking within a run too ("off") was no faster there and slower on small frames
+# (`python -m benchmarks.loop --spinning`; figures in benchmarks/RESULTS.md).
+LIVE_SPINNING = "run"
+
+
+def spin_mode(spinning: bool | str) -> str:
+    """One of `SPINNING` for a `Classifier(spinning=...)` value: True is "on", False "off"."""
+    mode = ("on" if spinning else "off") if isinstance(spinning, bool) else spinning
+    if mode not in SPINNING:
+        raise ValueError(f"spinning must be one of {', '.join(SPINNING)}, True or False, got {spinning!r}")
+    return mode

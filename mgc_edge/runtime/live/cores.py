@@ -128,6 +128,6 @@ def fit_threads(
     if budget.threads != clf.threads:
         model = clf.path
         del clf
-        clf = Classifier(model, device="cpu", threads=budget.threads, spinning=False)
+        clf = Classifier(model, device="cpu", threads=budget.threads, spinning=host.LIVE_SPINNING)
         first = clf.warmup(batch_size=batch)
     return clf, first, budget

@@ -23,6 +23,7 @@ from mgc_edge.errors import UserError, first_line
 from mgc_edge.labels import Labels
 from mgc_edge.metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from mgc_edge.preprocess import PreprocessError, preprocess
+from mgc_edge.runtime import host
 from mgc_edge.runtime.model import devices
 from mgc_edge.runtime.model.binding import GRAPH_WARMUP_RUNS, BindingChoice, BoundRunner, time_both
 from mgc_edge.runtime.model.contract import check_contract
@@ -52,15 +53,15 @@ class ModelFileError(UserError):
     """A model file is missing or is not a readable ONNX model; the message is one sentence."""
 
 
-def session_options(threads: int, spinning: bool) -> ort.SessionOptions:
+def session_options(threads: int, spinning: bool | str) -> ort.SessionOptions:
     """Every optimisation at load time, `threads` intra-op threads (0: ONNX Runtime's default), idle threads
-    busy-waiting unless `spinning` is False, errors only in ONNX Runtime's log (fallbacks are said by us)."""
+    waiting as `spinning` says (`host.SPINNING`), errors only in ONNX Runtime's log (fallbacks are said by us)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads > 0:
         options.intra_op_num_threads = threads
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    for key, value in host.SPIN_ENTRIES[host.spin_mode(spinning)].items():
+        options.add_session_config_entry(key, value)
     options.log_severity_level = 3
     return options
 
@@ -80,7 +81,7 @@ class Classifier:
         model: str | Path,
         device: str = "auto",
         threads: int = 0,
-        spinning: bool = True,
+        spinning: bool | str = "on",
         notify: Callable[[str], None] | None = None,
         tf32: bool = False,
         io_binding: bool | None = None,
@@ -89,8 +90,9 @@ class Classifier:
         pinned: bool | None = None,
     ) -> None:
         """`threads`: intra-op threads, 0 = ONNX Runtime's default (all cores; a live loop passes
-        `live_threads()`). `spinning=False` stops idle intra-op threads from busy-waiting between runs,
-        which a loop with capture and drawing threads beside inference wants. `notify` receives the one
+        `live_threads()`). `spinning`: how idle intra-op threads wait, one of `host.SPINNING`
+        (True is "on", False "off"); a loop with capture and drawing threads beside inference passes
+        `host.LIVE_SPINNING`. `notify` receives the one
         sentence of an `auto` fallback (default: a log warning). `tf32` lets the CUDA provider round fp32
         math to TF32 (off: parity checks need true fp32). `io_binding=True` keeps each batch size's input and
         output bound on the device and `cuda_graph` (with it, on CUDA) replays batch 1 as a CUDA graph; False
@@ -116,6 +118,7 @@ class Classifier:
         self.session = self._open(options, providers)
         self.providers: tuple[str, ...] = tuple(self.session.get_providers())
         self.threads = threads
+        self.spinning = host.spin_mode(spinning)
         self._check_providers(kind, providers)
         self.metadata: ModelMetadata = ModelMetadata.from_props(
             dict(self.session.get_modelmeta().custom_metadata_map), source=str(self.path)

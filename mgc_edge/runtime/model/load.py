@@ -15,5 +15,7 @@ def load_classifier(
     """The model on the device asked for, warmed up on `batch` frames, and the seconds the first run took. A
     live loop without --threads starts on every core; `live.cores` measures what its sources leave."""
     threads = threads or (host.live_threads(reserve=0) if live else 0)
-    clf = Classifier(model, device=device, threads=threads, spinning=not live, notify=notify)
+    clf = Classifier(
+        model, device=device, threads=threads, spinning=host.LIVE_SPINNING if live else "on", notify=notify
+    )
     return clf, clf.warmup(batch_size=batch)
