@@ -12,14 +12,18 @@ BENCH_ARGS ?=
 
 .PHONY: install lock test-latest demo test test-fast bench wheel lint format clean
 
-# The venv is uv.lock, exactly (every extra, for this Python): uv first, at the lock's version and hashes, then
-# `uv sync`, which refuses a lock that pyproject.toml's dependencies have moved away from (`make lock`).
-$(STAMP): uv.lock pyproject.toml
+# uv first, into the venv, at the version and hashes uv.lock gives it (pip's hash-checking mode).
+$(UV): uv.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	awk '/^name = "uv"$$/ { p = 1 } p && /^version = / { printf "uv==%s", $$3 } \
 	p && match($$0, /sha256:[0-9a-f]+/) { printf " --hash=%s", substr($$0, RSTART, RLENGTH) } p && /^$$/ { exit }' \
 	uv.lock | tr -d '"' > $(VENV)/uv-requirement.txt
 	$(PY) -m pip install -q --require-hashes -r $(VENV)/uv-requirement.txt
+	touch $(UV)
+
+# Then the venv is uv.lock, exactly (every extra, for this Python); `--locked` refuses a lock that
+# pyproject.toml's dependencies have moved away from (`make lock`).
+$(STAMP): $(UV) uv.lock pyproject.toml
 	UV_PROJECT_ENVIRONMENT=$(abspath $(VENV)) $(UV) sync -q --locked --all-extras --no-install-project
 	touch $(STAMP)
 
@@ -30,8 +34,9 @@ install: $(STAMP)
 	2>/dev/null || $(abspath $(UV)) pip install -q --python $(abspath $(PY)) --no-deps -e $(CURDIR)
 
 # Upgrades uv.lock to the newest versions pyproject.toml allows (torch held there, in [tool.uv]) and says what
-# moved; `make test` then proves the new lock before it is committed.
-lock: install
+# moved; `make test` then proves the new lock before it is committed. Needs only uv: it also renews a lock
+# that a change to pyproject.toml has made stale.
+lock: $(UV)
 	UV_PROJECT_ENVIRONMENT=$(abspath $(VENV)) $(UV) lock --upgrade
 
 # The suite in a venv of its own, resolved without the lock or its holds: the newest versions the ranges allow
