@@ -34,10 +34,12 @@ SPIN_ENTRIES = {
     "run": {"session.force_spinning_stop": "1"},
     "off": {"session.intra_op.allow_spinning": "0"},
 }
-# The live loop's (webcam, annotate): spin only within a run. Spinning on after a run takes a core from decoding
-# and preprocessing; blocking within a run too ("off") was no faster there and slower on small frames
-# (`python -m benchmarks.loop --spinning`; figures in benchmarks/RESULTS.md).
-LIVE_SPINNING = "run"
+# The live loop's (webcam, annotate): never spin. Its threads share the cores with decoding, preprocessing and
+# often other processes: spinning after a run takes a core from decoding, and spinning within a run wastes the
+# core whenever a peer thread is descheduled, which cost webcams that shared the cores a large share of their
+# frames; only a lone loop on small frames gained a little from it (`python -m benchmarks.loop --spinning`,
+# benchmarks/streams.py; figures in benchmarks/RESULTS.md).
+LIVE_SPINNING = "off"
 
 
 def spin_mode(spinning: bool | str) -> str:
