@@ -58,6 +58,15 @@ def snapshot(*paths: Path) -> Snapshot:
     return {f: (f.read_bytes(), f.stat().st_mtime_ns, f.stat().st_ino) for f in files}
 
 
+def refused_unchanged(*args: object, keep: tuple[Path, ...], naming: str) -> tuple[Snapshot, str]:
+    """`refused()`, and every file under `keep` left as it was, byte, timestamp and inode: the snapshot taken
+    before, and the sentence."""
+    before = snapshot(*keep)
+    sentence = refused(*args, naming=naming)
+    assert snapshot(*keep) == before
+    return before, sentence
+
+
 def replaced(before: Snapshot) -> bool:
     """Every file of `before` was written again."""
     return all(
@@ -105,25 +114,21 @@ def test_synth(tmp_path: Path) -> None:
         "0.5",
     ]
     ok(*args)
-    before = snapshot(out)
-    refused(*args, naming=str(out))
-    assert snapshot(out) == before
+    before, _ = refused_unchanged(*args, keep=(out,), naming=str(out))
     ok(*args, "--force")
     assert replaced(before)
     # A folder holding a file synth did not write is not replaced, not even with --force.
     (out / "notes.txt").write_text("mine")
-    before = snapshot(out)
-    assert "not even with --force" in refused(*args, "--force", naming=str(out))
-    assert snapshot(out) == before
+    _, sentence = refused_unchanged(*args, "--force", keep=(out,), naming=str(out))
+    assert "not even with --force" in sentence
 
 
 def test_train(work: Path) -> None:
     run = work / "train-twice"
     args = ["train", work / "data", "--run-dir", run, *TRAIN]
     ok(*args)
-    before = snapshot(run)
-    assert "--resume" in refused(*args, naming=str(run))
-    assert snapshot(run) == before
+    before, sentence = refused_unchanged(*args, keep=(run,), naming=str(run))
+    assert "--resume" in sentence
     # --resume is the rule for more epochs; a run that trained all its epochs is not resumed for nothing.
     resume = ["train", "--resume", "--run-dir", run]
     result = invoke(*resume)
@@ -142,9 +147,7 @@ def test_evaluate(run: Path, tmp_path: Path) -> None:
     args = ["evaluate", run, "--split", "val", "--device", "cpu", "--workers", "0"]
     ok(*args)
     outputs = (run / "eval-val.json", run / "eval-val.confusion.png")
-    before = snapshot(*outputs)
-    refused(*args, naming="eval-val.json")
-    assert snapshot(*outputs) == before
+    before, _ = refused_unchanged(*args, keep=outputs, naming="eval-val.json")
     ok(*args, "--force")
     assert replaced(before)
 
@@ -161,9 +164,7 @@ def test_evaluate(run: Path, tmp_path: Path) -> None:
 def test_export(run: Path, model: Path, tmp_path: Path) -> None:
     args = ["export", run, "--out", model, "--device", "cpu", "--max-images", "8", "--batch-size", "4"]
     outputs = (model, model.with_name("m.verify.json"), model.with_name("m.reference.npz"))
-    before = snapshot(*outputs)
-    refused(*args, naming=str(model))
-    assert snapshot(*outputs) == before
+    before, _ = refused_unchanged(*args, keep=outputs, naming=str(model))
 
     # A report left beside a model that is gone is kept too.
     elsewhere = tmp_path / "e.onnx"
@@ -180,17 +181,13 @@ def test_verify(run: Path, model: Path, tmp_path: Path) -> None:
     # export wrote m.verify.json: verify does not silently replace it.
     report = model.with_name("m.verify.json")
     args = ["verify", model, "--checkpoint", run, "--batch-size", "4", "--max-images", "8"]
-    before = snapshot(report)
-    refused(*args, naming=str(report))
-    assert snapshot(report) == before
+    before, _ = refused_unchanged(*args, keep=(report,), naming=str(report))
     ok(*args, "--force")
     assert replaced(before) and json.loads(report.read_text())["passed"]
 
     mine = tmp_path / "my.json"
     mine.write_text("{}\n")  # echo '{}' > my.json; mgc-edge verify model.onnx --json my.json
-    before = snapshot(mine)
-    refused("verify", model, "--json", mine, naming=str(mine))
-    assert snapshot(mine) == before
+    refused_unchanged("verify", model, "--json", mine, keep=(mine,), naming=str(mine))
     ok("verify", model, "--json", mine, "--force")
     assert json.loads(mine.read_text())["checkpoint"] is None
 
@@ -199,9 +196,7 @@ def test_predict(work: Path, model: Path) -> None:
     out = work / "predictions.csv"
     args = ["predict", model, work / "data", "--out", out, "--device", "cpu"]
     ok(*args)
-    before = snapshot(out)
-    refused(*args, naming=str(out))
-    assert snapshot(out) == before
+    before, _ = refused_unchanged(*args, keep=(out,), naming=str(out))
     ok(*args, "--force")
     assert replaced(before)
 
@@ -211,9 +206,7 @@ def test_webcam(work: Path, model: Path) -> None:
     args = ["webcam", model, "--source", work / "v.mp4", "--display", "off", "--device", "cpu"]
     args += ["--jsonl", jsonl, "--save", mp4]
     ok(*args)
-    before = snapshot(jsonl, mp4)
-    refused(*args, naming=str(mp4))
-    assert snapshot(jsonl, mp4) == before
+    before, _ = refused_unchanged(*args, keep=(jsonl, mp4), naming=str(mp4))
     ok(*args, "--force")
     assert replaced(before)
 

@@ -26,7 +26,6 @@ from mgc_edge.config import TrainConfig
 from mgc_edge.errors import UserError
 from mgc_edge.fileio import write_json
 from mgc_edge.metrics import (
-    MIN_CLIPS_TO_JUDGE,
     accuracy,
     balanced_accuracy,
     clip_bootstrap_se,
@@ -36,7 +35,7 @@ from mgc_edge.models import min_input_size
 from mgc_edge.train import distributed as D
 from mgc_edge.train import rundir as R
 from mgc_edge.train.batches import BatchSource
-from mgc_edge.train.checkpoint import Checkpoint, checkpoint_dict, load_checkpoint, save_checkpoint
+from mgc_edge.train.checkpoint import checkpoint_dict, load_checkpoint, save_checkpoint
 from mgc_edge.train.evaluate import autocast_for, evaluate_samples, infer, show_report
 from mgc_edge.train.trainer import (
     EVAL_BATCH_FACTOR,
@@ -45,6 +44,7 @@ from mgc_edge.train.trainer import (
     cache_dir_of,
     progress_bar,
     restore,
+    resumable,
     setup,
 )
 
@@ -176,7 +176,7 @@ def fit(
     try:
         _check_input_size(config)
         R.check_run_dir(run_dir, overwrite, resume)
-        last = _resumable(run_dir, config) if resume else None
+        last = resumable(run_dir, config) if resume else None
         data = R.prepare_data(config)
         D.barrier(info)  # every rank checked the run dir before rank 0 touches it
         if new_run is not None:
@@ -208,18 +208,6 @@ def fit(
         D.teardown()
 
 
-def _resumable(run_dir: Path, config: TrainConfig) -> Checkpoint:
-    """last.pt of a run that --resume can continue; a run that trained all its epochs and wrote its report
-    is refused unless --epochs asks for more."""
-    last = load_checkpoint(run_dir / R.LAST)
-    if last.epoch >= config.epochs and (run_dir / R.REPORT).is_file():
-        raise UserError(
-            f"{run_dir} has trained all its {last.epoch} epochs; pass --epochs N (more than {last.epoch}) "
-            "with --resume to train it further."
-        )
-    return last
-
-
 def _check_finite(row: dict[str, float], config: TrainConfig, run_dir: Path) -> None:
     # The row is summed over ranks, so every rank stops here together.
     if not math.isfinite(row["train_loss"]):
@@ -234,26 +222,6 @@ def _check_finite(row: dict[str, float], config: TrainConfig, run_dir: Path) -> 
         )
 
 
-def validation_note(data: R.RunData, min_clips: int = MIN_CLIPS_TO_JUDGE) -> str | None:
-    """One sentence when the validation split is too small to judge every class on, else None."""
-    val = data.samples("val")
-    if not val:
-        return None
-    clips: dict[int, set[str]] = {}
-    for s in val:
-        clips.setdefault(s.label, set()).add(s.group)
-    trained = [i for i, n in enumerate(data.counts("train")) if n > 0]
-    thin = [i for i in trained if len(clips.get(i, ())) < min_clips]
-    if not thin:
-        return None
-    n_clips = len({s.group for s in val})
-    return (
-        f"Validation holds {len(val)} images in {n_clips} clips and {len(thin)} of {len(trained)} classes have "
-        f"fewer than {min_clips} clips there: its figures move by several points between epochs by chance "
-        f"(the ± on each epoch line), and the best epoch is chosen on them; a larger --val-frac steadies them."
-    )
-
-
 def _describe_data(config: TrainConfig, data: R.RunData, out: Console) -> None:
     train_s, val_s, test_s = data.samples("train"), data.samples("val"), data.samples("test")
     out.print(
@@ -261,7 +229,7 @@ def _describe_data(config: TrainConfig, data: R.RunData, out: Console) -> None:
         f"(train {len(train_s)}, val {len(val_s)}, test {len(test_s)}; split by "
         f"{'clip' if config.split.mode == 'group' else 'RANDOM IMAGE (leaky)'})"
     )
-    note = validation_note(data)
+    note = R.validation_note(data)
     if note:
         out.print(f"[yellow]{note}[/]")
     if data.scan.skipped:
@@ -373,7 +341,7 @@ def finish(t: Trainer, h: History) -> dict[str, Any] | None:
         "split_mode": config.split.mode,
         "split_counts": {s: len(data.samples(s)) for s in ("train", "val", "test")},
         "world_size": t.info.world_size,
-        "val_warning": validation_note(data),
+        "val_warning": R.validation_note(data),
         "test": None,
     }
     if config.split.mode == "random":

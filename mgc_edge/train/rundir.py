@@ -16,6 +16,7 @@ from mgc_edge.data.split import assign_splits, read_split_csv, samples_from_spli
 from mgc_edge.errors import UserError
 from mgc_edge.fileio import write_text
 from mgc_edge.labels import Labels, attach_names
+from mgc_edge.metrics import MIN_CLIPS_TO_JUDGE
 
 CONFIG = "config.json"
 SPLIT = "split.csv"
@@ -189,3 +190,23 @@ def read_metrics_csv(path: Path) -> list[dict[str, float]]:
     for row in rows:
         row["epoch"] = int(row["epoch"])
     return rows
+
+
+def validation_note(data: RunData, min_clips: int = MIN_CLIPS_TO_JUDGE) -> str | None:
+    """One sentence when the validation split is too small to judge every class on, else None."""
+    val = data.samples("val")
+    if not val:
+        return None
+    clips: dict[int, set[str]] = {}
+    for s in val:
+        clips.setdefault(s.label, set()).add(s.group)
+    trained = [i for i, n in enumerate(data.counts("train")) if n > 0]
+    thin = [i for i in trained if len(clips.get(i, ())) < min_clips]
+    if not thin:
+        return None
+    n_clips = len({s.group for s in val})
+    return (
+        f"Validation holds {len(val)} images in {n_clips} clips and {len(thin)} of {len(trained)} classes have "
+        f"fewer than {min_clips} clips there: its figures move by several points between epochs by chance "
+        f"(the ± on each epoch line), and the best epoch is chosen on them; a larger --val-frac steadies them."
+    )

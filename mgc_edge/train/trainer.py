@@ -19,6 +19,7 @@ from mgc_edge.config import PreprocessSpec, TrainConfig
 from mgc_edge.data.cache import CachedImages, default_cache_dir, margin_size, open_cache, stored_spec
 from mgc_edge.data.dataset import Augment, FrameDataset, WeightedDistributedSampler, class_weights
 from mgc_edge.data.scan import Sample
+from mgc_edge.errors import UserError
 from mgc_edge.models import build_model
 from mgc_edge.train import distributed as D
 from mgc_edge.train import rundir as R
@@ -250,6 +251,18 @@ def _open_cached(
     else:
         out.print(f"Using the cache of {len(cached)} {role} images at {h}x{w}: {cached.path}")
     return cached
+
+
+def resumable(run_dir: Path, config: TrainConfig) -> Checkpoint:
+    """last.pt of a run that --resume can continue; a run that trained all its epochs and wrote its report
+    is refused unless --epochs asks for more."""
+    last = load_checkpoint(run_dir / R.LAST)
+    if last.epoch >= config.epochs and (run_dir / R.REPORT).is_file():
+        raise UserError(
+            f"{run_dir} has trained all its {last.epoch} epochs; pass --epochs N (more than {last.epoch}) "
+            "with --resume to train it further."
+        )
+    return last
 
 
 def restore(t: Trainer, last: Checkpoint | None = None) -> History:
