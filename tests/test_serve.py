@@ -178,16 +178,24 @@ def read_events(response: http.client.HTTPResponse, count: int, kind: str = "fra
     return found
 
 
-def read_parts(response: http.client.HTTPResponse, count: int) -> list[bytes]:
-    """The next `count` JPEG parts of a multipart/x-mixed-replace stream."""
+def read_parts(
+    response: http.client.HTTPResponse, count: int, headers: list[dict[str, str]] | None = None
+) -> list[bytes]:
+    """The next `count` JPEG parts of a multipart/x-mixed-replace stream (each part's headers appended to
+    `headers` when given)."""
     parts = []
     while len(parts) < count:
         line = response.readline()
         assert line, "the MJPEG stream ended early"
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-            assert response.readline() == b"\r\n"
-            parts.append(response.read(length))
+        if line.lower().startswith(b"content-type:"):
+            head = {"Content-Type": line.split(b":", 1)[1].strip().decode()}
+            while (line := response.readline()) != b"\r\n":
+                assert line, "the MJPEG stream ended early"
+                key, _, value = line.decode().partition(":")
+                head[key] = value.strip()
+            parts.append(response.read(int(head["Content-Length"])))
+            if headers is not None:
+                headers.append(head)
     return parts
 
 
@@ -285,7 +293,7 @@ def test_several_sources_have_their_own_frames_streams_and_states() -> None:
             status, _, body = get(server, f"/frame.jpg?source={index}")
             img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
             assert status == 200 and np.abs(img.astype(int) - source_frame(index).astype(int)).mean() < 4
-        assert get(server, "/frame.jpg?source=7")[0] == 503  # no such source yet
+        assert get(server, "/frame.jpg?source=7")[0] == 404  # no such source
         for bad in ("-1", "x", "99999"):
             assert get(server, f"/frame.jpg?source={bad}")[0] == 404
             assert get(server, f"/stream.mjpg?source={bad}")[0] == 404

@@ -19,7 +19,8 @@ def build(context: SinkContext) -> BaseSink | None:
         return None
     host, port = options.serve
     config = ServeConfig(host=host, port=port, token=options.token or None)
-    server = context.stack.enter_context(LiveServer(config, model_info(context.classifier), context.status))
+    live = LiveServer(config, model_info(context.classifier), context.status, sources=len(context.sources))
+    server = context.stack.enter_context(live)
     for line in server.banner():
         context.say(line)
     return server

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -91,3 +92,26 @@ def token_matches(candidates: Iterable[str | None], token: str) -> bool:
             # `|`, not `or`: no early exit that would tell which candidate matched.
             ok |= hmac.compare_digest(candidate.encode("utf-8", "surrogatepass"), expected)
     return ok
+
+
+def serving_urls(host: str, port: int) -> list[str]:
+    """URLs to print: the host itself, or, for a wildcard address, loopback and this machine's outward address."""
+    hosts = [host]
+    if host in ("0.0.0.0", "::"):
+        hosts = ["127.0.0.1" if host == "0.0.0.0" else "::1"]
+        outward = outward_address(socket.AF_INET if host == "0.0.0.0" else socket.AF_INET6)
+        hosts += [outward] if outward else []
+    return [f"http://[{h}]:{port}/" if ":" in h else f"http://{h}:{port}/" for h in hosts]
+
+
+def outward_address(family: socket.AddressFamily) -> str | None:
+    """The address other machines reach us at: the source address of the default route. connect() on a UDP
+    socket only picks the route; nothing is sent. None without a route."""
+    probe = ("192.0.2.1", 9) if family == socket.AF_INET else ("2001:db8::1", 9)  # documentation ranges
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect(probe)
+            address = str(sock.getsockname()[0])
+    except OSError:
+        return None
+    return None if is_loopback(address) else address

@@ -1,8 +1,11 @@
 """HTTP for the live view: the access token, the request handler and the threaded server.
 
 Only a fixed set of paths exists (the page's three files, the status JSON, the two streams, a snapshot; the
-frame routes take `?source=N` for one source of several);
-no request path is ever mapped to the file system, so nothing else can be read. With a token set, every
+frame routes take `?source=N` for one source of several, and any route answers 404 for a source that does not
+exist, before it takes a stream slot); no request path is ever mapped to the file system, so nothing else can
+be read. A stream's slot is given back however its connection ends (the viewer left or stopped reading, a
+write failed, an error, the server closing): a stream with nothing to send checks that its viewer is still
+there. A JPEG carries the event it was drawn for (`X-Event-Seq`, `X-Event`), so a caption can match it. With a token set, every
 request must carry it, as `Authorization: Bearer TOKEN` (scripts) or `?token=TOKEN` (the page, whose image,
 stylesheet and event-stream requests cannot set a header); it is compared in constant time and never logged
 or shown in full. Standard library only; the live state behind it is `server.LiveState`, seen here through
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import select
 import socket
 import socketserver
 import threading
@@ -48,21 +52,23 @@ class LiveState(Protocol):
     @property
     def stopping(self) -> bool: ...
     def pause(self, seconds: float) -> bool: ...
-    def open_stream(self, kind: str, source: int = 0) -> bool: ...
-    def close_stream(self, kind: str, source: int = 0) -> None: ...
+    def has_source(self, index: int) -> bool: ...
+    def open_stream(self, kind: str, source: int = 0, viewer: str | None = None) -> bool: ...
+    def close_stream(self, kind: str, source: int = 0, viewer: str | None = None) -> None: ...
     def sent(self, what: str) -> None: ...
-    def next_jpeg(self, last: int, source: int = 0) -> tuple[bytes | None, int]: ...
+    def next_jpeg(self, last: int, source: int = 0) -> Any: ...  # a pictures.Shot: (jpeg, seq, event)
     def first_events(self) -> tuple[list[Any], int]: ...
     def next_events(self, last: int) -> tuple[list[Any], int]: ...
-    def snapshot(self, source: int = 0) -> bytes | None: ...
+    def snapshot(self, source: int = 0) -> Any: ...  # a pictures.Shot
     def status(self) -> dict[str, Any]: ...
 
 
 BOUNDARY = b"mgcframe"
+MJPEG_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}"
 IO_TIMEOUT_S = 10.0  # a client that sends no request, or takes no bytes, for this long is dropped
 EVENT_INTERVAL_S = 0.05  # an event stream writes at most 20 times a second, whatever the loop's rate
 EXTRA_CONNECTIONS = 32  # connections allowed beyond the stream cap: page, status and snapshot requests
-MAX_SOURCES = 4096  # `?source=` beyond this is refused: a request cannot make the server keep state for it
+CAPTION_KEYS = ("frame", "t", "smoothed", "state")  # what a JPEG's X-Event header says of its frame
 
 TEXT, JSON_TYPE = "text/plain; charset=utf-8", "application/json"
 ASSETS = {
@@ -76,7 +82,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # the page's URL may carry the token
     "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
         "connect-src 'self'; frame-ancestors 'none'"
     ),
 }
@@ -132,7 +138,12 @@ class _Handler(BaseHTTPRequestHandler):
             body = b"401 Unauthorized: this live view needs its token; open it as /?token=YOUR_TOKEN.\n"
             self._reply(401, body, TEXT, {"WWW-Authenticate": 'Bearer realm="mgc-edge"'})
             return
-        source = _source(parse_qs(url.query).get("source", ["0"])[-1])
+        query = parse_qs(url.query)
+        source = _source(query.get("source", ["0"])[-1])
+        if source is None or not live.has_source(source):
+            self._reply(404, b"No such source.\n", TEXT)  # before any slot or state is taken for it
+            return
+        viewer = query.get("viewer", [None])[-1]
         if url.path in ASSETS:
             name, content_type = ASSETS[url.path]
             if name == "index.html" and token and token_matches(from_query, token):
@@ -141,17 +152,15 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path == "/api/status":
             self._reply(200, json_bytes(live.status()), JSON_TYPE)
         elif url.path == "/events":
-            self._events(live)
-        elif url.path in ("/stream.mjpg", "/frame.jpg") and source is None:
-            self._reply(404, b"No such source.\n", TEXT)
+            self._stream(live, "events", source, viewer)
         elif url.path == "/stream.mjpg":
-            self._mjpeg(live, source)
+            self._stream(live, "mjpeg", source, viewer)
         elif url.path == "/frame.jpg":
-            jpeg = live.snapshot(source)
-            if jpeg is None:
+            shot = live.snapshot(source)
+            if shot.jpeg is None:
                 self._reply(503, b"No frame yet.\n", TEXT, {"Retry-After": "1"})
             else:
-                self._reply(200, jpeg, "image/jpeg")
+                self._reply(200, shot.jpeg, "image/jpeg", caption_headers(shot.event))
         else:
             self._reply(404, b"Not found.\n", TEXT)
 
@@ -166,69 +175,91 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _start_stream(self, live: LiveState, kind: str, content_type: str, source: int = 0) -> bool:
-        if not live.open_stream(kind, source):
+    def _stream(self, live: LiveState, kind: str, source: int, viewer: str | None) -> None:
+        """An MJPEG or event stream in a slot of the cap, given back however the connection ends."""
+        if not live.open_stream(kind, source, viewer):
             self._reply(
                 503, b"Too many live-view streams are open; try again later.\n", TEXT, {"Retry-After": "5"}
             )
-            return False
-        self.close_connection = True  # a stream has no length: it ends with the connection
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Connection", "close")
-        for key, value in SECURITY_HEADERS.items():
-            self.send_header(key, value)
-        self.end_headers()
-        return True
-
-    def _mjpeg(self, live: LiveState, source: int) -> None:
-        content_type = f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}"
-        if not self._start_stream(live, "mjpeg", content_type, source):
             return
+        self.close_connection = True  # a stream has no length: it ends with the connection
         try:
-            self.wfile.write(b"--" + BOUNDARY + b"\r\n")
-            last = 0
-            while True:
-                jpeg, seq = live.next_jpeg(last, source)
-                if seq < 0:
-                    return
-                if jpeg is not None:
-                    # The boundary goes right after each image: browsers show a part once the next
-                    # boundary arrives, so sending it now shows the frame now, not one frame late.
-                    head = b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
-                    self.wfile.write(head + jpeg + b"\r\n--" + BOUNDARY + b"\r\n")
-                    live.sent("jpegs_sent")
-                    last = seq
+            self.send_response(200)
+            mjpeg = kind == "mjpeg"
+            self.send_header("Content-Type", MJPEG_TYPE if mjpeg else "text/event-stream; charset=utf-8")
+            self.send_header("Connection", "close")
+            for key, value in SECURITY_HEADERS.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if mjpeg:
+                self._mjpeg(live, source)
+            else:
+                self._events(live)
         except (OSError, ValueError):  # the viewer left, or took nothing for IO_TIMEOUT_S
             pass
-        finally:
-            live.close_stream("mjpeg", source)
+        finally:  # whatever ended it, an error of ours included (handle_error logs that)
+            live.close_stream(kind, source, viewer)
+
+    def _mjpeg(self, live: LiveState, source: int) -> None:
+        self.wfile.write(b"--" + BOUNDARY + b"\r\n")
+        last = 0
+        while True:
+            jpeg, seq, event = live.next_jpeg(last, source)
+            if seq < 0:
+                return
+            if jpeg is None:  # nothing to send (no frame yet): no write would notice a viewer that left
+                if _peer_gone(self.connection):
+                    return
+                continue
+            # The boundary goes right after each image: browsers show a part once the next boundary
+            # arrives, so sending it now shows the frame now, not one frame late.
+            head = b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n" % len(jpeg)
+            head += b"".join(f"{k}: {v}\r\n".encode() for k, v in caption_headers(event).items())
+            self.wfile.write(head + b"\r\n" + jpeg + b"\r\n--" + BOUNDARY + b"\r\n")
+            live.sent("jpegs_sent")
+            last = seq
 
     def _events(self, live: LiveState) -> None:
-        if not self._start_stream(live, "events", "text/event-stream; charset=utf-8"):
-            return
-        try:
-            intro, last = live.first_events()
-            self.wfile.write(b"retry: 2000\n\n" + b"".join(event.wire() for event in intro))
-            while True:
-                batch, last = live.next_events(last)
-                self.wfile.write(b"".join(event.wire() for event in batch) if batch else b": keepalive\n\n")
-                live.sent("event_writes")
-                if live.stopping:
-                    return  # after sending what was pending, such as the final "ended" state
-                live.pause(EVENT_INTERVAL_S)
-        except (OSError, ValueError):
-            pass
-        finally:
-            live.close_stream("events")
+        intro, last = live.first_events()
+        self.wfile.write(b"retry: 2000\n\n" + b"".join(event.wire() for event in intro))
+        while True:
+            batch, last = live.next_events(last)
+            self.wfile.write(b"".join(event.wire() for event in batch) if batch else b": keepalive\n\n")
+            live.sent("event_writes")
+            if live.stopping:
+                return  # after sending what was pending, such as the final "ended" state
+            live.pause(EVENT_INTERVAL_S)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("live view, %s: %s", self.client_address[0], redact_url(format % args))
 
 
 def _source(text: str) -> int | None:
-    """The `?source=N` of a frame or stream request (0 when absent); None for anything but a small index."""
-    return int(text) if text.isdigit() and int(text) < MAX_SOURCES else None
+    """The `?source=N` of a request (0 when absent); None for anything but a plain index."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 7 else None
+
+
+def caption_headers(event: Any) -> dict[str, str]:
+    """`X-Event-Seq` (the SSE id of a JPEG's frame event) and `X-Event` (its frame, t, smoothed label and state,
+    as ASCII JSON): the page writes a frame's caption from these, never from a newer event."""
+    if event is None:
+        return {}
+    caption = {"seq": event.seq, **{k: event.data[k] for k in CAPTION_KEYS if k in event.data}}
+    try:
+        text = json.dumps(caption, separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=str)
+    except ValueError:  # a non-finite number: the caption is a nicety, the sequence number is enough
+        return {"X-Event-Seq": str(event.seq)}
+    return {"X-Event-Seq": str(event.seq), "X-Event": text}
+
+
+def _peer_gone(sock: socket.socket) -> bool:
+    """Whether the client closed its end: readable, and a peek reads the end of the stream (or fails)."""
+    try:
+        poller = select.poll()  # not select(): it fails on descriptors past 1024
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0)) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
 
 
 class _Server(ThreadingHTTPServer):
@@ -273,6 +304,10 @@ class _Server(ThreadingHTTPServer):
         with self._open_lock:
             self._open.discard(request)
         super().shutdown_request(request)
+
+    def open_connections(self) -> int:
+        with self._open_lock:
+            return len(self._open)
 
     def close_connections(self) -> None:
         """Cut every open connection, so that threads blocked on a slow client return at once."""

@@ -12,7 +12,6 @@ Standard library only (http.server), so the base install stays as light as it wa
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections import deque
@@ -25,9 +24,17 @@ import numpy as np
 
 from mgc_edge.runtime.model.scores import display_names
 from mgc_edge.runtime.sinks.base import BaseSink
-from mgc_edge.runtime.sinks.web.config import TOKEN_ENV, ServeConfig, ServeError, is_loopback, mask_token
+from mgc_edge.runtime.sinks.web.config import (
+    TOKEN_ENV,
+    ServeConfig,
+    ServeError,
+    is_loopback,
+    mask_token,
+    serving_urls,
+)
 from mgc_edge.runtime.sinks.web.encoder import encode_jpeg
-from mgc_edge.runtime.sinks.web.http import json_bytes, make_http_server
+from mgc_edge.runtime.sinks.web.http import make_http_server
+from mgc_edge.runtime.sinks.web.pictures import Event, Picture, Shot, fill_since, source_index, viewer_id
 
 if TYPE_CHECKING:
     from mgc_edge.runtime.model.classifier import Classifier
@@ -57,44 +64,6 @@ def model_info(classifier: Classifier) -> dict[str, Any]:
     }
 
 
-class _Event:
-    """One SSE message, serialised once, on first need, by whichever viewer thread sends it first."""
-
-    __slots__ = ("seq", "kind", "data", "_wire")
-
-    def __init__(self, seq: int, kind: str, data: Mapping[str, Any]) -> None:
-        self.seq, self.kind, self.data = seq, kind, data
-        self._wire: bytes | None = None
-
-    def wire(self) -> bytes:
-        if self._wire is None:  # two threads may both serialise it once; harmless, and no lock needed
-            head = f"id: {self.seq}\nevent: {self.kind}\ndata: ".encode()
-            self._wire = head + json_bytes(self.data) + b"\n\n"
-        return self._wire
-
-
-class _Picture:
-    """One source's newest annotated frame and its JPEG (frames count from 1; 0 means none yet)."""
-
-    __slots__ = ("frame", "seq", "tried", "jpeg", "jpeg_seq", "viewers", "event", "state")
-
-    def __init__(self) -> None:
-        self.frame: np.ndarray | None = None
-        self.seq = self.tried = self.jpeg_seq = self.viewers = 0
-        self.jpeg: bytes | None = None
-        self.event: _Event | None = None  # the newest frame event
-        self.state: _Event | None = None  # the newest state event of this source
-
-    def needs_jpeg(self) -> bool:
-        return self.viewers > 0 and self.seq != self.tried
-
-
-def source_index(event: Mapping[str, Any]) -> int | None:
-    """The index of the source an event belongs to; None for an event of the whole run."""
-    source = event.get("source")
-    return int(source["index"]) if isinstance(source, Mapping) and "index" in source else None
-
-
 class LiveServer(BaseSink):
     """The live view: the sink the loop calls (`frame`, `state`, `close`) and the HTTP server it feeds, started
     in background threads when made (ServeError when the address cannot be bound); `close()` it at the end.
@@ -112,9 +81,16 @@ class LiveServer(BaseSink):
         return self._streams["mjpeg"] > 0 or time.monotonic() < self._watched_until
 
     def __init__(
-        self, config: ServeConfig, model_info: Mapping[str, Any], status: Callable[[], Mapping[str, Any]]
+        self,
+        config: ServeConfig,
+        model_info: Mapping[str, Any],
+        status: Callable[[], Mapping[str, Any]],
+        sources: int | None = None,
     ) -> None:
+        """`sources`: how many sources the run has (0 .. sources - 1 exist); None: source 0 and those that
+        published a frame or a state. A request for any other source is refused (404) and keeps nothing."""
         self.config = config
+        self.sources = sources
         self.model_info = dict(model_info)
         self._status = status
         self._lock = threading.Lock()
@@ -123,11 +99,13 @@ class LiveServer(BaseSink):
         self._event_ready = threading.Condition(self._lock)  # event-stream viewers wait here
         self._stream_closed = threading.Condition(self._lock)  # close() waits here for streams to end
         self._stopping = threading.Event()
-        self._pictures: dict[int, _Picture] = {}  # per source; created by its first frame or viewer
-        self._events: deque[_Event] = deque(maxlen=EVENT_RING)
+        self._pictures: dict[int, Picture] = {}  # per known source; made by its first frame, state or viewer
+        self._events: deque[Event] = deque(maxlen=EVENT_RING)
         self._event_seq = 0
-        self._last_state_event: _Event | None = None  # the newest state event, of the run or of a source
+        self._last_state_event: Event | None = None  # the newest state event, of the run or of a source
         self._streams = {"mjpeg": 0, "events": 0}
+        self._viewer_ids: dict[str, int] = {}  # open streams per `?viewer=` id (a page's streams share one)
+        self._anonymous = 0  # open streams without an id: one viewer each
         self._counts = {"frames": 0, "jpegs": 0, "jpegs_sent": 0, "event_writes": 0, "refused_streams": 0}
         self._started = time.monotonic()
         self._watched_until = 0.0  # a snapshot was asked for: frames are wanted drawn until then
@@ -135,7 +113,7 @@ class LiveServer(BaseSink):
         self._httpd = make_http_server(config, self)
         self.host, self.port = config.host, int(self._httpd.server_address[1])
         self.loopback_only = is_loopback(self.host)  # then requests must name a loopback host too
-        self.urls = _urls(self.host, self.port)
+        self.urls = serving_urls(self.host, self.port)
         self._threads = [
             threading.Thread(target=self._httpd.serve_forever, args=(0.1,), name="mgc-serve", daemon=True),
             threading.Thread(target=self._encode_loop, name="mgc-serve-jpeg", daemon=True),
@@ -152,6 +130,8 @@ class LiveServer(BaseSink):
             picture = self._picture(source_index(event) or 0)
             picture.frame = annotated_bgr
             picture.seq += 1
+            picture.frame_at = time.monotonic()
+            picture.became(event.get("state"))
             self._counts["frames"] += 1
             picture.event = self._push("frame", event)
             if picture.viewers:  # waking an encoder with nothing to do costs the loop a thread switch
@@ -166,14 +146,25 @@ class LiveServer(BaseSink):
             self._last_state_event = self._push("state", event)
             index = source_index(event)
             if index is not None:
-                self._picture(index).state = self._last_state_event
+                picture = self._picture(index)
+                picture.state = self._last_state_event
+                picture.became(event.get("state"))
 
-    def _picture(self, index: int) -> _Picture:
+    def _picture(self, index: int) -> Picture:
         # Caller holds the lock.
         picture = self._pictures.get(index)
         if picture is None:
-            picture = self._pictures[index] = _Picture()
+            picture = self._pictures[index] = Picture()
         return picture
+
+    def has_source(self, index: int) -> bool:
+        """Whether source `index` exists: the handlers answer 404 for any other, before taking a slot."""
+        if index < 0:
+            return False
+        if self.sources is not None:
+            return index < self.sources
+        with self._lock:
+            return index == 0 or index in self._pictures
 
     def close(self) -> None:
         """Stop serving: every open stream ends and the port is released, within about a second."""
@@ -197,10 +188,10 @@ class LiveServer(BaseSink):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _push(self, kind: str, data: Mapping[str, Any]) -> _Event:
+    def _push(self, kind: str, data: Mapping[str, Any]) -> Event:
         # Caller holds the lock. The deque drops the oldest event itself: memory stays bounded.
         self._event_seq += 1
-        event = _Event(self._event_seq, kind, data)
+        event = Event(self._event_seq, kind, data)
         self._events.append(event)
         self._event_ready.notify_all()
         return event
@@ -232,22 +223,35 @@ class LiveServer(BaseSink):
         """Sleep up to `seconds`, less if the server stops; True when it stops."""
         return self._stopping.wait(seconds)
 
-    def open_stream(self, kind: str, source: int = 0) -> bool:
+    def open_stream(self, kind: str, source: int = 0, viewer: str | None = None) -> bool:
         """Take a stream slot ("mjpeg" of one source, or "events"); False when the cap is reached or the server
-        stops."""
+        stops. `viewer`: the id a client gives all its streams (`?viewer=`; a page's), so that it counts once
+        in `viewers`. Every True must be matched by one `close_stream` with the same arguments."""
+        viewer = viewer_id(viewer)
         with self._lock:
             if self._stopping.is_set() or sum(self._streams.values()) >= self.config.max_streams:
                 self._counts["refused_streams"] += 1
                 return False
             self._streams[kind] += 1
+            if viewer is None:
+                self._anonymous += 1
+            else:
+                self._viewer_ids[viewer] = self._viewer_ids.get(viewer, 0) + 1
             if kind == "mjpeg":
                 self._picture(source).viewers += 1
                 self._frame_ready.notify()  # a first MJPEG viewer wakes the encoder
             return True
 
-    def close_stream(self, kind: str, source: int = 0) -> None:
+    def close_stream(self, kind: str, source: int = 0, viewer: str | None = None) -> None:
+        viewer = viewer_id(viewer)
         with self._lock:
             self._streams[kind] -= 1
+            if viewer is None:
+                self._anonymous -= 1
+            elif self._viewer_ids.get(viewer, 0) <= 1:
+                self._viewer_ids.pop(viewer, None)
+            else:
+                self._viewer_ids[viewer] -= 1
             if kind == "mjpeg":
                 self._picture(source).viewers -= 1
             self._stream_closed.notify_all()
@@ -257,17 +261,17 @@ class LiveServer(BaseSink):
         with self._lock:
             self._counts[what] += 1
 
-    def next_jpeg(self, last: int, source: int = 0) -> tuple[bytes | None, int]:
-        """The newest JPEG of `source` once it is newer than frame `last`, or the same again after
-        KEEPALIVE_S; (None, -1) when the server stops."""
+    def next_jpeg(self, last: int, source: int = 0) -> Shot:
+        """The newest JPEG of `source` (with its event) once it is newer than frame `last`, or the same again
+        after KEEPALIVE_S (None before its first); seq -1 when the server stops."""
         with self._lock:
             picture = self._picture(source)
             self._jpeg_ready.wait_for(
                 lambda: self._stopping.is_set() or picture.jpeg_seq != last, KEEPALIVE_S
             )
-            return (None, -1) if self._stopping.is_set() else (picture.jpeg, picture.jpeg_seq)
+            return Shot(None, -1, None) if self._stopping.is_set() else picture.shot()
 
-    def first_events(self) -> tuple[list[_Event], int]:
+    def first_events(self) -> tuple[list[Event], int]:
         """What a new event stream starts with (the run's state; each source's state and newest frame event) and
         its position."""
         with self._lock:
@@ -276,7 +280,7 @@ class LiveServer(BaseSink):
                 intro.update((e.seq, e) for e in (picture.state, picture.event) if e is not None)
             return [intro[seq] for seq in sorted(intro)], self._event_seq
 
-    def next_events(self, last: int) -> tuple[list[_Event], int]:
+    def next_events(self, last: int) -> tuple[list[Event], int]:
         """Events after `last` (the newest EVENT_BATCH of them at most) and the new position; waits up to
         KEEPALIVE_S for one. The list may be empty on a timeout or when the server stops."""
         with self._lock:
@@ -287,20 +291,20 @@ class LiveServer(BaseSink):
             batch = [self._events[i] for i in range(len(self._events) - pending, len(self._events))]
             return batch, self._event_seq
 
-    def snapshot(self, source: int = 0) -> bytes | None:
-        """The newest frame of `source` as a JPEG, encoding it now if the encoder has not; None before its first
-        frame."""
+    def snapshot(self, source: int = 0) -> Shot:
+        """The newest frame of `source` as a JPEG with its event, encoding it now if the encoder has not; a
+        None JPEG before its first frame."""
         with self._lock:
             self._watched_until = time.monotonic() + WATCH_S
             picture = self._pictures.get(source)
             if picture is None:
-                return None
-            frame, seq, jpeg, jpeg_seq = picture.frame, picture.seq, picture.jpeg, picture.jpeg_seq
-        if frame is None or jpeg_seq == seq:
-            return jpeg
+                return Shot(None, 0, None)
+            frame, seq, event, old = picture.frame, picture.seq, picture.event, picture.shot()
+        if frame is None or old.seq == seq:
+            return old
         fresh = self._encode(frame)
-        self._store_jpeg(source, seq, fresh)
-        return fresh or jpeg
+        self._store_jpeg(source, seq, fresh, event)
+        return Shot(fresh, seq, event) if fresh is not None else old
 
     def status(self) -> dict[str, Any]:
         """GET /api/status: the model, the loop's counters, the current state and the server's own counts."""
@@ -308,15 +312,22 @@ class LiveServer(BaseSink):
             loop: Any = dict(self._status())
         except Exception as exc:  # a failing counter must not take the endpoint (or the server) down
             loop = {"error": f"{type(exc).__name__}: {exc}"}
+        now, wall = time.monotonic(), time.time()
         with self._lock:
             state = self._last_state_event.data if self._last_state_event else None
+            pictures = sorted(self._pictures.items())
             server = {
                 **self._counts,
                 "streams": dict(self._streams),
+                "viewers": len(self._viewer_ids) + self._anonymous,
+                "connections": self._httpd.open_connections(),
                 "max_streams": self.config.max_streams,
                 "stream_fps": self.config.stream_fps,
-                "uptime_s": round(time.monotonic() - self._started, 3),
+                "uptime_s": round(now - self._started, 3),
+                "time": round(wall, 3),  # the box's clock: a page elsewhere measures `state_since` against it
+                "sources": [picture.entry(index, now) for index, picture in pictures],
             }
+        fill_since(loop, server["sources"])
         return {"model": self.model_info, "loop": loop, "state": state, "server": server}
 
     # -- the encoder thread ------------------------------------------------------------------------------
@@ -325,7 +336,7 @@ class LiveServer(BaseSink):
         each."""
         interval = 1.0 / max(self.config.stream_fps, 0.1)
 
-        def work() -> list[tuple[int, _Picture]]:
+        def work() -> list[tuple[int, Picture]]:
             return [(i, p) for i, p in self._pictures.items() if p.needs_jpeg()]
 
         while True:
@@ -333,25 +344,25 @@ class LiveServer(BaseSink):
                 self._frame_ready.wait_for(lambda: self._stopping.is_set() or bool(work()), KEEPALIVE_S)
                 if self._stopping.is_set():
                     return
-                todo = [(i, p.frame, p.seq) for i, p in work()]
+                todo = [(i, p.frame, p.seq, p.event) for i, p in work()]
                 for _, picture in work():
                     picture.tried = picture.seq
             if not todo:
                 continue
             started = time.monotonic()
-            for index, frame, seq in todo:
-                self._store_jpeg(index, seq, self._encode(frame))
+            for index, frame, seq, event in todo:
+                self._store_jpeg(index, seq, self._encode(frame), event)
             if self._stopping.wait(max(0.0, interval - (time.monotonic() - started))):
                 return
 
     def _encode(self, frame: np.ndarray | None) -> bytes | None:
         return encode_jpeg(frame, self.config)
 
-    def _store_jpeg(self, source: int, seq: int, jpeg: bytes | None) -> None:
+    def _store_jpeg(self, source: int, seq: int, jpeg: bytes | None, event: Event | None) -> None:
         with self._lock:
             picture = self._picture(source)
             if jpeg is not None and seq > picture.jpeg_seq:
-                picture.jpeg, picture.jpeg_seq = jpeg, seq
+                picture.jpeg, picture.jpeg_seq, picture.jpeg_event = jpeg, seq, event
                 self._counts["jpegs"] += 1
                 self._jpeg_ready.notify_all()
 
@@ -371,26 +382,3 @@ def _load_pages(token: str | None) -> dict[str, bytes]:
     pages["index.html"] = html.replace(b"__QUERY__", b"")
     pages["index.html+token"] = html.replace(b"__QUERY__", query.encode())
     return pages
-
-
-def _urls(host: str, port: int) -> list[str]:
-    """URLs to print: the host itself, or, for a wildcard address, loopback and this machine's outward address."""
-    hosts = [host]
-    if host in ("0.0.0.0", "::"):
-        hosts = ["127.0.0.1" if host == "0.0.0.0" else "::1"]
-        outward = _outward_address(socket.AF_INET if host == "0.0.0.0" else socket.AF_INET6)
-        hosts += [outward] if outward else []
-    return [f"http://[{h}]:{port}/" if ":" in h else f"http://{h}:{port}/" for h in hosts]
-
-
-def _outward_address(family: socket.AddressFamily) -> str | None:
-    """The address other machines reach us at: the source address of the default route. connect() on a UDP
-    socket only picks the route; nothing is sent. None without a route."""
-    probe = ("192.0.2.1", 9) if family == socket.AF_INET else ("2001:db8::1", 9)  # documentation ranges
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.connect(probe)
-            address = str(sock.getsockname()[0])
-    except OSError:
-        return None
-    return None if is_loopback(address) else address
