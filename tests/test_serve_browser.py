@@ -123,7 +123,9 @@ def test_the_page_follows_the_live_labels(browser: Any, tmp_path: Path) -> None:
                 "#model"
             )
             until(page, "text('#counters').startsWith('read 120 · classified 118 · dropped 2')")
+            until(page, "text('#counters').includes('viewers 1')")  # the page, counted once
             until(page, "text('#fps-inference') === '24.8'")
+            assert page.evaluate("document.querySelector('#now-state').textContent") == "live"
 
             # The MJPEG image is there and keeps changing.
             until(page, "document.querySelector('#video').naturalWidth === 640")
@@ -148,6 +150,12 @@ def test_the_page_follows_the_live_labels(browser: Any, tmp_path: Path) -> None:
             shot = tmp_path / "live-view.png"
             page.screenshot(path=str(shot))
             assert shot.stat().st_size > 10_000
+            # The caption under the picture is the event of the frame shown: its frame number and its label.
+            for _ in range(10):
+                words = page.inner_text("#frameinfo").split(" · ")
+                frame = int(words[0].split(" ")[1])
+                assert words[2] == f"{make_event(frame)['smoothed']['name']} {pct(make_event(frame))}"
+                time.sleep(0.1)
 
             # A reconnecting source shows as such.
             producer.stop()
@@ -156,11 +164,17 @@ def test_the_page_follows_the_live_labels(browser: Any, tmp_path: Path) -> None:
             assert (
                 "Reconnecting" in page.inner_text("#banner") and page.inner_text("#state") == "RECONNECTING"
             )
+            until(page, "text('#now-state') === 'reconnecting' && text('#now-name') === '—'")
+            assert "since" in page.inner_text("#banner")
             server.frame(camera_frame(999), make_event(999))  # frames again: live again
             page.wait_for_selector("#banner[hidden]", state="attached", timeout=WAIT_MS)
         finally:
             page.close()
             producer.stop()
+
+
+def pct(event: dict[str, Any]) -> str:
+    return f"{100 * event['smoothed']['prob']:.0f}%"
 
 
 def test_a_narrow_window_stacks_video_above_predictions(browser: Any, tmp_path: Path) -> None:
@@ -236,11 +250,14 @@ class SourcesProducer(threading.Thread):
     def __init__(self, server: Any, fps: float = 12.0) -> None:
         super().__init__(daemon=True, name="fake-sources")
         self.server, self.fps, self.count = server, fps, 0
+        self.down: set[int] = set()  # sources that send nothing now
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
             for index, name in enumerate(CAMERAS):
+                if index in self.down:
+                    continue
                 i = self.count + 9 * index  # each camera's gestures change at other moments
                 event = {
                     **make_event(i),
@@ -316,6 +333,88 @@ def test_several_sources_show_as_tiles_with_their_own_labels(browser: Any, tmp_p
         until(page, "text('.tile:nth-child(2) .state') === 'reconnecting'")
         assert page.inner_text(".tile:nth-child(1) .state") == "LIVE"  # CSS upper-cases it
         assert "try 1 of 5" in page.inner_text(".tile:nth-child(2) .tile-message")
+    finally:
+        page.close()
+        producer.stop()
+        server.close()
+
+
+class SourcesStatus:
+    """The loop's status() over four sources whose state the test sets, with since when and rates of 0 while
+    a source is down, as the loop reports them."""
+
+    def __init__(self) -> None:
+        self.states = {i: ("live", "", time.time() - 60) for i in range(len(CAMERAS))}
+
+    def set(self, index: int, state: str, message: str = "") -> None:
+        self.states[index] = (state, message, time.time())
+
+    def __call__(self) -> dict[str, Any]:
+        report = sources_status()
+        for entry in report["sources"]:
+            state, message, since = self.states[entry["index"]]
+            entry.update(state=state, message=message, state_since=since, short_name=f"cam{entry['index']}")
+            if state != "live":
+                entry.update(fps={"capture": 0.0, "inference": 0.0}, smoothed=None)
+        return report
+
+
+def test_a_source_that_goes_down_and_comes_back_shows_it(browser: Any, tmp_path: Path) -> None:
+    from mgc_edge.runtime.sinks.web.config import ServeConfig
+    from mgc_edge.runtime.sinks.web.server import LiveServer
+
+    status = SourcesStatus()
+    server = LiveServer(ServeConfig(host="127.0.0.1", port=0), MODEL_INFO, status, sources=len(CAMERAS))
+    producer = SourcesProducer(server)
+    producer.start()
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    tile = ".tile:nth-child(2)"
+    try:
+        page.goto(server.urls[0], timeout=WAIT_MS)
+        until(page, "document.querySelectorAll('#tiles .tile').length === 4")
+        until(page, "[...document.querySelectorAll('.tile img')].every(img => img.naturalWidth === 480)")
+        assert page.locator(".tile-name .text").all_inner_texts() == ["cam0", "cam1", "cam2", "cam3"]
+        page.click(tile)
+        until(page, "text('#now-state') === 'live' && text('#now-since').startsWith('since')")
+        until(page, "text('#counters').includes('viewers 1')")
+        # Source 1 drops: its tile and its panel say so, with no label and rates of 0.
+        producer.down.add(1)
+        source = {"index": 1, "name": CAMERAS[1]}
+        server.state(
+            {"state": "reconnecting", "message": "stream dropped, try 1", "t": 4.0, "source": source}
+        )
+        status.set(1, "reconnecting", "try 2, next in 2.0 s")
+        until(page, "document.querySelector(arg).classList.contains('down')", tile)
+        until(page, "text(arg + ' .tile-message').includes('try 2, next in 2.0 s')", tile)
+        assert page.inner_text(f"{tile} .tile-now") == "—" and "since" in page.inner_text(
+            f"{tile} .tile-message"
+        )
+        assert "capture 0.0 fps" in page.inner_text(f"{tile} .tile-figures")
+        until(page, "text('#now-state') === 'reconnecting' && text('#now-name') === '—'")
+        assert page.inner_text("#fps-capture") == "0.0" and page.locator("#topk li").count() == 0
+        assert not page.locator(".tile:nth-child(1)").evaluate("el => el.classList.contains('down')")
+        # Its timeline moves on and empties (the right end has nothing drawn 2 s later).
+        time.sleep(2.0)
+        right = "el => el.getContext('2d').getImageData(el.width - 3, 2, 1, 1).data[3]"
+        assert page.locator(f"{tile} canvas").evaluate(right) == 0
+        assert page.locator(".tile:nth-child(1) canvas").evaluate(right) > 0
+        page.screenshot(path=str(tmp_path / "live-view-down.png"))
+        # It fails: still down, with its state.
+        server.state({"state": "failed", "message": "gave up after 5 tries", "t": 9.0, "source": source})
+        status.set(1, "failed", "gave up after 5 tries")
+        until(page, "text(arg + ' .state') === 'failed'", tile)
+        until(page, "text('#now-message').includes('gave up')")
+        # And comes back: live, a label again.
+        producer.down.discard(1)
+        server.state({"state": "live", "message": "", "t": 12.0, "source": source})
+        status.set(1, "live")
+        until(page, "!document.querySelector(arg).classList.contains('down')", tile)
+        until(page, "arg[1].includes(text(arg[0] + ' .tile-now'))", [tile, NAMES])
+        until(page, "text('#now-state') === 'live' && text('#now-name') !== '—'")
+        time.sleep(1.0)
+        page.screenshot(path=str(tmp_path / "live-view-back.png"))
+        for name in ("live-view-down.png", "live-view-back.png"):
+            shutil.copy(tmp_path / name, Path(os.environ.get("MGC_EDGE_SHOTS", tmp_path)) / name)
     finally:
         page.close()
         producer.stop()

@@ -2,7 +2,8 @@
 // sources, the left is a grid of tiles (frame, smoothed label, timeline, figures), and the right shows the
 // selected tile in full. Events may arrive faster than the screen refreshes; they are recorded as they come and
 // drawn once per animation frame. The token (if any) travels as ?token= because <img> and EventSource cannot
-// set headers.
+// set headers. Frames come with the event they were drawn for (X-Event), so that the caption under a picture
+// says what the picture shows; a source that is down shows it: no label, greyed rates, its state and since when.
 "use strict";
 
 const WINDOW_S = 10; // seconds of smoothed labels on the timeline
@@ -11,6 +12,10 @@ const STATES = { live: "live", stale: "stale", reconnecting: "reconnecting", end
 // Tiles load still frames (one short request each), not one MJPEG stream per source: a browser opens about 6
 // connections per host, and 16 tiles must not wait for each other. The interval grows with the tiles.
 const TILE_MS = (n) => Math.max(200, 50 * n);
+const DOWN = new Set(["stale", "reconnecting", "ended", "failed", "offline"]);
+const GAP_MS = 1000; // a pause this long between two labels leaves the timeline empty (the source was away)
+// One id for this page's streams, so that the server counts the page once in `viewers`.
+const viewerId = Math.random().toString(36).slice(2, 12) || "page";
 
 const token = new URLSearchParams(location.search).get("token");
 const withToken = (path, extra) => {
@@ -26,6 +31,8 @@ const view = {
   video: $("video"), placeholder: $("placeholder"), banner: $("banner"),
   state: $("state"), frameinfo: $("frameinfo"),
   nowName: $("now-name"), nowLabel: $("now-label"), nowProb: $("now-prob"), nowBar: $("now-bar"),
+  nowCard: document.querySelector(".now"), nowState: $("now-state"), nowSince: $("now-since"),
+  nowMessage: $("now-message"), statsCard: $("stats-card"),
   topk: $("topk"), timeline: $("timeline"), legend: $("legend"), axisStart: $("axis-start"),
   fpsCapture: $("fps-capture"), fpsInference: $("fps-inference"), latency: $("latency"),
   stages: $("stages"), counters: $("counters"),
@@ -35,15 +42,15 @@ const view = {
 
 let labels = [];
 let latest = null; // newest frame event (of the selected source)
-let stateEvent = null; // newest state event (of the selected source, or the run's end)
-let history = []; // [{t, label, name}] of smoothed labels, oldest first (of the selected source)
-const feeds = new Map(); // source index -> {index, name, latest, history, state, status, tile}
+let history = []; // [{at, label, name}] of smoothed labels, oldest first (of the selected source)
+const feeds = new Map(); // source index -> {index, name, latest, history, state, stateAt, status, seen, tile}
 let selected = 0;
 let multi = false; // several sources: the grid of tiles
 let runState = null; // a state event of the whole run (its end)
 let dirty = false;
 let events = 0;
 let connected = false;
+let clockOffset = 0; // the box's clock minus this browser's (ms), from /api/status: `since` is the box's time
 
 // One stable colour per class: its index in the model's label list, spread by the golden angle.
 const colourCache = new Map();
@@ -58,8 +65,58 @@ function colour(label) {
 
 const fmt = (value, digits = 1) => (typeof value === "number" && isFinite(value) ? value.toFixed(digits) : "—");
 const pct = (p) => (typeof p === "number" ? `${(100 * p).toFixed(0)}%` : "—");
+const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
 
-function showState(name, message) {
+function duration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+// "since 17:02:11 (2 min 5 s)": when a state began, in this browser's clock, and how long ago.
+function sinceText(since) {
+  if (typeof since !== "number") return "";
+  const began = since * 1000 - clockOffset;
+  return `since ${clock(began)} (${duration(Date.now() - began)})`;
+}
+
+// What a source is doing now: the newest of its state event and frame event says the state (events come in
+// order); the status poll, when it agrees, brings the newest message (try n, next in s) and since when.
+function current(f) {
+  if (!f) return { state: connected ? "wait" : "offline", message: "", since: null };
+  let state = "wait", message = "", at = null;
+  const st = f.state, e = f.latest;
+  if (st && (!e || st.seq > e.seq)) [state, message, at] = [st.state, st.message || "", f.stateAt];
+  else if (e) [state, at] = [e.state || "live", f.latestAt];
+  const polled = f.status, seen = f.seen;
+  let since = null;
+  if (polled && polled.state === state) {
+    if (typeof polled.state_since === "number") since = polled.state_since; // the loop's own
+    if (f.statusAt > (at || 0) && polled.message) message = polled.message; // newer than the event's
+  }
+  if (since === null && seen && seen.state === state && typeof seen.state_since === "number") since = seen.state_since;
+  if (since === null && f.changedAt) since = (f.changedAt + clockOffset) / 1000; // when this page saw it change
+  return { state: STATES[state] || state, message, since };
+}
+
+// Note when a source's state changes as events come (the last resort for "since when").
+function changing(f, update) {
+  const before = current(f).state;
+  update();
+  if (current(f).state !== before) f.changedAt = Date.now();
+}
+
+// The selected source's state; a state of the whole run (without a source) counts once it is the newest.
+function selectedState(f) {
+  const newest = Math.max((f && f.latest && f.latest.seq) || 0, (f && f.state && f.state.seq) || 0);
+  if (runState && runState.seq > newest) {
+    return { state: STATES[runState.state] || runState.state, message: runState.message || "", since: runState.since };
+  }
+  return current(f);
+}
+
+function showState(name, message, since) {
   const state = STATES[name] || name || "wait";
   view.state.textContent = state;
   view.state.className = `state state-${state}`;
@@ -69,33 +126,52 @@ function showState(name, message) {
     const titles = { stale: "Stale: no new frame", reconnecting: "Reconnecting to the source…",
       ended: "The source has ended", failed: "The source was lost",
       offline: "Connection to the edge box lost, retrying…" };
-    view.banner.textContent = message ? `${titles[state] || state}: ${message}` : titles[state] || state;
+    const when = state === "offline" ? "" : sinceText(since);
+    const head = when ? `${titles[state] || state} ${when}` : titles[state] || state;
+    view.banner.textContent = message ? `${head}: ${message}` : head;
     view.banner.classList.toggle("bad", state === "ended" || state === "offline" || state === "failed");
   }
+  view.videoCard.classList.toggle("down", DOWN.has(state));
+}
+
+// The selected source's state in its panel: a chip, since when, and the newest message.
+function showPanelState(now) {
+  view.nowState.textContent = now.state;
+  view.nowState.className = `state state-${now.state}`;
+  view.nowSince.textContent = now.state === "offline" || now.state === "wait" ? "" : sinceText(now.since);
+  view.nowMessage.textContent = now.message || "";
+  view.nowMessage.hidden = !now.message;
+  const down = DOWN.has(now.state);
+  view.nowCard.classList.toggle("down", down);
+  view.statsCard.classList.toggle("down", down);
+  return down;
 }
 
 function render() {
   dirty = false;
   document.body.dataset.events = String(events);
-  if (!connected && stateEvent && stateEvent.state === "ended") showState("ended", stateEvent.message);
-  else if (!connected) showState("offline");
-  else if (stateEvent && (!latest || stateEvent.seq > latest.seq)) showState(stateEvent.state, stateEvent.message);
-  else if (latest) showState(latest.state || "live");
+  const f = feeds.get(selected);
+  let now = selectedState(f);
+  if (!connected && now.state !== "ended") now = { state: "offline", message: "", since: null };
+  if (!multi) showState(now.state, now.message, now.since);
+  const down = showPanelState(now);
   if (multi) renderTiles();
+  renderTimeline(view.timeline, history, view.legend);
   if (!latest) return;
   const e = latest;
-  view.frameinfo.textContent = `frame ${e.frame ?? "—"} · t ${fmt(e.t, 2)} s`;
 
-  const s = e.smoothed || {};
+  // A source that is down has no label now: its last one would say something that is no longer true.
+  const s = down ? {} : e.smoothed || {};
   view.nowName.textContent = s.name ?? s.label ?? "—";
   view.nowLabel.textContent = `label ${s.label ?? "—"}`;
   view.nowProb.textContent = pct(s.prob);
   view.nowBar.style.width = `${Math.max(0, Math.min(1, s.prob || 0)) * 100}%`;
   view.nowBar.style.background = colour(s.label);
-  document.title = `${s.name ?? s.label ?? "live"} · mgc-edge`;
+  document.title = `${down ? now.state : s.name ?? s.label ?? "live"} · mgc-edge`;
 
-  renderTop(e.top || []);
-  const fps = e.fps || {};
+  renderTop(down ? [] : e.top || []);
+  // Rates: the frame's own while live; while down, the status poll's (the loop's rates now, 0 when away).
+  const fps = down ? (f && f.status && f.status.fps) || {} : e.fps || {};
   view.fpsCapture.textContent = fmt(fps.capture);
   view.fpsInference.textContent = fmt(fps.inference);
   const lat = e.latency_ms || {};
@@ -105,7 +181,6 @@ function render() {
     .filter(([k]) => k !== "total" && k !== "end_to_end")
     .map(([k, v]) => `${k} ${fmt(v)}`)
     .join(" · ");
-  renderTimeline(view.timeline, history, view.legend);
 }
 
 function renderTop(top) {
@@ -135,15 +210,15 @@ function renderTimeline(canvas, history, legend) {
   if (canvas.width !== width || canvas.height !== height) Object.assign(canvas, { width, height });
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, width, height);
-  if (!history.length) return;
-  const end = history[history.length - 1].t;
-  const x = (t) => ((t - (end - WINDOW_S)) / WINDOW_S) * width;
+  // The axis is this browser's clock, so that the timeline of a source that stopped moves on and empties.
+  const end = performance.now();
+  const x = (at) => ((at - (end - WINDOW_S * 1000)) / (WINDOW_S * 1000)) * width;
   for (let i = 0; i < history.length; i++) {
     const h = history[i];
-    const next = i + 1 < history.length ? history[i + 1].t : end + 0.1;
-    if (next - h.t > 1.0) continue; // a gap (reconnecting, stale): leave it empty
+    const next = i + 1 < history.length ? history[i + 1].at : Math.min(end, h.at + GAP_MS);
+    if (next - h.at > GAP_MS) continue; // a gap (reconnecting, stale): leave it empty
     ctx.fillStyle = colour(h.label);
-    ctx.fillRect(Math.floor(x(h.t)), 0, Math.ceil(x(next) - x(h.t)) + 1, height);
+    ctx.fillRect(Math.floor(x(h.at)), 0, Math.ceil(x(next) - x(h.at)) + 1, height);
   }
   // Seconds ticks, newest on the right.
   ctx.fillStyle = "rgba(13, 17, 23, 0.55)";
@@ -180,7 +255,8 @@ function schedule() {
 function feed(index, name) {
   let f = feeds.get(index);
   if (!f) {
-    f = { index, name: name || `source ${index}`, latest: null, history: [], state: null, status: null, tile: null };
+    f = { index, name: name || `source ${index}`, latest: null, latestAt: null, history: [], state: null,
+      stateAt: null, changedAt: null, status: null, statusAt: 0, seen: null, shown: null, short: null, tile: null };
     feeds.set(index, f);
     if (multi) addTile(f);
   }
@@ -190,16 +266,19 @@ function feed(index, name) {
 
 function record(f, e) {
   const s = e.smoothed;
-  if (s && typeof e.t === "number") {
-    let h = f.history;
-    if (h.length && e.t < h[h.length - 1].t) h = f.history = []; // the source started again
-    h.push({ t: e.t, label: s.label, name: s.name });
-    const from = e.t - WINDOW_S - 1;
+  const at = performance.now();
+  if (s) {
+    const h = f.history;
+    h.push({ at, label: s.label, name: s.name });
+    const from = at - (WINDOW_S + 1) * 1000;
     let drop = 0;
-    while (drop < h.length && h[drop].t < from) drop++;
+    while (drop < h.length && h[drop].at < from) drop++;
     if (drop) h.splice(0, drop);
   }
-  f.latest = e;
+  changing(f, () => {
+    f.latest = e;
+    f.latestAt = Date.now();
+  });
 }
 
 function onFrame(message) {
@@ -222,11 +301,13 @@ function onState(message) {
   e.seq = +message.lastEventId || 0;
   if (e.source) {
     const f = feed(e.source.index, e.source.name);
-    f.state = e;
-    if (f.index === selected) stateEvent = e;
+    changing(f, () => {
+      f.state = e;
+      f.stateAt = Date.now();
+    });
   } else {
+    e.since = (Date.now() + clockOffset) / 1000;
     runState = e; // the end of the whole run
-    stateEvent = e;
   }
   schedule();
 }
@@ -237,7 +318,8 @@ function enableMulti() {
   if (multi) return;
   multi = true;
   view.videoCard.hidden = true;
-  view.video.removeAttribute("src"); // the one MJPEG stream gives its connection to the tiles
+  if (videoAbort) videoAbort.abort(); // the one MJPEG stream gives its connection to the tiles
+  view.video.removeAttribute("src");
   view.gridCard.hidden = false;
   view.selected.hidden = false;
   for (const f of [...feeds.values()].sort((a, b) => a.index - b.index)) addTile(f);
@@ -267,16 +349,47 @@ function addTile(f) {
   loadTile(f);
 }
 
-function loadTile(f) {
-  const started = performance.now();
-  const again = (ms) => setTimeout(() => loadTile(f), ms);
-  f.tile.img.onload = () => {
-    f.tile.frame.classList.add("has-frame");
-    f.tile.frame.querySelector(".placeholder").hidden = true;
-    again(Math.max(0, TILE_MS(feeds.size) - (performance.now() - started)));
+// The event a picture was drawn for, from its X-Event header (null without one).
+function caption(headers) {
+  try {
+    return JSON.parse(headers.get("X-Event") || "null");
+  } catch (err) {
+    return null;
+  }
+}
+
+// Show JPEG bytes in an <img> through a blob URL (freed once the next one is shown).
+function showImage(img, blob) {
+  const url = URL.createObjectURL(blob);
+  img.onload = () => {
+    if (img.dataset.url) URL.revokeObjectURL(img.dataset.url);
+    img.dataset.url = url;
   };
-  f.tile.img.onerror = () => again(1000); // no frame yet, or the server is gone: ask again shortly
-  f.tile.img.src = withToken("frame.jpg", { source: f.index, n: Date.now() });
+  img.onerror = () => URL.revokeObjectURL(url);
+  img.src = url;
+}
+
+// A tile's picture: one still frame at a time, with the event it was drawn for (its caption).
+async function loadTile(f) {
+  const started = performance.now();
+  let wait = 1000; // no frame yet, or the server is gone: ask again shortly
+  try {
+    const response = await fetch(withToken("frame.jpg", { source: f.index }), { cache: "no-store" });
+    if (response.ok) {
+      const shown = caption(response.headers);
+      showImage(f.tile.img, await response.blob());
+      f.shown = shown;
+      f.tile.frame.classList.add("has-frame");
+      f.tile.frame.querySelector(".placeholder").hidden = true;
+      wait = Math.max(0, TILE_MS(feeds.size) - (performance.now() - started));
+      schedule();
+    } else if (response.status === 404) {
+      wait = 5000; // no such source (any more)
+    }
+  } catch (err) {
+    // the server is gone or restarting
+  }
+  setTimeout(() => loadTile(f), wait);
 }
 
 function select(index) {
@@ -284,7 +397,6 @@ function select(index) {
   const f = feeds.get(index);
   latest = f ? f.latest : null;
   history = f ? f.history : [];
-  stateEvent = (f && f.state) || runState;
   view.legend.dataset.key = "";
   for (const g of feeds.values()) if (g.tile) g.tile.root.classList.toggle("selected", g.index === index);
   if (f) view.selected.textContent = `· source ${f.index} · ${f.name}`;
@@ -292,10 +404,8 @@ function select(index) {
 }
 
 function tileState(f) {
-  if (runState && runState.state === "ended" && !connected) return ["ended", runState.message];
-  const st = f.state;
-  if (st && (!f.latest || st.seq > f.latest.seq)) return [st.state, st.message];
-  return [f.latest ? f.latest.state || "live" : "wait", ""];
+  if (runState && runState.state === "ended" && !connected) return { state: "ended", message: runState.message, since: null };
+  return current(f);
 }
 
 function renderTiles() {
@@ -309,44 +419,48 @@ function renderTiles() {
     const t = f.tile;
     if (!t) continue;
     t.idx.textContent = String(f.index);
-    t.name.textContent = f.name;
-    const [state, message] = tileState(f);
-    t.state.textContent = state;
-    t.state.className = `state state-${state}`;
-    t.message.hidden = state === "live" || state === "wait" || !message;
-    t.message.textContent = message || "";
-    t.message.classList.toggle("bad", state === "failed" || state === "ended");
-    const e = f.latest;
-    if (e) {
-      const s = e.smoothed || {};
-      t.now.textContent = s.name ?? s.label ?? "—";
-      t.prob.textContent = pct(s.prob);
-      t.bar.style.width = `${Math.max(0, Math.min(1, s.prob || 0)) * 100}%`;
-      t.bar.style.background = colour(s.label);
-    }
+    t.name.textContent = f.short || f.name; // the short unique name where the loop gives one
+    t.name.title = f.name;
+    const now = tileState(f);
+    const down = DOWN.has(now.state);
+    t.root.classList.toggle("down", down);
+    t.state.textContent = now.state;
+    t.state.className = `state state-${now.state}`;
+    const lines = down ? [sinceText(now.since), now.message].filter(Boolean) : [];
+    t.message.hidden = !lines.length;
+    t.message.textContent = lines.join(" · ");
+    t.message.classList.toggle("bad", now.state === "failed" || now.state === "ended");
+    // The caption under the picture: the event that picture was drawn for; none while the source is down.
+    const s = down ? {} : ((f.shown || {}).smoothed || {});
+    t.now.textContent = s.name ?? s.label ?? "—";
+    t.prob.textContent = pct(s.prob);
+    t.bar.style.width = `${Math.max(0, Math.min(1, s.prob || 0)) * 100}%`;
+    t.bar.style.background = colour(s.label);
     renderTimeline(t.timeline, f.history, null);
-    t.figures.textContent = tileFigures(f);
+    t.figures.textContent = tileFigures(f, down);
   }
 }
 
-// A tile's figures: rates and latency of its newest frame, counters from the status poll.
-function tileFigures(f) {
-  const e = f.latest || {};
-  const fps = e.fps || {};
+// A tile's figures: rates and latency of its newest frame (while down: the status poll's rates, greyed),
+// counters from the status poll.
+function tileFigures(f, down) {
   const st = f.status || {};
+  const fps = (down ? st.fps : (f.latest || {}).fps) || {};
   const frames = st.frames || {};
   const e2e = ((st.latency_ms || {}).end_to_end || {}).p95;
+  const age = (f.seen || {}).last_frame_age_s;
   const items = [
     ["capture", fps.capture !== undefined ? `${fmt(fps.capture)} fps` : undefined],
     ["classified", fps.inference !== undefined ? `${fmt(fps.inference)}/s` : undefined],
     ["e2e p95", typeof e2e === "number" ? `${e2e.toFixed(0)} ms` : undefined],
     ["dropped", frames.dropped], ["reconnects", st.reconnects],
+    ["last frame", down && typeof age === "number" ? `${duration(age * 1000)} ago` : undefined],
   ];
   return items.filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => `${k} ${v}`).join(" · ");
 }
 
 function connectEvents() {
-  const source = new EventSource(withToken("events"));
+  const source = new EventSource(withToken("events", { viewer: viewerId }));
   source.addEventListener("frame", onFrame);
   source.addEventListener("state", onState);
   source.onopen = () => {
@@ -361,16 +475,74 @@ function connectEvents() {
   };
 }
 
-function connectVideo() {
-  view.video.onload = () => {
-    view.placeholder.hidden = true;
-    view.video.parentElement.classList.add("has-frame");
-  };
-  view.video.onerror = () => {
-    // The stream ended (server stopped, too many viewers, network): try again shortly.
-    setTimeout(() => { if (!multi) view.video.src = withToken("stream.mjpg", { retry: Date.now() }); }, 2000);
-  };
-  view.video.src = withToken("stream.mjpg");
+// The MJPEG stream, read here rather than by <img>: each part carries the event its frame was drawn for
+// (X-Event), so the caption under the picture is that frame's.
+let videoAbort = null;
+const CRLF2 = [13, 10, 13, 10];
+
+function indexOf(bytes, pattern, from) {
+  outer: for (let i = from; i <= bytes.length - pattern.length; i++) {
+    for (let j = 0; j < pattern.length; j++) if (bytes[i + j] !== pattern[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+// The parts complete in `bytes` ([{jpeg, head}]) and where the rest begins.
+function parts(bytes) {
+  const found = [];
+  let at = 0;
+  for (;;) {
+    const end = indexOf(bytes, CRLF2, at);
+    if (end < 0) break;
+    const head = new TextDecoder().decode(bytes.subarray(at, end));
+    const length = /content-length:\s*(\d+)/i.exec(head);
+    if (!length) { at = end + 4; continue; }
+    if (end + 4 + +length[1] > bytes.length) break;
+    found.push({ jpeg: bytes.slice(end + 4, end + 4 + +length[1]), head });
+    at = end + 4 + +length[1];
+  }
+  return { found, rest: bytes.subarray(at) };
+}
+
+function showVideo(jpeg, head) {
+  const line = /^x-event:\s*(.+)$/im.exec(head);
+  let e = null;
+  try { e = line ? JSON.parse(line[1]) : null; } catch (err) { e = null; }
+  showImage(view.video, new Blob([jpeg], { type: "image/jpeg" }));
+  view.placeholder.hidden = true;
+  view.video.parentElement.classList.add("has-frame");
+  const s = (e && e.smoothed) || {};
+  view.frameinfo.textContent = e
+    ? `frame ${e.frame ?? "—"} · t ${fmt(e.t, 2)} s · ${s.name ?? s.label ?? "—"} ${pct(s.prob)}`
+    : "frame — · t —";
+}
+
+async function connectVideo() {
+  if (multi) return;
+  const controller = new AbortController();
+  videoAbort = controller;
+  try {
+    const url = withToken("stream.mjpg", { viewer: viewerId });
+    const response = await fetch(url, { cache: "no-store", signal: controller.signal });
+    if (!response.ok || !response.body) throw new Error(`stream.mjpg ${response.status}`);
+    const reader = response.body.getReader();
+    let pending = new Uint8Array(0);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const joined = new Uint8Array(pending.length + value.length);
+      joined.set(pending);
+      joined.set(value, pending.length);
+      const { found, rest } = parts(joined);
+      pending = rest;
+      if (found.length) showVideo(found[found.length - 1].jpeg, found[found.length - 1].head);
+    }
+  } catch (err) {
+    // The stream ended (server stopped, too many viewers, network), or the tiles took over.
+  }
+  // Try again shortly, unless the tiles took over.
+  if (!multi && !controller.signal.aborted) setTimeout(connectVideo, 2000);
 }
 
 function describeModel(model, source) {
@@ -396,7 +568,7 @@ function counters(status) {
     ["read", frames.read], ["classified", frames.classified], ["dropped", frames.dropped],
     ["skipped", frames.skipped], ["reconnects", loop.reconnects],
     ["end-to-end p95", e2e && typeof e2e.p95 === "number" ? `${e2e.p95.toFixed(1)} ms` : undefined],
-    ["viewers", status.server && status.server.streams ? status.server.streams.mjpeg : undefined],
+    ["viewers", status.server ? status.server.viewers : undefined],
   ];
   return items.filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => `${k} ${v}`).join(" · ");
 }
@@ -407,12 +579,21 @@ async function pollStatus(first) {
     if (response.ok) {
       const status = await response.json();
       if (first) describeModel(status.model || {}, (status.loop || {}).source);
+      const server = status.server || {};
+      if (typeof server.time === "number") clockOffset = server.time * 1000 - Date.now();
+      for (const seen of Array.isArray(server.sources) ? server.sources : []) {
+        if (feeds.has(seen.index)) feeds.get(seen.index).seen = seen;
+      }
       const sources = (status.loop || {}).sources;
       if (Array.isArray(sources)) {
-        for (const entry of sources) feed(entry.index, entry.name).status = entry;
+        for (const entry of sources) {
+          const f = feed(entry.index, entry.name);
+          Object.assign(f, { status: entry, statusAt: Date.now(), short: entry.short_name || null });
+          if (!f.seen) f.seen = (server.sources || []).find((s) => s.index === entry.index) || null;
+        }
         if (sources.length > 1) enableMulti();
-        if (multi) schedule();
       }
+      schedule();
       view.counters.textContent = counters(status);
       first = false;
     }
@@ -427,3 +608,4 @@ showState("wait");
 pollStatus(true);
 connectEvents();
 connectVideo();
+setInterval(schedule, 500); // timelines move on and "since" counts up even when no event comes
