@@ -1,0 +1,158 @@
+"""What the soak's samples and the webcam's log say against its targets: RSS growth after the first minute,
+threads and open files back at their level after each outage, each outage logged once and ended in "back"; and
+the Markdown section for benchmarks/RESULTS.md (`python -m benchmarks.soak_report OUT.json`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+RSS_TARGET_MB = 5.0
+SETTLE_S = 20.0  # an outage's camera has this long after it is back before threads and files are compared
+BACK_WITHIN_S = 120.0  # a "back" line this long after the camera returned still counts
+DROPPED = re.compile(r"\b(dropped|lost)\b", re.IGNORECASE)
+BACK = re.compile(r"\bback\b", re.IGNORECASE)
+RECONNECTING = re.compile(r"\breconnecting\b", re.IGNORECASE)
+FAILED = re.compile(r"\b(failed|gave up|giving up)\b", re.IGNORECASE)
+
+
+def outages_report(
+    outages: list[dict[str, Any]], lines: list[tuple[float, str]], names: dict[str, str], ended: float
+) -> list[dict[str, Any]]:
+    """Each outage with the webcam's log lines about its camera (those naming its host:port) from the moment
+    it went away until its next outage, the end of the run, or BACK_WITHIN_S after it returned."""
+    report = []
+    for i, outage in enumerate(outages):
+        key = re.sub(r"^\w+://([^@/]*@)?", "", names[outage["camera"]]).split("/")[0]
+        later = [o["began"] for o in outages[i + 1 :] if o["camera"] == outage["camera"]]
+        until = min([*later, ended, outage["ended"] + BACK_WITHIN_S])
+        mine = [(t, text) for t, text in lines if outage["began"] - 0.5 <= t < until and key in text]
+        back = [t for t, text in mine if BACK.search(text)]
+        report.append(
+            {
+                "camera": outage["camera"],
+                "start_s": outage["start_s"],
+                "away_s": outage["away_s"],
+                "began": round(outage["began"], 1),
+                "ended": round(outage["ended"], 1),
+                "dropped_lines": sum(bool(DROPPED.search(text)) for _, text in mine),
+                "reconnecting_lines": sum(bool(RECONNECTING.search(text)) for _, text in mine),
+                "failed_lines": sum(bool(FAILED.search(text)) for _, text in mine),
+                "back": bool(back),
+                "back_after_restart_s": round(back[0] - outage["ended"], 1) if back else None,
+                "lines": [f"+{t - outage['began']:.1f}s {text}" for t, text in mine[:12]],
+            }
+        )
+    return report
+
+
+def _level(values: list[int]) -> int | None:
+    return Counter(values).most_common(1)[0][0] if values else None
+
+
+def summarise(
+    samples: list[dict[str, Any]], outages: list[dict[str, Any]], first_minute_s: float, interval_s: float
+) -> dict[str, Any]:
+    """The verdict on each target, with the figures behind it."""
+    if not samples:
+        return {"error": "no samples"}
+    after = [s for s in samples if s["t_s"] >= first_minute_s] or samples[-1:]
+    base, last = after[0], samples[-1]
+    rss = [s["rss_mb"] for s in after]
+    quiet = [s for s in after if not s.get("away")]
+    level = {k: _level([s[k] for s in quiet]) for k in ("threads", "fds")}
+    back_at = []
+    for outage in outages:
+        t_end = outage["start_s"] + outage["away_s"] + SETTLE_S
+        sample = next((s for s in quiet if s["t_s"] >= t_end), None)
+        back_at.append(
+            {
+                "camera": outage["camera"],
+                "start_s": outage["start_s"],
+                "during": _during(samples, outage),
+                "after": {k: sample[k] for k in ("t_s", "threads", "fds")} if sample else None,
+                "returned": bool(sample) and all(sample[k] == level[k] for k in level),
+            }
+        )
+    loads = [s["load"][0] for s in samples if s.get("load")]
+    seconds = last["t_s"] - samples[0]["t_s"]
+    status = last.get("status") or {}
+    return {
+        "samples": len(samples),
+        "rss_mb": {"after_first_minute": base["rss_mb"], "end": last["rss_mb"], "max": max(rss)},
+        "rss_growth_mb": round(last["rss_mb"] - base["rss_mb"], 2),
+        "rss_max_growth_mb": round(max(rss) - base["rss_mb"], 2),
+        "rss_target_met": max(rss) - base["rss_mb"] <= RSS_TARGET_MB,
+        "level": level,
+        "threads_seen": sorted(Counter(s["threads"] for s in samples).items()),
+        "fds_seen": sorted(Counter(s["fds"] for s in samples).items()),
+        "after_outages": back_at,
+        "levels_target_met": all(o["returned"] for o in back_at),
+        "outages": len(outages),
+        "logged_once": sum(o["dropped_lines"] == 1 for o in outages),
+        "ended_in_back": sum(o["back"] for o in outages),
+        "log_target_met": bool(outages) and all(o["dropped_lines"] == 1 and o["back"] for o in outages),
+        "webcam_cpu_percent": round(100 * (last["cpu_s"] - samples[0]["cpu_s"]) / seconds, 1)
+        if seconds
+        else None,
+        "load_1min": {"mean": round(sum(loads) / len(loads), 2), "max": max(loads)} if loads else None,
+        "viewer": last.get("viewer"),
+        "status_answered": sum(s.get("status") is not None for s in samples),
+        "server_at_end": (status.get("server") or {}).get("streams"),
+        "viewers_at_end": (status.get("server") or {}).get("viewers"),
+        "interval_s": interval_s,
+    }
+
+
+def _during(samples: list[dict[str, Any]], outage: dict[str, Any]) -> dict[str, Any] | None:
+    """Threads and open files while the camera was away (the largest seen), and the source's state."""
+    inside = [s for s in samples if outage["start_s"] <= s["t_s"] < outage["start_s"] + outage["away_s"]]
+    if not inside:
+        return None
+    return {"threads": max(s["threads"] for s in inside), "fds": max(s["fds"] for s in inside)}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """A RESULTS.md section's body from OUT.json."""
+    s = report["summary"]
+    o = report["options"]
+    rows = [
+        f"| {x['camera']} | {x['start_s']:.0f} | {x['away_s']:.0f} | {x['dropped_lines']} | "
+        f"{x['reconnecting_lines']} | {'yes' if x['back'] else 'no'} | {x['back_after_restart_s'] or '-'} |"
+        for x in report["outages"]
+    ]
+    levels = "; ".join(
+        f"{a['camera']}@{a['start_s']:.0f}s: {a['after']['threads'] if a['after'] else '-'} threads / "
+        f"{a['after']['fds'] if a['after'] else '-'} fds"
+        for a in s["after_outages"]
+    )
+    return "\n".join(
+        [
+            f"{report['seconds'] / 60:.1f} min from {report['started']}; options {json.dumps(o)}",
+            "",
+            f"- RSS: {s['rss_mb']['after_first_minute']} MB after the first minute, {s['rss_mb']['end']} MB at the "
+            f"end, {s['rss_mb']['max']} MB at most: growth {s['rss_growth_mb']} MB (max {s['rss_max_growth_mb']}); "
+            f"target <= {RSS_TARGET_MB} MB {'met' if s['rss_target_met'] else 'MISSED'}.",
+            f"- Threads / open files at rest: {s['level']['threads']} / {s['level']['fds']}; seen "
+            f"{s['threads_seen']} / {s['fds_seen']}; after each outage (+{SETTLE_S:.0f} s): {levels}; "
+            f"target {'met' if s['levels_target_met'] else 'MISSED'}.",
+            f"- Outages: {s['outages']}, logged once: {s['logged_once']}, ended in back: {s['ended_in_back']}; "
+            f"target {'met' if s['log_target_met'] else 'MISSED'}.",
+            f"- webcam CPU {s['webcam_cpu_percent']} % of one core; load average (1 min) mean "
+            f"{(s['load_1min'] or {}).get('mean')}, max {(s['load_1min'] or {}).get('max')}; /api/status answered "
+            f"{s['status_answered']} of {s['samples']} samples; streams at the end {s['server_at_end']}, viewers "
+            f"{s['viewers_at_end']}; viewer {s['viewer']}.",
+            "",
+            "| camera | at s | away s | dropped lines | reconnecting lines | back | back after restart s |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            *rows,
+        ]
+    )
+
+
+if __name__ == "__main__":
+    print(markdown(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))
