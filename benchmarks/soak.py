@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS_DIR, ROOT, machine, save_json
-from benchmarks.soak_report import outages_report, summarise
+from benchmarks.soak_report import jsonl_states, markdown, outages_report, summarise
 from benchmarks.soak_viewer import Viewer, api_status
 
 USER, PASSWORD = "soak", "s0ak-Pass-7d1"  # the RTSP camera's credentials (loopback only)
@@ -325,12 +325,13 @@ def run(
         "seconds": round(ended - started, 1),
         "sources": [re.sub(r"//[^@/]*@", "//***@", url) for url in urls],
         "outages": outages_report(outages, webcam.lines, names, ended),
+        "jsonl_states": jsonl_states(work / "soak-events.jsonl"),
         "webcam_exit": webcam.proc.returncode,
         "webcam_tail": [text for _, text in webcam.lines[-12:]],
     }
     report["summary"] = summarise(samples, report["outages"], FIRST_MINUTE_S, args.interval)
     save_json(summary_path, report)
-    print(json.dumps(report["summary"], indent=2))
+    print(markdown(report))
     print(f"soak: the samples are in {samples_path}, the outages and the verdict in {summary_path}")
 
 

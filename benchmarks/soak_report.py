@@ -14,10 +14,12 @@ from typing import Any
 RSS_TARGET_MB = 5.0
 SETTLE_S = 20.0  # an outage's camera has this long after it is back before threads and files are compared
 BACK_WITHIN_S = 120.0  # a "back" line this long after the camera returned still counts
-DROPPED = re.compile(r"\b(dropped|lost)\b", re.IGNORECASE)
-BACK = re.compile(r"\bback\b", re.IGNORECASE)
-RECONNECTING = re.compile(r"\breconnecting\b", re.IGNORECASE)
-FAILED = re.compile(r"\b(failed|gave up|giving up)\b", re.IGNORECASE)
+# The webcam's log lines: "2026-12-06 16:20:01 NAME: dropped (why)", ": reconnecting (try n, next in s)",
+# ": back (after s, try n)", ": failed: why".
+DROPPED = re.compile(r": dropped\b")
+BACK = re.compile(r": back\b")
+RECONNECTING = re.compile(r": reconnecting\b")
+FAILED = re.compile(r": failed\b")
 
 
 def outages_report(
@@ -50,6 +52,23 @@ def outages_report(
     return report
 
 
+def jsonl_states(path: Path) -> dict[str, dict[str, int]]:
+    """The `state` records of the run's JSONL, counted per source (short name) and event."""
+    counts: dict[str, Counter[str]] = {}
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                if '"type"' in line and '"state"' in line:
+                    record = json.loads(line)
+                    if record.get("type") == "state":
+                        source = record.get("source") or {}
+                        name = source.get("short_name") or source.get("name") or "run"
+                        counts.setdefault(name, Counter())[record.get("event") or record.get("state")] += 1
+    except OSError:
+        return {}
+    return {name: dict(c) for name, c in counts.items()}
+
+
 def _level(values: list[int]) -> int | None:
     return Counter(values).most_common(1)[0][0] if values else None
 
@@ -75,7 +94,8 @@ def summarise(
                 "start_s": outage["start_s"],
                 "during": _during(samples, outage),
                 "after": {k: sample[k] for k in ("t_s", "threads", "fds")} if sample else None,
-                "returned": bool(sample) and all(sample[k] == level[k] for k in level),
+                # None: no sample with every camera back before the next outage or the end (not judged)
+                "returned": all(sample[k] == level[k] for k in level) if sample else None,
             }
         )
     loads = [s["load"][0] for s in samples if s.get("load")]
@@ -91,7 +111,8 @@ def summarise(
         "threads_seen": sorted(Counter(s["threads"] for s in samples).items()),
         "fds_seen": sorted(Counter(s["fds"] for s in samples).items()),
         "after_outages": back_at,
-        "levels_target_met": all(o["returned"] for o in back_at),
+        "levels_target_met": all(o["returned"] is not False for o in back_at),
+        "levels_judged": sum(o["returned"] is not None for o in back_at),
         "outages": len(outages),
         "logged_once": sum(o["dropped_lines"] == 1 for o in outages),
         "ended_in_back": sum(o["back"] for o in outages),
@@ -138,10 +159,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"end, {s['rss_mb']['max']} MB at most: growth {s['rss_growth_mb']} MB (max {s['rss_max_growth_mb']}); "
             f"target <= {RSS_TARGET_MB} MB {'met' if s['rss_target_met'] else 'MISSED'}.",
             f"- Threads / open files at rest: {s['level']['threads']} / {s['level']['fds']}; seen "
-            f"{s['threads_seen']} / {s['fds_seen']}; after each outage (+{SETTLE_S:.0f} s): {levels}; "
+            f"{s['threads_seen']} / {s['fds_seen']}; after each outage (+{SETTLE_S:.0f} s, every camera back): "
+            f"{levels}; judged {s['levels_judged']} of {s['outages']}; "
             f"target {'met' if s['levels_target_met'] else 'MISSED'}.",
             f"- Outages: {s['outages']}, logged once: {s['logged_once']}, ended in back: {s['ended_in_back']}; "
-            f"target {'met' if s['log_target_met'] else 'MISSED'}.",
+            f"target {'met' if s['log_target_met'] else 'MISSED'}. JSONL state records: "
+            f"{json.dumps(report.get('jsonl_states'))}.",
             f"- webcam CPU {s['webcam_cpu_percent']} % of one core; load average (1 min) mean "
             f"{(s['load_1min'] or {}).get('mean')}, max {(s['load_1min'] or {}).get('max')}; /api/status answered "
             f"{s['status_answered']} of {s['samples']} samples; streams at the end {s['server_at_end']}, viewers "

@@ -171,7 +171,7 @@ function render() {
 
   renderTop(down ? [] : e.top || []);
   // Rates: the frame's own while live; while down, the status poll's (the loop's rates now, 0 when away).
-  const fps = down ? (f && f.status && f.status.fps) || {} : e.fps || {};
+  const fps = down ? downRates(f, now.state) : e.fps || {};
   view.fpsCapture.textContent = fmt(fps.capture);
   view.fpsInference.textContent = fmt(fps.inference);
   const lat = e.latency_ms || {};
@@ -252,7 +252,7 @@ function schedule() {
   }
 }
 
-function feed(index, name) {
+function feed(index, name, short) {
   let f = feeds.get(index);
   if (!f) {
     f = { index, name: name || `source ${index}`, latest: null, latestAt: null, history: [], state: null,
@@ -261,6 +261,7 @@ function feed(index, name) {
     if (multi) addTile(f);
   }
   if (name) f.name = name;
+  if (short) f.short = short;
   return f;
 }
 
@@ -286,7 +287,7 @@ function onFrame(message) {
   e.seq = +message.lastEventId || 0;
   events++;
   const src = e.source || {};
-  const f = feed(src.index ?? 0, src.name);
+  const f = feed(src.index ?? 0, src.name, src.short_name);
   record(f, e);
   if (f.index > 0 && !multi) enableMulti();
   if (f.index === selected) {
@@ -300,7 +301,7 @@ function onState(message) {
   const e = JSON.parse(message.data);
   e.seq = +message.lastEventId || 0;
   if (e.source) {
-    const f = feed(e.source.index, e.source.name);
+    const f = feed(e.source.index, e.source.name, e.source.short_name);
     changing(f, () => {
       f.state = e;
       f.stateAt = Date.now();
@@ -441,11 +442,18 @@ function renderTiles() {
   }
 }
 
+// The rates of a source that is down: the status poll's once it says the same state (until then, none: the
+// last frame's would claim a rate it no longer has).
+function downRates(f, state) {
+  const st = (f && f.status) || {};
+  return st.state === state && st.fps ? st.fps : {};
+}
+
 // A tile's figures: rates and latency of its newest frame (while down: the status poll's rates, greyed),
 // counters from the status poll.
 function tileFigures(f, down) {
   const st = f.status || {};
-  const fps = (down ? st.fps : (f.latest || {}).fps) || {};
+  const fps = down ? downRates(f, tileState(f).state) : (f.latest || {}).fps || {};
   const frames = st.frames || {};
   const e2e = ((st.latency_ms || {}).end_to_end || {}).p95;
   const age = (f.seen || {}).last_frame_age_s;
@@ -587,8 +595,8 @@ async function pollStatus(first) {
       const sources = (status.loop || {}).sources;
       if (Array.isArray(sources)) {
         for (const entry of sources) {
-          const f = feed(entry.index, entry.name);
-          Object.assign(f, { status: entry, statusAt: Date.now(), short: entry.short_name || null });
+          const f = feed(entry.index, entry.name, entry.short_name);
+          Object.assign(f, { status: entry, statusAt: Date.now() });
           if (!f.seen) f.seen = (server.sources || []).find((s) => s.index === entry.index) || null;
         }
         if (sources.length > 1) enableMulti();
