@@ -256,3 +256,32 @@ def test_status_says_each_sources_state_since_when_and_its_newest_frames_age() -
     # The loop's own `state_since` wins; where it has none, the server's is filled in.
     loop = {s["index"]: s for s in report["loop"]["sources"]}
     assert loop[1]["state_since"] == 5.0 and loop[0]["state_since"] == seen[0]["state_since"]
+
+
+class NoFrames:
+    """A state that serves a page and a status but no frames (as the fleet page does): no `has_source`."""
+
+    config = ServeConfig(port=0)
+    pages = {"index.html": b"<!doctype html>", "index.html+token": b"", "app.js": b"", "style.css": b""}
+    loopback_only = True
+    stopping = False
+
+    def status(self) -> dict[str, Any]:
+        return {"boxes": 1}
+
+
+def test_a_state_without_frames_answers_its_page_and_status_and_404_for_frames() -> None:
+    from mgc_edge.runtime.sinks.web.http import make_http_server
+
+    state = NoFrames()
+    httpd = make_http_server(state.config, state)  # type: ignore[arg-type]
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.1,), daemon=True)
+    thread.start()
+    try:
+        server = type("Address", (), {"port": httpd.server_address[1]})()
+        assert get(server, "/api/status")[2] == b'{"boxes":1}' and get(server, "/")[0] == 200  # type: ignore[arg-type]
+        for path in ("/events", "/stream.mjpg", "/frame.jpg", "/frame.jpg?source=1", "/?source=1"):
+            assert get(server, path)[0] == 404, path  # type: ignore[arg-type]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

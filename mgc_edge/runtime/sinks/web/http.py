@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 
 
 class LiveState(Protocol):
-    """What the request handlers use of the live view (`server.LiveServer`)."""
+    """What the request handlers use of the live view (`server.LiveServer`). A state without `has_source` serves
+    no frames (the fleet page): its frame and stream routes are 404 and the members below `has_source` are never
+    called."""
 
     config: ServeConfig
     pages: dict[str, bytes]
@@ -68,6 +70,7 @@ MJPEG_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}"
 IO_TIMEOUT_S = 10.0  # a client that sends no request, or takes no bytes, for this long is dropped
 EVENT_INTERVAL_S = 0.05  # an event stream writes at most 20 times a second, whatever the loop's rate
 EXTRA_CONNECTIONS = 32  # connections allowed beyond the stream cap: page, status and snapshot requests
+FRAME_ROUTES = ("/events", "/stream.mjpg", "/frame.jpg")
 CAPTION_KEYS = ("frame", "t", "smoothed", "state")  # what a JPEG's X-Event header says of its frame
 
 TEXT, JSON_TYPE = "text/plain; charset=utf-8", "application/json"
@@ -140,11 +143,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         query = parse_qs(url.query)
         source = _source(query.get("source", ["0"])[-1])
-        if source is None or not live.has_source(source):
+        has_source = getattr(live, "has_source", None)  # None: a state that serves no frames
+        if source is None or not (has_source(source) if has_source else source == 0):
             self._reply(404, b"No such source.\n", TEXT)  # before any slot or state is taken for it
             return
         viewer = query.get("viewer", [None])[-1]
-        if url.path in ASSETS:
+        if url.path in FRAME_ROUTES and has_source is None:
+            self._reply(404, b"Not found.\n", TEXT)
+        elif url.path in ASSETS:
             name, content_type = ASSETS[url.path]
             if name == "index.html" and token and token_matches(from_query, token):
                 name = "index.html+token"  # its stylesheet and script URLs carry the token too
