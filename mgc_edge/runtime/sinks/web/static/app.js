@@ -155,6 +155,7 @@ function render() {
   if (!connected && now.state !== "ended") now = { state: "offline", message: "", since: null };
   if (!multi) showState(now.state, now.message, now.since);
   const down = showPanelState(now);
+  if (!multi) view.frameinfo.textContent = captionText(videoCaption, down);
   if (multi) renderTiles();
   renderTimeline(view.timeline, history, view.legend);
   if (!latest) return;
@@ -486,6 +487,7 @@ function connectEvents() {
 // The MJPEG stream, read here rather than by <img>: each part carries the event its frame was drawn for
 // (X-Event), so the caption under the picture is that frame's.
 let videoAbort = null;
+let videoCaption = null; // the event of the frame the video shows (its X-Event)
 const CRLF2 = [13, 10, 13, 10];
 
 function indexOf(bytes, pattern, from) {
@@ -520,10 +522,17 @@ function showVideo(jpeg, head) {
   showImage(view.video, new Blob([jpeg], { type: "image/jpeg" }));
   view.placeholder.hidden = true;
   view.video.parentElement.classList.add("has-frame");
-  const s = (e && e.smoothed) || {};
-  view.frameinfo.textContent = e
-    ? `frame ${e.frame ?? "—"} · t ${fmt(e.t, 2)} s · ${s.name ?? s.label ?? "—"} ${pct(s.prob)}`
-    : "frame — · t —";
+  videoCaption = e;
+  schedule();
+}
+
+// The caption under the video: the frame shown and its label; while the source is down, only which frame it
+// was (its label is no longer true).
+function captionText(e, down) {
+  if (!e) return "frame — · t —";
+  const s = e.smoothed || {};
+  const where = `frame ${e.frame ?? "—"} · t ${fmt(e.t, 2)} s`;
+  return down ? `last ${where}` : `${where} · ${s.name ?? s.label ?? "—"} ${pct(s.prob)}`;
 }
 
 async function connectVideo() {
