@@ -294,8 +294,8 @@ def run(
         next_sample = 0.0
         while (now := time.time() - started) < seconds:
             for outage in [o for o in pending if o["start_s"] <= now and "began" not in o]:
+                outage["began"] = time.time()  # before the kill: the webcam may see it before kill() returns
                 (dropping if outage["camera"] == "mjpeg" else rtsp).kill()
-                outage["began"] = time.time()
             for outage in [o for o in pending if "began" in o and now >= o["start_s"] + o["away_s"]]:
                 (dropping if outage["camera"] == "mjpeg" else rtsp).start()
                 outage["ended"] = time.time()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 RSS_TARGET_MB = 5.0
-SETTLE_S = 20.0  # an outage's camera has this long after it is back before threads and files are compared
+SETTLE_S = 5.0  # after an outage, threads and files are compared this long after every source is live again
 BACK_WITHIN_S = 120.0  # a "back" line this long after the camera returned still counts
 # The webcam's log lines: "2026-12-06 16:20:01 NAME: dropped (why)", ": reconnecting (try n, next in s)",
 # ": back (after s, try n)", ": failed: why".
@@ -69,6 +69,12 @@ def jsonl_states(path: Path) -> dict[str, dict[str, int]]:
     return {name: dict(c) for name, c in counts.items()}
 
 
+def _all_live(sample: dict[str, Any]) -> bool:
+    """Every camera serving and every source live again (the webcam's backoff may take up to 30 s longer)."""
+    sources = ((sample.get("status") or {}).get("loop") or {}).get("sources") or []
+    return bool(sources) and all(s.get("state") == "live" for s in sources)
+
+
 def _level(values: list[int]) -> int | None:
     return Counter(values).most_common(1)[0][0] if values else None
 
@@ -82,7 +88,7 @@ def summarise(
     after = [s for s in samples if s["t_s"] >= first_minute_s] or samples[-1:]
     base, last = after[0], samples[-1]
     rss = [s["rss_mb"] for s in after]
-    quiet = [s for s in after if not s.get("away")]
+    quiet = [s for s in after if not s.get("away") and _all_live(s)]
     level = {k: _level([s[k] for s in quiet]) for k in ("threads", "fds")}
     back_at = []
     for outage in outages:
@@ -159,7 +165,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"end, {s['rss_mb']['max']} MB at most: growth {s['rss_growth_mb']} MB (max {s['rss_max_growth_mb']}); "
             f"target <= {RSS_TARGET_MB} MB {'met' if s['rss_target_met'] else 'MISSED'}.",
             f"- Threads / open files at rest: {s['level']['threads']} / {s['level']['fds']}; seen "
-            f"{s['threads_seen']} / {s['fds_seen']}; after each outage (+{SETTLE_S:.0f} s, every camera back): "
+            f"{s['threads_seen']} / {s['fds_seen']}; after each outage (the first sample with every source live): "
             f"{levels}; judged {s['levels_judged']} of {s['outages']}; "
             f"target {'met' if s['levels_target_met'] else 'MISSED'}.",
             f"- Outages: {s['outages']}, logged once: {s['logged_once']}, ended in back: {s['ended_in_back']}; "
