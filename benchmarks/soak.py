@@ -1,23 +1,24 @@
-"""A soak of an unattended box (not a test): `mgc-edge webcam --serve --jsonl` over four cameras for `--minutes`,
-with cameras that drop and come back, and a viewer on the live view; its memory, threads and open files sampled
-all along.
+"""A soak of an unattended box (not a test): `mgc-edge webcam --serve --jsonl` over four cameras for
+`--minutes`, with cameras that drop and come back, and a viewer on the live view; its memory, threads and open
+files sampled all along.
 
     python -m benchmarks.soak [--minutes 30] [--work DIR] [--out benchmarks/results/soak] [--force]
     python -m benchmarks.soak --minutes 2 --drop-every 40 --drop 10-15 --rtsp-every 60   # a smoke run
 
-The cameras, all on 127.0.0.1: three MJPEG at 25 fps (benchmarks/mjpeg_server.py; two in one process, the third in
-a process of its own that is killed for `--drop` seconds, drawn at random, every `--drop-every` seconds) and one
-RTSP camera (tests/rtsp_server.py under Debian's Python: H.264, a user and a password) killed and started again
-every `--rtsp-every` seconds (after `--rtsp-gap` seconds away). The sources are given in a `--sources` file, so the
-password never shows in `ps`. The viewer is a plain HTTP client, not a browser: one /events stream, one
-/stream.mjpg of the dropping camera (a stream that has nothing to send while it is away) and a /frame.jpg of
-every camera each second, as the page's tiles ask, all under one `?viewer=` id; it reconnects when a stream ends.
+The cameras, all on 127.0.0.1: three MJPEG at 25 fps (benchmarks/mjpeg_server.py; two in one process, the
+third in a process of its own that is killed for `--drop` seconds, drawn at random, every `--drop-every`
+seconds) and one RTSP camera (tests/rtsp_server.py under Debian's Python: H.264, a user and a password) killed
+and started again every `--rtsp-every` seconds (after `--rtsp-gap` seconds away). The sources are given in a
+`--sources` file, so the password never shows in `ps`. The viewer is a plain HTTP client, not a browser: one
+/events stream, one /stream.mjpg of the dropping camera (whose source sends nothing while it is away)
+and a /frame.jpg of every camera each second, as the page's tiles ask, all under one `?viewer=` id; it
+reconnects when a stream ends.
 
-Every `--interval` seconds: the webcam's RSS, threads and open files (/proc/PID), its CPU time, the load average,
-the viewer's counts and /api/status, one JSON line each in OUT.jsonl (written as it goes: a cut run keeps what it
-measured); at the end OUT.json: the schedule, every outage with the webcam's log lines about it, and the verdict
-on the targets: RSS grows by at most 5 MB after the first minute; threads and open files return to their level
-after each outage; every outage is logged once ("dropped") and ends in "back".
+Every `--interval` seconds: the webcam's RSS, threads and open files (/proc/PID), its CPU time, the load
+average, the viewer's counts and /api/status, one JSON line each in OUT.jsonl (written as it goes: a cut run
+keeps what it measured); at the end OUT.json: the schedule, every outage with the webcam's log lines about it,
+and the verdict on the targets: RSS grows by at most 5 MB after the first minute; threads and open files
+return to their level after each outage; every outage is logged once ("dropped") and ends in "back".
 
 Every child dies with the soak: it restores SIGINT and SIGTERM to their defaults (a background job ignores
 SIGINT, and its children would too) and asks the kernel for SIGTERM when the soak dies; the soak ends them on

@@ -157,24 +157,26 @@ def markdown(report: dict[str, Any]) -> str:
         f"{a['after']['fds'] if a['after'] else '-'} fds"
         for a in s["after_outages"]
     )
+    rss, load = s["rss_mb"], s["load_1min"] or {}
+    verdict = {True: "met", False: "MISSED"}
     return "\n".join(
         [
             f"{report['seconds'] / 60:.1f} min from {report['started']}; options {json.dumps(o)}",
             "",
-            f"- RSS: {s['rss_mb']['after_first_minute']} MB after the first minute, {s['rss_mb']['end']} MB at the "
-            f"end, {s['rss_mb']['max']} MB at most: growth {s['rss_growth_mb']} MB (max {s['rss_max_growth_mb']}); "
-            f"target <= {RSS_TARGET_MB} MB {'met' if s['rss_target_met'] else 'MISSED'}.",
+            f"- RSS: {rss['after_first_minute']} MB after the first minute, {rss['end']} MB at the end, "
+            f"{rss['max']} MB at most: growth {s['rss_growth_mb']} MB (max {s['rss_max_growth_mb']}); "
+            f"target <= {RSS_TARGET_MB} MB {verdict[s['rss_target_met']]}.",
             f"- Threads / open files at rest: {s['level']['threads']} / {s['level']['fds']}; seen "
-            f"{s['threads_seen']} / {s['fds_seen']}; after each outage (the first sample with every source live): "
-            f"{levels}; judged {s['levels_judged']} of {s['outages']}; "
-            f"target {'met' if s['levels_target_met'] else 'MISSED'}.",
-            f"- Outages: {s['outages']}, logged once: {s['logged_once']}, ended in back: {s['ended_in_back']}; "
-            f"target {'met' if s['log_target_met'] else 'MISSED'}. JSONL state records: "
+            f"{s['threads_seen']} / {s['fds_seen']}; after each outage (the first sample with every source "
+            f"live): {levels}; judged {s['levels_judged']} of {s['outages']}; "
+            f"target {verdict[s['levels_target_met']]}.",
+            f"- Outages: {s['outages']}, logged once: {s['logged_once']}, ended in back: "
+            f"{s['ended_in_back']}; target {verdict[s['log_target_met']]}. JSONL state records: "
             f"{json.dumps(report.get('jsonl_states'))}.",
             f"- webcam CPU {s['webcam_cpu_percent']} % of one core; load average (1 min) mean "
-            f"{(s['load_1min'] or {}).get('mean')}, max {(s['load_1min'] or {}).get('max')}; /api/status answered "
-            f"{s['status_answered']} of {s['samples']} samples; streams at the end {s['server_at_end']}, viewers "
-            f"{s['viewers_at_end']}; viewer {s['viewer']}.",
+            f"{load.get('mean')}, max {load.get('max')}; /api/status answered {s['status_answered']} of "
+            f"{s['samples']} samples; streams at the end {s['server_at_end']}, viewers {s['viewers_at_end']}; "
+            f"viewer {s['viewer']}.",
             "",
             "| camera | at s | away s | dropped lines | reconnecting lines | back | back after restart s |",
             "| --- | --- | --- | --- | --- | --- | --- |",

@@ -46,7 +46,7 @@ def number_of(jpeg: bytes) -> int:
 
 
 class Camera(threading.Thread):
-    """Publishes frames of source 0 (flat, numbered, or big noisy ones that fill a socket fast) until stopped."""
+    """Publishes frames of source 0 (flat and numbered, or big noisy ones that fill a socket) until stopped."""
 
     def __init__(self, server: LiveServer, fps: float = 40.0, noisy: bool = False) -> None:
         super().__init__(daemon=True, name="fake-camera")
@@ -278,10 +278,10 @@ def test_a_state_without_frames_answers_its_page_and_status_and_404_for_frames()
     thread = threading.Thread(target=httpd.serve_forever, args=(0.1,), daemon=True)
     thread.start()
     try:
-        server = type("Address", (), {"port": httpd.server_address[1]})()
-        assert get(server, "/api/status")[2] == b'{"boxes":1}' and get(server, "/")[0] == 200  # type: ignore[arg-type]
+        server: Any = type("Address", (), {"port": httpd.server_address[1]})()
+        assert get(server, "/api/status")[2] == b'{"boxes":1}' and get(server, "/")[0] == 200
         for path in ("/events", "/stream.mjpg", "/frame.jpg", "/frame.jpg?source=1", "/?source=1"):
-            assert get(server, path)[0] == 404, path  # type: ignore[arg-type]
+            assert get(server, path)[0] == 404, path
     finally:
         httpd.shutdown()
         httpd.server_close()

@@ -40,7 +40,7 @@ def wait(condition: Callable[[], bool], seconds: float = 40.0) -> None:
         time.sleep(0.2)
 
 
-def test_cameras_that_drop_and_come_back_show_so_on_the_page(browser: Any, tmp_path: Path) -> None:  # noqa: F811
+def test_cameras_that_drop_and_come_back_show_on_the_page(browser: Any, tmp_path: Path) -> None:  # noqa: F811
     model = colour_model(tmp_path / "colour.onnx")
     colour_video(tmp_path / "video.mp4", segments=SEGMENTS, fps=20.0)
     cameras = [mjpeg_camera(tmp_path / "video.mp4") for _ in range(2)]
@@ -51,9 +51,8 @@ def test_cameras_that_drop_and_come_back_show_so_on_the_page(browser: Any, tmp_p
     )
     command = [sys.executable, "-m", "mgc_edge", "webcam", str(model), "--sources", str(listing)]
     command += ["--display", "off", "--device", "cpu", "--timeout", "2", "--serve", "127.0.0.1:0"]
-    proc = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-    )  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     said: list[str] = []
     threading.Thread(target=lambda: said.extend(proc.stderr or []), daemon=True).start()
     page = browser.new_page(viewport={"width": 1280, "height": 820})

@@ -5,11 +5,12 @@ frame routes take `?source=N` for one source of several, and any route answers 4
 exist, before it takes a stream slot); no request path is ever mapped to the file system, so nothing else can
 be read. A stream's slot is given back however its connection ends (the viewer left or stopped reading, a
 write failed, an error, the server closing): a stream with nothing to send checks that its viewer is still
-there. A JPEG carries the event it was drawn for (`X-Event-Seq`, `X-Event`), so a caption can match it. With a token set, every
-request must carry it, as `Authorization: Bearer TOKEN` (scripts) or `?token=TOKEN` (the page, whose image,
-stylesheet and event-stream requests cannot set a header); it is compared in constant time and never logged
-or shown in full. Standard library only; the live state behind it is `server.LiveState`, seen here through
-the `LiveState` protocol (what the handlers call), so that this module never imports it.
+there. A JPEG carries the event it was drawn for (`X-Event-Seq`, `X-Event`), so a caption can match it.
+
+With a token set, every request must carry it, as `Authorization: Bearer TOKEN` (scripts) or `?token=TOKEN`
+(the page, whose image, stylesheet and event-stream requests cannot set a header); it is compared in constant
+time and never logged or shown in full. Standard library only; the live state behind it is `server.LiveState`,
+seen here through the `LiveState` protocol (what the handlers call), so that this module never imports it.
 """
 
 from __future__ import annotations
