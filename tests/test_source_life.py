@@ -357,3 +357,58 @@ def test_a_real_camera_killed_and_started_again_is_logged_and_followed(media: di
     assert "s3cr3t-pw" not in stdout + stderr + out.read_text()
     frames = [e for e in lines(out) if e["source"]["index"] == 0]
     assert frames and all(b["frame"] > a["frame"] for a, b in zip(frames, frames[1:]))
+
+
+def test_a_camera_tried_for_ever_says_why_its_tries_fail() -> None:
+    """With tries for ever there is no last sentence: each try's line says what the camera answered."""
+    clock, cams = FakeClock(), [FakeCamera(limit=2)]
+    answers = iter(
+        ["connection refused by 10.0.0.9:554", *["authentication refused (check the user and password)"] * 5]
+    )
+
+    def opener() -> FakeCamera:
+        return cams.pop(0) if cams else FakeCamera(opened=False) if clock.t < 20 else FakeCamera(delay=0.002)
+
+    src = LiveSource(
+        "rtsp://cam:pw@10.0.0.9/live", SourceOptions(), opener, clock=clock, probe=lambda *_: next(answers)
+    ).open()
+    try:
+        wait_until(lambda: src.status().reconnects == 1)
+    finally:
+        src.close()
+    messages = [e.message for e in src.events() if e.kind == "reconnecting"]
+    assert "the last try" not in messages[0]
+    assert messages[1].endswith("; the last try: connection refused by 10.0.0.9:554)")
+    assert messages[2].endswith("; the last try: authentication refused (check the user and password))")
+
+
+def test_a_file_whose_decoding_raises_fails_in_one_sentence(media: dict) -> None:
+    src = FileSource(media["long"], opener=lambda _path: Explodes()).open()
+    try:
+        with pytest.raises(StreamLost) as lost:
+            for _ in src:
+                pass
+    finally:
+        src.close()
+    assert str(lost.value).startswith(
+        f"Video file {media['long']} failed: decoding stopped on an error (ValueError"
+    )
+    assert [e.kind for e in src.events()] == ["failed"]
+
+
+def test_a_capture_thread_gone_without_a_word_is_failed_not_waited_on() -> None:
+    gate = threading.Semaphore(0)
+    cam = FakeCamera(gate=gate)
+    gate.release()
+    src = LiveSource("camera", SourceOptions(), lambda: cam).open()
+    src._thread = threading.Thread(target=lambda: None)  # a thread that ended without setting any state
+    src._thread.start()
+    src._thread.join()
+    try:
+        assert (
+            src.status().state == FAILED
+            and src.status().message == "Stream camera failed: its capture thread stopped."
+        )
+    finally:
+        cam.stop = True
+        src.close()
