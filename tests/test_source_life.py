@@ -241,9 +241,13 @@ def test_the_live_status_is_true_while_a_camera_is_down(media: dict) -> None:
     cam.open().short_name = "lab"
     try:
         with FileSource(media["long"]) as file:
-            run_loop(clf, [cam, file], LoopOptions(max_frames=30, smooth="ema:0.5"), [rec])
+            summary = run_loop(clf, [cam, file], LoopOptions(max_frames=30, smooth="ema:0.5"), [rec])
     finally:
         cam.close()
+    # Its rates in the summary are over the time it was live, not over a run it was partly away from.
+    lab = summary.sources[0]
+    assert 0 < lab.live_seconds < summary.seconds
+    assert lab.fps == pytest.approx(lab.classified / lab.live_seconds, rel=0.01)
     mine = [(s, snap) for s, snap in zip(rec.states, rec.snapshots) if s.get("source", {}).get("index") == 0]
     kinds = [s["event"] for s, _ in mine]
     assert kinds[0] == "dropped" and kinds.count("back") == 1 and "reconnecting" in kinds
@@ -269,6 +273,29 @@ def test_the_live_status_is_true_while_a_camera_is_down(media: dict) -> None:
         "reconnecting (try 1, next in "
     )
     assert messages[-1].startswith("back (after ")
+
+
+def test_the_live_status_moves_on_while_the_only_camera_is_down(media: dict) -> None:
+    """It used to freeze with the last tick: capture 49 fps and "try 1 of 5" while nothing came for 16 s."""
+    clf = Classifier(media["model"], device="cpu")
+    cams = [ColourCamera("1", limit=10, delay=0.01)]
+    seen: list[dict[str, Any]] = []
+
+    def opener() -> FakeCamera:
+        if cams:
+            return cams.pop(0)
+        seen.append(status())  # taken while the camera is away, between two tries
+        return FakeCamera(opened=False) if len(seen) < 6 else ColourCamera("3", delay=0.01, limit=100)
+
+    cam = LiveSource("camera", SourceOptions(backoff=0.05), opener, probe=no_probe).open()
+    try:
+        run_loop(clf, [cam], LoopOptions(max_frames=20), [Recorder()])
+    finally:
+        cam.close()
+    late = seen[-1]  # at the sixth try, about 1.5 s into the outage
+    assert late["state"] == "reconnecting" and late["message"].startswith("reconnecting (try 6, next in ")
+    assert late["fps"]["capture"] == 0.0 and late["sources"][0]["fps"] == {"capture": 0.0, "inference": 0.0}
+    assert late["sources"][0]["smoothed"] is None and late["last"]["smoothed"] is not None
 
 
 def test_every_event_makes_one_log_line_with_the_short_name() -> None:
@@ -357,3 +384,58 @@ def test_a_real_camera_killed_and_started_again_is_logged_and_followed(media: di
     assert "s3cr3t-pw" not in stdout + stderr + out.read_text()
     frames = [e for e in lines(out) if e["source"]["index"] == 0]
     assert frames and all(b["frame"] > a["frame"] for a, b in zip(frames, frames[1:]))
+
+
+def test_a_camera_tried_for_ever_says_why_its_tries_fail() -> None:
+    """With tries for ever there is no last sentence: each try's line says what the camera answered."""
+    clock, cams = FakeClock(), [FakeCamera(limit=2)]
+    answers = iter(
+        ["connection refused by 10.0.0.9:554", *["authentication refused (check the user and password)"] * 5]
+    )
+
+    def opener() -> FakeCamera:
+        return cams.pop(0) if cams else FakeCamera(opened=False) if clock.t < 20 else FakeCamera(delay=0.002)
+
+    src = LiveSource(
+        "rtsp://cam:pw@10.0.0.9/live", SourceOptions(), opener, clock=clock, probe=lambda *_: next(answers)
+    ).open()
+    try:
+        wait_until(lambda: src.status().reconnects == 1)
+    finally:
+        src.close()
+    messages = [e.message for e in src.events() if e.kind == "reconnecting"]
+    assert "the last try" not in messages[0]
+    assert messages[1].endswith("; the last try: connection refused by 10.0.0.9:554)")
+    assert messages[2].endswith("; the last try: authentication refused (check the user and password))")
+
+
+def test_a_file_whose_decoding_raises_fails_in_one_sentence(media: dict) -> None:
+    src = FileSource(media["long"], opener=lambda _path: Explodes()).open()
+    try:
+        with pytest.raises(StreamLost) as lost:
+            for _ in src:
+                pass
+    finally:
+        src.close()
+    assert str(lost.value).startswith(
+        f"Video file {media['long']} failed: decoding stopped on an error (ValueError"
+    )
+    assert [e.kind for e in src.events()] == ["failed"]
+
+
+def test_a_capture_thread_gone_without_a_word_is_failed_not_waited_on() -> None:
+    gate = threading.Semaphore(0)
+    cam = FakeCamera(gate=gate)
+    gate.release()
+    src = LiveSource("camera", SourceOptions(), lambda: cam).open()
+    src._thread = threading.Thread(target=lambda: None)  # a thread that ended without setting any state
+    src._thread.start()
+    src._thread.join()
+    try:
+        assert (
+            src.status().state == FAILED
+            and src.status().message == "Stream camera failed: its capture thread stopped."
+        )
+    finally:
+        cam.stop = True
+        src.close()

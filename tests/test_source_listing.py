@@ -201,3 +201,24 @@ def test_the_rtsp_probe_tells_a_closed_port_from_a_silent_camera() -> None:
     assert (
         answer == f"no answer from 127.0.0.1:{silent.server_address[1]} within 0.5 s" and 0.4 < waited < 2.5
     )
+
+
+def test_webcam_names_its_sources_with_name_and_keeps_the_full_name_in_the_jsonl(tmp_path: Path) -> None:
+    import json
+
+    model = colour_model(tmp_path / "colour.onnx")
+    colour_video(tmp_path / "a.mp4")
+    out = tmp_path / "out.jsonl"
+    result = invoke(
+        "webcam", model, "-s", tmp_path / "a.mp4", "-s", tmp_path / "a.mp4", "--name", "left", "--name", "right",
+        "--display", "off", "--jsonl", out, "--max-frames", 3,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Source 0 [left]: " in result.output and "Source 1 [right]: " in result.output
+    rows = [line.split()[:2] for line in result.output.splitlines() if line.strip()[:2] in ("0 ", "1 ")]
+    assert rows == [["0", "left"], ["1", "right"]]
+    tags = {json.dumps(json.loads(line)["source"], sort_keys=True) for line in out.read_text().splitlines()}
+    assert tags == {
+        json.dumps({"index": i, "name": str(tmp_path / "a.mp4"), "short_name": n}, sort_keys=True)
+        for i, n in enumerate(["left", "right"])
+    }

@@ -253,13 +253,15 @@ class LiveSource(Source):
         self._cap.release()
         tries, down_at = self.options.reconnect, self._clock.now()
         self._set_state(RECONNECTING, f"dropped ({why})", "dropped")
-        attempt = 0
+        attempt, why_not = 0, None
         while tries < 0 or attempt < tries:
             attempt += 1
             delay = backoff_delay(attempt, self.options, self._rng)
             of = f" of {tries}" if tries > 0 else ""
+            # What the last try met, so that a log of tries for ever says why (a password changed meanwhile).
+            said = f"; the last try: {why_not}" if why_not else ""
             self._set_state(
-                RECONNECTING, f"reconnecting (try {attempt}{of}, next in {delay:.1f} s)", "reconnecting"
+                RECONNECTING, f"reconnecting (try {attempt}{of}, next in {delay:.1f} s{said})", "reconnecting"
             )
             if self._clock.sleep(self._stop, delay):
                 return False
@@ -275,9 +277,10 @@ class LiveSource(Source):
                 return True
             if self._stop.is_set():
                 return False
+            why_not = self._probe(self.target, min(3.0, self.options.open_timeout))
         tried = f"after {tries} reconnect attempt{'s' if tries != 1 else ''}" if tries else "(--reconnect 0)"
         # A camera whose password was changed or whose path was removed meanwhile says so, as at the first open.
-        answer = self._probe(self.target, min(3.0, self.options.open_timeout))
+        answer = why_not if tries else self._probe(self.target, min(3.0, self.options.open_timeout))
         said = f": {answer}" if answer else ""
         self._set_state(FAILED, f"Stream {self.name} dropped and did not come back {tried}{said}.", "failed")
         return False
@@ -314,6 +317,17 @@ class LiveSource(Source):
                 and now - self._last_time > self.options.stale_after
             ):
                 state, message = STALE, f"no new frame for {now - self._last_time:.1f} s"
+            thread = self._thread
+            if (
+                state in (LIVE, STALE, RECONNECTING)
+                and thread is not None
+                and not thread.is_alive()
+                and not self._stop.is_set()
+            ):
+                state, message = (
+                    FAILED,
+                    f"{self._what()} failed: its capture thread stopped.",
+                )  # never waited on
             size = self._latest.image.shape[:2] if self._latest is not None else None
             return SourceStatus(
                 state,
