@@ -331,6 +331,7 @@ def test_the_token_is_required_on_every_request() -> None:
         for path in (
             "/",
             "/app.js",
+            "/tiles.js",
             "/style.css",
             "/api/status",
             "/events",
@@ -397,6 +398,10 @@ def test_the_page_assets_are_served_with_their_types() -> None:
             ("/", "text/html", b"<!doctype html>"),
             ("/index.html", "text/html", b"app.js"),
             ("/app.js", "text/javascript", b"EventSource"),
+            ("/state.js", "text/javascript", b"function current("),
+            ("/timeline.js", "text/javascript", b"function renderTimeline("),
+            ("/frames.js", "text/javascript", b"X-Event"),
+            ("/tiles.js", "text/javascript", b"function renderTiles("),
             ("/style.css", "text/css", b".layout"),
         ]:
             status, headers, body = get(server, path)

@@ -1,6 +1,6 @@
 """HTTP for the live view: the access token, the request handler and the threaded server.
 
-Only a fixed set of paths exists (the page's three files, the status JSON, the two streams, a snapshot; the
+Only a fixed set of paths exists (the page's own files, the status JSON, the two streams, a snapshot; the
 frame routes take `?source=N` for one source of several, and any route answers 404 for a source that does not
 exist, before it takes a stream slot); no request path is ever mapped to the file system, so nothing else can
 be read. A stream's slot is given back however its connection ends (the viewer left or stopped reading, a
@@ -75,10 +75,17 @@ FRAME_ROUTES = ("/events", "/stream.mjpg", "/frame.jpg")
 CAPTION_KEYS = ("frame", "t", "smoothed", "state")  # what a JPEG's X-Event header says of its frame
 
 TEXT, JSON_TYPE = "text/plain; charset=utf-8", "application/json"
+SCRIPTS = (
+    "state.js",
+    "timeline.js",
+    "frames.js",
+    "tiles.js",
+    "app.js",
+)  # the page's, in the order it loads them
 ASSETS = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
-    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    **{f"/{name}": (name, "text/javascript; charset=utf-8") for name in SCRIPTS},
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
 SECURITY_HEADERS = {
@@ -151,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
         viewer = query.get("viewer", [None])[-1]
         if url.path in FRAME_ROUTES and has_source is None:
             self._reply(404, b"Not found.\n", TEXT)
-        elif url.path in ASSETS:
+        elif url.path in ASSETS and ASSETS[url.path][0] in live.pages:  # a page may have fewer files (fleet)
             name, content_type = ASSETS[url.path]
             if name == "index.html" and token and token_matches(from_query, token):
                 name = "index.html+token"  # its stylesheet and script URLs carry the token too

@@ -33,7 +33,7 @@ from mgc_edge.runtime.sinks.web.config import (
     serving_urls,
 )
 from mgc_edge.runtime.sinks.web.encoder import encode_jpeg
-from mgc_edge.runtime.sinks.web.http import make_http_server
+from mgc_edge.runtime.sinks.web.http import SCRIPTS, make_http_server
 from mgc_edge.runtime.sinks.web.pictures import Event, Picture, Shot, fill_since, source_index, viewer_id
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ EVENT_BATCH = 64  # at most this many pending events in one write: a viewer that
 KEEPALIVE_S = 5.0  # an idle stream sends something this often, so a viewer that left is noticed
 WATCH_S = 3.0  # after a snapshot, frames are drawn this long for the next one (tiles ask every 0.2-1 s)
 CLOSE_GRACE_S = 0.5  # close() lets streams send their last events this long before it cuts them
-WEB_FILES = ("index.html", "app.js", "style.css")
+WEB_FILES = ("index.html", *SCRIPTS, "style.css")
 
 
 def model_info(classifier: Classifier) -> dict[str, Any]:

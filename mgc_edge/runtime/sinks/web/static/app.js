@@ -6,14 +6,9 @@
 // says what the picture shows; a source that is down shows it: no label, greyed rates, its state and since when.
 "use strict";
 
-const WINDOW_S = 10; // seconds of smoothed labels on the timeline
 const STATUS_EVERY_MS = 2000;
 const STATES = { live: "live", stale: "stale", reconnecting: "reconnecting", ended: "ended", failed: "failed" };
-// Tiles load still frames (one short request each), not one MJPEG stream per source: a browser opens about 6
-// connections per host, and 16 tiles must not wait for each other. The interval grows with the tiles.
-const TILE_MS = (n) => Math.max(200, 50 * n);
 const DOWN = new Set(["stale", "reconnecting", "ended", "failed", "offline"]);
-const GAP_MS = 1000; // a pause this long between two labels leaves the timeline empty (the source was away)
 // One id for this page's streams, so that the server counts the page once in `viewers`.
 const viewerId = Math.random().toString(36).slice(2, 12) || "page";
 
@@ -51,70 +46,6 @@ let dirty = false;
 let events = 0;
 let connected = false;
 let clockOffset = 0; // the box's clock minus this browser's (ms), from /api/status: `since` is the box's time
-
-// One stable colour per class: its index in the model's label list, spread by the golden angle.
-const colourCache = new Map();
-function colour(label) {
-  if (!colourCache.has(label)) {
-    let index = labels.indexOf(label);
-    if (index < 0) index = [...String(label)].reduce((a, c) => (a * 31 + c.charCodeAt(0)) >>> 0, 7);
-    colourCache.set(label, `hsl(${(150 + index * 137.508) % 360}, 60%, 58%)`);
-  }
-  return colourCache.get(label);
-}
-
-const fmt = (value, digits = 1) => (typeof value === "number" && isFinite(value) ? value.toFixed(digits) : "—");
-const pct = (p) => (typeof p === "number" ? `${(100 * p).toFixed(0)}%` : "—");
-const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
-
-function duration(ms) {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-}
-
-// "since 17:02:11 (2 min 5 s)": when a state began, in this browser's clock, and how long ago.
-function sinceText(since) {
-  if (typeof since !== "number") return "";
-  const began = since * 1000 - clockOffset;
-  return `since ${clock(began)} (${duration(Date.now() - began)})`;
-}
-
-// What a source is doing now: the newest of its state event and frame event says the state (events come in
-// order); the status poll, when it agrees, brings the newest message (try n, next in s) and since when.
-function current(f) {
-  if (!f) return { state: connected ? "wait" : "offline", message: "", since: null };
-  let state = "wait", message = "", at = null;
-  const st = f.state, e = f.latest;
-  if (st && (!e || st.seq > e.seq)) [state, message, at] = [st.state, st.message || "", f.stateAt];
-  else if (e) [state, at] = [e.state || "live", f.latestAt];
-  const polled = f.status, seen = f.seen;
-  let since = null;
-  if (polled && polled.state === state) {
-    if (typeof polled.state_since === "number") since = polled.state_since; // the loop's own
-    if (f.statusAt > (at || 0) && polled.message) message = polled.message; // newer than the event's
-  }
-  if (since === null && seen && seen.state === state && typeof seen.state_since === "number") since = seen.state_since;
-  if (since === null && f.changedAt) since = (f.changedAt + clockOffset) / 1000; // when this page saw it change
-  return { state: STATES[state] || state, message, since };
-}
-
-// Note when a source's state changes as events come (the last resort for "since when").
-function changing(f, update) {
-  const before = current(f).state;
-  update();
-  if (current(f).state !== before) f.changedAt = Date.now();
-}
-
-// The selected source's state; a state of the whole run (without a source) counts once it is the newest.
-function selectedState(f) {
-  const newest = Math.max((f && f.latest && f.latest.seq) || 0, (f && f.state && f.state.seq) || 0);
-  if (runState && runState.seq > newest) {
-    return { state: STATES[runState.state] || runState.state, message: runState.message || "", since: runState.since };
-  }
-  return current(f);
-}
 
 function showState(name, message, since) {
   const state = STATES[name] || name || "wait";
@@ -204,48 +135,6 @@ function renderTop(top) {
   });
 }
 
-function renderTimeline(canvas, history, legend) {
-  const ratio = window.devicePixelRatio || 1;
-  const width = Math.max(1, Math.round(canvas.clientWidth * ratio));
-  const height = Math.max(1, Math.round(canvas.clientHeight * ratio));
-  if (canvas.width !== width || canvas.height !== height) Object.assign(canvas, { width, height });
-  const ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, width, height);
-  // The axis is this browser's clock, so that the timeline of a source that stopped moves on and empties.
-  const end = performance.now();
-  const x = (at) => ((at - (end - WINDOW_S * 1000)) / (WINDOW_S * 1000)) * width;
-  for (let i = 0; i < history.length; i++) {
-    const h = history[i];
-    const next = i + 1 < history.length ? history[i + 1].at : Math.min(end, h.at + GAP_MS);
-    if (next - h.at > GAP_MS) continue; // a gap (reconnecting, stale): leave it empty
-    ctx.fillStyle = colour(h.label);
-    ctx.fillRect(Math.floor(x(h.at)), 0, Math.ceil(x(next) - x(h.at)) + 1, height);
-  }
-  // Seconds ticks, newest on the right.
-  ctx.fillStyle = "rgba(13, 17, 23, 0.55)";
-  for (let s = 1; s < WINDOW_S; s++) ctx.fillRect(Math.round(width - (s / WINDOW_S) * width), 0, ratio, height);
-  if (legend) renderLegend(history, legend);
-}
-
-function renderLegend(history, legend) {
-  const seen = new Map(); // label -> name, most recent first
-  for (let i = history.length - 1; i >= 0 && seen.size < 8; i--) {
-    if (!seen.has(history[i].label)) seen.set(history[i].label, history[i].name);
-  }
-  const key = [...seen.keys()].join("|");
-  if (legend.dataset.key !== key) {
-    legend.dataset.key = key;
-    legend.replaceChildren(...[...seen].map(([label, name]) => {
-      const span = document.createElement("span");
-      const swatch = document.createElement("span");
-      swatch.className = "swatch";
-      swatch.style.background = colour(label);
-      span.append(swatch, name && name !== label ? `${label} · ${name}` : `${label}`);
-      return span;
-    }));
-  }
-}
-
 function schedule() {
   if (!dirty) {
     dirty = true;
@@ -314,160 +203,6 @@ function onState(message) {
   schedule();
 }
 
-// -- several sources ----------------------------------------------------------------------------------------
-
-function enableMulti() {
-  if (multi) return;
-  multi = true;
-  view.videoCard.hidden = true;
-  if (videoAbort) videoAbort.abort(); // the one MJPEG stream gives its connection to the tiles
-  view.video.removeAttribute("src");
-  view.gridCard.hidden = false;
-  view.selected.hidden = false;
-  for (const f of [...feeds.values()].sort((a, b) => a.index - b.index)) addTile(f);
-  select(selected);
-}
-
-function addTile(f) {
-  if (f.tile) return;
-  const root = document.createElement("div");
-  root.className = "tile";
-  root.dataset.index = String(f.index);
-  root.innerHTML = '<div class="tile-head"><span class="tile-name"><span class="idx"></span><span class="text"></span>' +
-    '</span><span class="state state-wait">wait</span></div><div class="tile-frame"><img alt="">' +
-    '<div class="placeholder muted">waiting…</div><div class="tile-message" hidden></div></div>' +
-    '<div class="tile-label"><span class="tile-now">—</span><span class="tile-prob mono">—</span></div>' +
-    '<div class="meter"><div class="meter-fill"></div></div><canvas class="timeline" width="300" height="18"></canvas>' +
-    '<div class="tile-figures mono"></div>';
-  const q = (sel) => root.querySelector(sel);
-  f.tile = { root, img: q("img"), frame: q(".tile-frame"), idx: q(".idx"), name: q(".text"), state: q(".state"),
-    message: q(".tile-message"), now: q(".tile-now"), prob: q(".tile-prob"), bar: q(".meter-fill"),
-    timeline: q("canvas"), figures: q(".tile-figures") };
-  root.addEventListener("click", () => select(f.index));
-  const after = [...view.tiles.children].find((el) => +el.dataset.index > f.index);
-  view.tiles.insertBefore(root, after || null);
-  // A square-ish grid: 2 columns for 2-4 sources, 3 for 5-9, 4 for 10-16, ...
-  view.tiles.style.setProperty("--columns", String(Math.max(2, Math.ceil(Math.sqrt(feeds.size)))));
-  loadTile(f);
-}
-
-// The event a picture was drawn for, from its X-Event header (null without one).
-function caption(headers) {
-  try {
-    return JSON.parse(headers.get("X-Event") || "null");
-  } catch (err) {
-    return null;
-  }
-}
-
-// Show JPEG bytes in an <img> through a blob URL (freed once the next one is shown).
-function showImage(img, blob) {
-  const url = URL.createObjectURL(blob);
-  img.onload = () => {
-    if (img.dataset.url) URL.revokeObjectURL(img.dataset.url);
-    img.dataset.url = url;
-  };
-  img.onerror = () => URL.revokeObjectURL(url);
-  img.src = url;
-}
-
-// A tile's picture: one still frame at a time, with the event it was drawn for (its caption).
-async function loadTile(f) {
-  const started = performance.now();
-  let wait = 1000; // no frame yet, or the server is gone: ask again shortly
-  try {
-    const response = await fetch(withToken("frame.jpg", { source: f.index }), { cache: "no-store" });
-    if (response.ok) {
-      const shown = caption(response.headers);
-      showImage(f.tile.img, await response.blob());
-      f.shown = shown;
-      f.tile.frame.classList.add("has-frame");
-      f.tile.frame.querySelector(".placeholder").hidden = true;
-      wait = Math.max(0, TILE_MS(feeds.size) - (performance.now() - started));
-      schedule();
-    } else if (response.status === 404) {
-      wait = 5000; // no such source (any more)
-    }
-  } catch (err) {
-    // the server is gone or restarting
-  }
-  setTimeout(() => loadTile(f), wait);
-}
-
-function select(index) {
-  selected = index;
-  const f = feeds.get(index);
-  latest = f ? f.latest : null;
-  history = f ? f.history : [];
-  view.legend.dataset.key = "";
-  for (const g of feeds.values()) if (g.tile) g.tile.root.classList.toggle("selected", g.index === index);
-  if (f) view.selected.textContent = `· source ${f.index} · ${f.name}`;
-  schedule();
-}
-
-function tileState(f) {
-  if (runState && runState.state === "ended" && !connected) return { state: "ended", message: runState.message, since: null };
-  return current(f);
-}
-
-function renderTiles() {
-  const ended = runState && runState.state === "ended";
-  view.gridBanner.hidden = connected && !ended;
-  if (!view.gridBanner.hidden) {
-    view.gridBanner.textContent = ended ? `The run has ended: ${runState.message}` : "Connection to the edge box lost, retrying…";
-  }
-  view.gridInfo.textContent = `${feeds.size} sources · click one for its details`;
-  for (const f of feeds.values()) {
-    const t = f.tile;
-    if (!t) continue;
-    t.idx.textContent = String(f.index);
-    t.name.textContent = f.short || f.name; // the short unique name where the loop gives one
-    t.name.title = f.name;
-    const now = tileState(f);
-    const down = DOWN.has(now.state);
-    t.root.classList.toggle("down", down);
-    t.state.textContent = now.state;
-    t.state.className = `state state-${now.state}`;
-    const lines = down ? [sinceText(now.since), now.message].filter(Boolean) : [];
-    t.message.hidden = !lines.length;
-    t.message.textContent = lines.join(" · ");
-    t.message.classList.toggle("bad", now.state === "failed" || now.state === "ended");
-    // The caption under the picture: the event that picture was drawn for; none while the source is down.
-    const s = down ? {} : ((f.shown || {}).smoothed || {});
-    t.now.textContent = s.name ?? s.label ?? "—";
-    t.prob.textContent = pct(s.prob);
-    t.bar.style.width = `${Math.max(0, Math.min(1, s.prob || 0)) * 100}%`;
-    t.bar.style.background = colour(s.label);
-    renderTimeline(t.timeline, f.history, null);
-    t.figures.textContent = tileFigures(f, down);
-  }
-}
-
-// The rates of a source that is down: the status poll's once it says the same state (until then, none: the
-// last frame's would claim a rate it no longer has).
-function downRates(f, state) {
-  const st = (f && f.status) || {};
-  return st.state === state && st.fps ? st.fps : {};
-}
-
-// A tile's figures: rates and latency of its newest frame (while down: the status poll's rates, greyed),
-// counters from the status poll.
-function tileFigures(f, down) {
-  const st = f.status || {};
-  const fps = down ? downRates(f, tileState(f).state) : (f.latest || {}).fps || {};
-  const frames = st.frames || {};
-  const e2e = ((st.latency_ms || {}).end_to_end || {}).p95;
-  const age = (f.seen || {}).last_frame_age_s;
-  const items = [
-    ["capture", fps.capture !== undefined ? `${fmt(fps.capture)} fps` : undefined],
-    ["classified", fps.inference !== undefined ? `${fmt(fps.inference)}/s` : undefined],
-    ["e2e p95", typeof e2e === "number" ? `${e2e.toFixed(0)} ms` : undefined],
-    ["dropped", frames.dropped], ["reconnects", st.reconnects],
-    ["last frame", down && typeof age === "number" ? `${duration(age * 1000)} ago` : undefined],
-  ];
-  return items.filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => `${k} ${v}`).join(" · ");
-}
-
 function connectEvents() {
   const source = new EventSource(withToken("events", { viewer: viewerId }));
   source.addEventListener("frame", onFrame);
@@ -484,41 +219,11 @@ function connectEvents() {
   };
 }
 
-// The MJPEG stream, read here rather than by <img>: each part carries the event its frame was drawn for
-// (X-Event), so the caption under the picture is that frame's.
+// The one source's MJPEG stream (frames.js reads it): each part carries the event its frame was drawn for, so
+// the caption under the picture is that frame's.
 let videoAbort = null;
 let videoCaption = null; // the event of the frame the video shows (its X-Event)
-const CRLF2 = [13, 10, 13, 10];
-
-function indexOf(bytes, pattern, from) {
-  outer: for (let i = from; i <= bytes.length - pattern.length; i++) {
-    for (let j = 0; j < pattern.length; j++) if (bytes[i + j] !== pattern[j]) continue outer;
-    return i;
-  }
-  return -1;
-}
-
-// The parts complete in `bytes` ([{jpeg, head}]) and where the rest begins.
-function parts(bytes) {
-  const found = [];
-  let at = 0;
-  for (;;) {
-    const end = indexOf(bytes, CRLF2, at);
-    if (end < 0) break;
-    const head = new TextDecoder().decode(bytes.subarray(at, end));
-    const length = /content-length:\s*(\d+)/i.exec(head);
-    if (!length) { at = end + 4; continue; }
-    if (end + 4 + +length[1] > bytes.length) break;
-    found.push({ jpeg: bytes.slice(end + 4, end + 4 + +length[1]), head });
-    at = end + 4 + +length[1];
-  }
-  return { found, rest: bytes.subarray(at) };
-}
-
-function showVideo(jpeg, head) {
-  const line = /^x-event:\s*(.+)$/im.exec(head);
-  let e = null;
-  try { e = line ? JSON.parse(line[1]) : null; } catch (err) { e = null; }
+function showVideo(jpeg, e) {
   showImage(view.video, new Blob([jpeg], { type: "image/jpeg" }));
   view.placeholder.hidden = true;
   view.video.parentElement.classList.add("has-frame");
@@ -540,21 +245,7 @@ async function connectVideo() {
   const controller = new AbortController();
   videoAbort = controller;
   try {
-    const url = withToken("stream.mjpg", { viewer: viewerId });
-    const response = await fetch(url, { cache: "no-store", signal: controller.signal });
-    if (!response.ok || !response.body) throw new Error(`stream.mjpg ${response.status}`);
-    const reader = response.body.getReader();
-    let pending = new Uint8Array(0);
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      const joined = new Uint8Array(pending.length + value.length);
-      joined.set(pending);
-      joined.set(value, pending.length);
-      const { found, rest } = parts(joined);
-      pending = rest;
-      if (found.length) showVideo(found[found.length - 1].jpeg, found[found.length - 1].head);
-    }
+    await readMjpeg(withToken("stream.mjpg", { viewer: viewerId }), controller.signal, showVideo);
   } catch (err) {
     // The stream ended (server stopped, too many viewers, network), or the tiles took over.
   }
