@@ -218,12 +218,12 @@ def _print_summary(result: Any) -> None:
         title=f"annotate: {len(result.videos)} video(s)",
     )
     longest = max((len(v.job.name) for v in result.videos), default=5)
-    table.add_column("video", overflow="fold", min_width=min(longest, 40))  # never chopped into short pieces
-    cols = ["status", "frames", "segments", "fps"] + (
-        ["frame acc", "macro-F1", "segment F1"] if scored else []
-    )
+    table.add_column("video", overflow="fold", min_width=min(longest, 20))  # never chopped into short pieces
+    cols = ["status", "frames", "segs", "fps"] + (["acc", "F1", "seg F1"] if scored else [])
     for col in cols:
-        table.add_column(col, justify="left" if col == "status" else "right", no_wrap=True)
+        table.add_column(
+            col, justify="left" if col == "status" else "right"
+        )  # headers wrap, values are one word
     for v in result.videos:
         row = [v.job.name, v.status, str(v.frames), str(v.segments), f"{v.fps:.0f}" if v.seconds else "-"]
         if scored:
@@ -233,7 +233,7 @@ def _print_summary(result: Any) -> None:
     if scored and len(result.videos) > 1:
         o = result.overall
         table.add_row(
-            "all", "", str(sum(v.frames for v in result.videos)), str(o["segments_predicted"]), "",
+            "all", "", str(sum(v.frames for v in result.videos)), str(sum(v.segments for v in result.videos)), "",
             _pct(o["frame_accuracy"]), _num(o["frame_macro_f1"]), _num(o["segment_f1"]), style="bold",
         )  # fmt: skip
     console.print(table)

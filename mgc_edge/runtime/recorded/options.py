@@ -33,7 +33,7 @@ VIDEO_EXTENSIONS = (
 
 
 # Shorter runs of the smoothed label are flicker, not gestures: 0.3 s is 4-5 frames at 15 fps and 9 at
-# 30 fps, above the 2-3 frames in which the default smoothing (ema:0.3) lets a wrong label through, and
+# 30 fps, above the 2-3 frames in which the default smoothing (ema:0.1s) lets a wrong label through, and
 # below the second or more that a gesture is held. Measured on the demo video in README / RESULTS.md.
 DEFAULT_MIN_SECONDS = 0.3
 

@@ -25,7 +25,7 @@ WIDTH = 1600
 _LEFT, _RIGHT, _TOP = 120, 30, 48
 _INK, _GRID, _PAPER, _EMPTY = (40, 40, 40), (215, 215, 215), (255, 255, 255), (245, 245, 245)
 _NONE = ""  # the legend's entry for the empty (grey) parts of a row
-_NONE_TEXT = "none: no truth there, or a background label"
+_NONE_TEXT = "none: no truth, or background"
 # Twenty distinct colours (Tableau 20, as BGR), given to the classes present in one timeline in label order:
 # up to twenty classes in one image never share a colour (iMiGUE has 32; a video shows fewer).
 PALETTE = [
