@@ -107,7 +107,8 @@ def test_a_researchers_own_file_is_kept_and_named_and_force_keeps_it_as_bak(
     assert (line["done"], line["refused"]) == (1, 1)  # the other video is done all the same
     assert sha(theirs) == before and not (out / "session.frames.csv").exists()
     assert (
-        flat(f"kept {theirs}: not written by annotate") in flat(result.output) and "--force" in result.output
+        flat(f"kept {theirs}: annotate has no record of writing it (someone else's") in flat(result.output)
+        and "--force" in result.output
     )
     # --force: the new file, the old one beside it; a second foreign file never replaces that backup.
     result = invoke("annotate", media["model"], videos, "--out", out, "--force")
@@ -316,6 +317,14 @@ def test_summary_is_merged_per_video(media: dict[str, Any], tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     merged = json.loads((out / "summary.json").read_text())
     assert [v["name"] for v in merged["videos"]] == ["a", "b"] and merged["overall"] == first["overall"]
+    # Someone else's summary.json is never merged into nor replaced without --force.
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "summary.json").write_text("my notes")
+    result = invoke("annotate", media["model"], videos / "a.mp4", "--out", theirs)
+    assert result.exit_code == 2 and (theirs / "summary.json").read_text() == "my notes"
+    assert invoke("annotate", media["model"], videos / "a.mp4", "--out", theirs, "--force").exit_code == 0
+    assert (theirs / "summary.json.bak").read_text() == "my notes"
     # A run where every video fails: nothing earlier is lost.
     broken = tmp_path / "broken" / "a.mp4"
     broken.parent.mkdir()

@@ -78,7 +78,7 @@ def annotate(
             f"--topk {options.topk}: the model has {len(classifier.labels.ids)} classes; frames.csv gets that many."
         )
     jobs, truths = plan(classifier, inputs, options, notify)
-    summary.check_summary(options.out / SUMMARY)
+    summary.check_summary(options.out / SUMMARY, options.force, notify)
     settings = settings_of(classifier, options)
     model = record.model_identity(classifier.path)
     if ownership.remove_leftovers(options.out):
@@ -108,7 +108,7 @@ def annotate(
                 continue
         theirs = ownership.foreign([job.file(o.SUFFIX) for o in wanted], rec, job.record)
         if theirs and not options.force:
-            results[i] = VideoResult(job, REFUSED, note=ownership.refusal(theirs))
+            results[i] = VideoResult(job, REFUSED, note=ownership.refusal(theirs, rec is not None))
             if on_video is not None:
                 on_video(results[i])
             continue

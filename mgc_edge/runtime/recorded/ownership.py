@@ -26,16 +26,22 @@ BACKUP = ".bak"
 class NotOurs(UserError):
     """Files at a video's output paths that annotate did not write or that changed since; one sentence."""
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path], recorded: bool) -> None:
         self.paths = list(paths)
-        super().__init__(refusal(self.paths))
+        super().__init__(refusal(self.paths, recorded))
 
 
-def refusal(paths: Sequence[Path]) -> str:
+def refusal(paths: Sequence[Path], recorded: bool) -> str:
+    """The sentence naming files that are not ours; `recorded`: the video has a completion record."""
     names = ", ".join(str(p) for p in paths)
+    why = (
+        "not written by annotate, or changed since"
+        if recorded
+        else "annotate has no record of writing it (someone else's, or from before completion records)"
+    )
     return (
-        f"kept {names}: not written by annotate, or changed since; --force replaces "
-        f"{'it' if len(paths) == 1 else 'them'} and keeps the old as {paths[0].name}{BACKUP}."
+        f"kept {names}: {why}; --force replaces {'it' if len(paths) == 1 else 'them'} and keeps the old as "
+        f"{paths[0].name}{BACKUP}."
     )
 
 
@@ -76,7 +82,7 @@ def commit(
     current = record.read_record(record_path)
     theirs = foreign(list(staged), current, record_path)
     if theirs and not force:
-        raise NotOurs(theirs)
+        raise NotOurs(theirs, current is not None)
     backups = [set_aside(p) for p in theirs]
     new = {final.name: file_sha256(tmp) for final, tmp in staged.items()}
     kept = {}  # files of the record not replaced now that are still ours (a timeline of an earlier run)

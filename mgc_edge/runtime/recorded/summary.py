@@ -7,14 +7,14 @@ counts each entry keeps. It names the tool version, the date, the truth and tier
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from mgc_edge import __version__
 from mgc_edge.fileio import write_json
-from mgc_edge.runtime.recorded import record
+from mgc_edge.runtime.recorded import ownership, record
 from mgc_edge.runtime.recorded.options import AnnotateInputError
 from mgc_edge.runtime.recorded.segments import MATCH_IOU, Tally
 
@@ -36,12 +36,15 @@ def read_summary(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def check_summary(path: Path) -> None:
-    """Refuse, before any work, a summary.json that annotate did not write (it would be merged into)."""
-    if path.exists() and read_summary(path) is None:
+def check_summary(path: Path, force: bool, notify: Callable[[str], None]) -> None:
+    """Before any work: a summary.json that annotate did not write is refused, or with `force` kept as .bak."""
+    if not path.exists() or read_summary(path) is not None:
+        return
+    if not force:
         raise AnnotateInputError(
-            f"{path} exists but is not an annotate summary; move it away or give --out another folder."
+            f"{path} exists but is not an annotate summary; --force keeps it as {path.name}.bak and writes ours."
         )
+    notify(f"Kept {path}, not an annotate summary, as {ownership.set_aside(path)}.")
 
 
 def merge(
