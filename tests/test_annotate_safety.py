@@ -224,7 +224,7 @@ def test_a_truth_one_row_longer_has_no_sliver_segment(media: dict[str, Any], tmp
     longer.write_text("frame,label\n" + "".join(f"{i},{x}\n" for i, x in enumerate(labels)))
     line, video, output = score(media, tmp_path, longer)
     assert video["scores"]["segments_true"] == 4 and line["segment_recall"] == 1.0
-    assert flat("1 truth row(s) lie past the last classified frame (47)") in output
+    assert flat("1 truth row(s) lie past the last frame classified or skipped (47)") in output
 
 
 def test_gaps_in_an_eaf_truth_are_left_out_of_the_segment_scores(

@@ -5,10 +5,10 @@ within a few frames)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
-
-import math
 
 from mgc_edge.runtime.smoothing import (
     DEFAULT_SMOOTH,

@@ -96,9 +96,13 @@ class TruthFrames:
             parts.append(f"{dropped} predicted segment(s) lie wholly outside it")
         table = self.truth.frames
         if table is not None and len(frames):
-            beyond = sum(1 for f in table if f > frames[-1])
+            step = (
+                int(np.diff(frames).min()) if len(frames) > 1 else 1
+            )  # --every: the frames after the last count
+            last = int(frames[-1]) + step - 1
+            beyond = sum(1 for f in table if f > last)
             if beyond:
-                parts.append(f"{beyond} truth row(s) lie past the last classified frame ({int(frames[-1])})")
+                parts.append(f"{beyond} truth row(s) lie past the last frame classified or skipped ({last})")
         if not parts:
             return None
         return f"truth {self.truth.path.name}: " + "; ".join(parts) + "; left out of every score."

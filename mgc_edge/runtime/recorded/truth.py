@@ -93,8 +93,6 @@ def read_truth(path: str | Path, labels: Labels, tier: str | None = None) -> Tru
         return Truth(path, spans=tuple(spans), unknown=tuple(unknown), key=f"{file_sha256(path)}:{name}")
     if path.suffix.lower() != ".csv":
         raise TruthError(f"Truth file {path} must be a .csv (frame,label) or an ELAN .eaf file.")
-    if tier is not None:
-        raise TruthError(f"--truth-tier {tier} names an .eaf tier, but the truth {path} is a CSV.")
     frames = read_truth_csv(path)
     ids = set(labels.ids)
     unknown = sorted({v for v in frames.values() if v not in ids})
