@@ -15,8 +15,7 @@ from rich.markup import escape
 
 from mgc_edge.cli.app import console, fail, sigterm_as_interrupt, stdout, user_errors
 from mgc_edge.config import SplitConfig
-
-DEFAULT_SMOOTH = "ema:0.3"  # mgc_edge.runtime.smoothing.DEFAULT_SMOOTH (not imported: keeps --help light)
+from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH, SMOOTH_HELP  # numpy-free: --help stays light
 
 Device = Annotated[
     str,
@@ -55,9 +54,7 @@ def webcam(
     device: Device = "auto",
     threads: Threads = 0,
     topk: Annotated[int, typer.Option(help="Classes shown, with probability bars.")] = 5,
-    smooth: Annotated[
-        str, typer.Option(help="Temporal smoothing: ema:A (newest frame's weight), window:N, or off.")
-    ] = DEFAULT_SMOOTH,
+    smooth: Annotated[str, typer.Option(help=SMOOTH_HELP)] = DEFAULT_SMOOTH,
     display: Annotated[
         str, typer.Option(help="auto (a window where one can open), on, or off (headless).")
     ] = "auto",
