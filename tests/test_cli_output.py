@@ -155,3 +155,55 @@ def test_evaluate_closing_json_survives_a_pipe(tiny_run: Path, tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr[-2000:]
     line = json.loads(proc.stdout)
     assert set(line) == {"top1", "top5", "balanced_accuracy", "macro_f1"}
+
+
+def test_webcam_per_source_table_is_whole_at_80_columns() -> None:
+    """Four cameras, one of them lost, an "ended by" column: headers whole, each source's short name whole
+    (folded where long, never cut), and the full URL nowhere in the table (it is in the JSONL)."""
+    from mgc_edge.cli.terminal import print_summary
+    from mgc_edge.runtime.live.feeds import SourceSummary
+    from mgc_edge.runtime.live.loop import LoopSummary
+
+    short = [
+        "door",
+        "127.0.0.1:18081/cam/1.mjpg",
+        "camera-in-the-long-corridor.local:554/Streaming/101",
+        "yard",
+    ]
+    sources = tuple(
+        SourceSummary(
+            index=i, name=f"rtsp://admin:***@{name}", frames_read=45000, classified=44000, dropped=0, skipped=35,
+            reconnects=12, fps=24.9, capture_fps=25.0, latency_ms=(22.0, 24.0),
+            ended_by="stream lost" if i == 2 else "interrupted", error=None, short_name=name,
+        )
+        for i, name in enumerate(short)
+    )  # fmt: skip
+    summary = LoopSummary(
+        frames_read=180000, classified=176000, dropped=0, skipped=140, reconnects=48, seconds=1800.0, fps=97.8,
+        capture_fps=100.0, stages={"end_to_end": (22.0, 24.0)}, provider="CPUExecutionProvider",
+        source="4 sources", ended_by="interrupted", sources=sources, batches=50000,
+    )  # fmt: skip
+    console, buf = narrow()
+    print_summary(summary, console)
+    text = buf.getvalue()
+    lines = text.splitlines()
+    table = lines[
+        lines.index(next(x for x in lines if x.startswith("per source"))) : -1
+    ]  # the sentence: one line
+    assert max(len(line) for line in table) <= 80 and "…" not in text
+    header = next(line for line in lines if "classified" in line and "source" in line)
+    assert header.split() == [
+        "#", "source", "classified", "dropped", "skipped", "reconnects", "fps", "e2e", "ms", "ended", "by"
+    ]  # fmt: skip
+    start = lines.index(header) + 1
+    rows = lines[start : start + 12]
+    names: dict[str, str] = {}  # the source column, its folded lines joined
+    index = ""
+    column = header.index("source")
+    for line in rows:
+        if not line.strip() or "frames read" in line:
+            break
+        index = line[:column].strip() or index
+        names[index] = names.get(index, "") + line[column:].split()[0]
+    assert list(names.values()) == short
+    assert "admin" not in text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -216,12 +217,44 @@ def test_an_rtsp_camera_that_never_comes_back_is_given_up_while_a_file_goes_on(
             proc.send_signal(signal.SIGKILL)
     assert proc.returncode == 1, stderr
     redacted = f"rtsp://{USER}:***@127.0.0.1:{servers[0].port}/live"
-    sentence = f"Stream {redacted} dropped and did not come back after 2 reconnect attempts."
+    refused = (
+        f"connection refused by 127.0.0.1:{servers[0].port} (is the camera on, and is that its RTSP port?)"
+    )
+    sentence = f"Stream {redacted} dropped and did not come back after 2 reconnect attempts: {refused}."
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {sentence}"] and "Traceback" not in stderr
-    assert f"note: {sentence} The other sources go on." in stderr.replace("\n", " ")
+    assert f"live: failed: {sentence} The other sources go on." in stderr.replace("\n", " ")
+    assert "live: dropped (" in stderr and "live: reconnecting (try 2 of 2, next in " in stderr
     events = by_source(lines(out))  # nothing lost: what was classified is on disk
     assert {e["top"][0]["label"] for e in events[0]} == {"2"}
     file_frames = [e["frame"] for e in events[1]]
     assert file_frames[-1] == len(media["labels"]) - 1  # the file went on to its end
     assert PASSWORD not in stdout + stderr + out.read_text()
+
+
+def test_rtsp_failures_say_what_failed(rtsp: None, servers: list, media: dict) -> None:
+    """A wrong password, a wrong path and a closed port each get their own sentence (OpenCV says only that the
+    stream did not open): our own RTSP DESCRIBE asks the camera."""
+    servers.append(RtspServer({"live": "red"}))
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    cases = [
+        (servers[0].url("live", password="wrong-pw"), "authentication refused (check the user and password)"),
+        (servers[0].url("nope"), "stream path not found (check the path)"),
+        (
+            f"rtsp://{USER}:{PASSWORD}@127.0.0.1:{port}/live",
+            f"connection refused by 127.0.0.1:{port} (is the camera on, and is that its RTSP port?)",
+        ),
+    ]
+    for url, why in cases:
+        proc = run_cli(
+            "webcam", media["model"], "-s", url, "--timeout", 3, "--device", "cpu", "--display", "off"
+        )
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        redacted = url.replace(PASSWORD, "***").replace("wrong-pw", "***")
+        assert proc.returncode == 2 and errors == [f"error: Stream {redacted} did not open: {why}."], (
+            proc.stderr
+        )
+        assert PASSWORD not in proc.stderr + proc.stdout and "wrong-pw" not in proc.stderr + proc.stdout

@@ -90,7 +90,13 @@ def invoke(*args: object) -> Any:
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    """The frame lines of a JSONL file (the `state` records left out: `states`)."""
+    return [e for e in map(json.loads, path.read_text().splitlines()) if e.get("type") != "state"]
+
+
+def states(path: Path) -> list[dict[str, Any]]:
+    """The `state` records of a JSONL file: one per event of a source's life."""
+    return [e for e in map(json.loads, path.read_text().splitlines()) if e.get("type") == "state"]
 
 
 def one_error(result: Any, code: int = 2) -> str:
@@ -449,11 +455,16 @@ def test_a_stream_that_never_comes_back_gives_up_in_one_sentence(stuff: dict, tm
         connections = server.connections
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [
-        f"error: Stream {server.url('viewer:***@')} dropped and did not come back after 2 reconnect attempts: "
-        "the server answered HTTP 401 Unauthorized (check the user and password)."
-    ]
-    assert connections == 4 and "Traceback" not in proc.stderr and "ended by stream lost" in proc.stderr
+    refused = "the server answered HTTP 401 Unauthorized (check the user and password)"
+    sentence = f"Stream {server.url('viewer:***@')} dropped and did not come back after 2 reconnect attempts: {refused}."
+    assert errors == [f"error: {sentence}"] and proc.stderr.count(sentence) == 1  # said once, at the end
+    # The open, two tries, and after each failed try one GET that asks the server why.
+    assert connections == 5 and "Traceback" not in proc.stderr and "ended by stream lost" in proc.stderr
+    tries = [line for line in proc.stderr.splitlines() if ": reconnecting (try " in line]
+    assert len(tries) == 2 and tries[1].endswith(f"; the last try: {refused})")
+    records = states(out)  # each event of the source's life, the failure included
+    assert [r["event"] for r in records] == ["dropped", "reconnecting", "reconnecting", "failed"]
+    assert records[-1]["message"] == sentence and records[-1]["state"] == "failed"
     events = lines(out)  # nothing lost: what was classified before the drop is on disk
     assert 1 <= len(events) <= 12 and {e["top"][0]["label"] for e in events} == {"2"}
     assert "s3cr3t-pw" not in proc.stdout + proc.stderr
@@ -516,12 +527,14 @@ def test_bad_sources_are_one_sentence(stuff: dict, tmp_path: Path) -> None:
     silent.bind(("127.0.0.1", 0))
     silent.listen(1)
     try:
-        url = f"rtsp://admin:hunter22@127.0.0.1:{silent.getsockname()[1]}/live"
+        port = silent.getsockname()[1]
+        url = f"rtsp://admin:hunter22@127.0.0.1:{port}/live"
         result = invoke("webcam", model, "-s", url, "--timeout", 1, "--display", "off")
     finally:
         silent.close()
     error = one_error(result)
-    assert "did not open or gave no frame within 1 s" in error and "admin:***@" in error
+    # OpenCV only says that it did not open; our own RTSP DESCRIBE says that nothing answered, and how long it waited.
+    assert f"did not open: no answer from 127.0.0.1:{port} within 1 s." in error and "admin:***@" in error
     assert "hunter22" not in result.output
 
 
@@ -548,7 +561,7 @@ def test_a_video_file_cut_short_is_classified_as_far_as_it_goes_and_said(stuff: 
         (["--smooth", "median:3"], "--smooth must be"),
         (["--display", "maybe"], "--display must be auto, on or off"),
         (["--topk", "0"], "--topk must be at least 1"),
-        (["--reconnect", "-1"], "--reconnect must be 0 or more"),
+        (["--reconnect", "-2"], "--reconnect must be -1 (for ever), 0 (never) or a number of tries"),
         (["--every", "0"], "--every must be 1 or more"),
         (["--device", "npu"], "--device must be"),
         (["--save", "out.avi"], "ending in .mp4"),

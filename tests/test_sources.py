@@ -305,7 +305,9 @@ def test_a_dropped_stream_reconnects_with_a_new_size_then_gives_up_in_one_senten
         return cam
 
     options = SourceOptions(reconnect=3, backoff=0.01, backoff_max=0.04)
-    src = LiveSource("rtsp://admin:s3cret@10.0.0.7/live", options, opener=opener).open()
+    src = LiveSource(
+        "rtsp://admin:s3cret@10.0.0.7/live", options, opener=opener, probe=lambda *_: None
+    ).open()
     frames = []
     with pytest.raises(StreamLost) as lost:
         for frame in src:
@@ -405,7 +407,7 @@ def test_a_url_that_never_answers_fails_within_the_timeout() -> None:
     port = silent.getsockname()[1]
     try:
         start = time.monotonic()
-        with pytest.raises(SourceError, match=r"did not open or gave no frame within 1 s") as err:
+        with pytest.raises(SourceError, match=r"did not open or gave no frame \(it gave up after") as err:
             open_source(
                 f"http://viewer:pa55word@127.0.0.1:{port}/video.mjpg",
                 SourceOptions(open_timeout=1, read_timeout=1),
@@ -450,7 +452,10 @@ def test_a_stream_whose_server_refuses_says_what_it_answered() -> None:
             ),
             (f"http://{base}/video.mjpg", "answered HTTP 401"),
             (f"http://viewer:pa55%40word@{base}/other.mjpg", "answered HTTP 404 Not Found (check the path)"),
-            (f"http://viewer:pa55%40word@{base}/video.mjpg", "did not open or gave no frame within 2 s"),
+            (
+                f"http://viewer:pa55%40word@{base}/video.mjpg",
+                "did not open or gave no frame (it gave up after",
+            ),
         ]
         for url, needle in cases:
             with pytest.raises(SourceError) as err:
@@ -476,7 +481,7 @@ def test_options_that_do_not_fit_the_source_are_refused(
         open_source(source, options)
 
 
-@pytest.mark.parametrize("bad", [dict(reconnect=-1), dict(every=0), dict(open_timeout=0)])
+@pytest.mark.parametrize("bad", [dict(reconnect=-2), dict(every=0), dict(open_timeout=0)])
 def test_bad_source_options_are_refused(bad: dict) -> None:
     with pytest.raises(SourceError):
         SourceOptions(**bad)

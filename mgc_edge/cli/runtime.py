@@ -45,11 +45,22 @@ def webcam(
             "--source",
             "-s",
             help="Camera index, video file, or rtsp:// / http(s):// stream URL (default 0); repeat it for "
-            "several sources, classified together in one batch.",
+            "several sources, classified together in one batch. ${VAR} is taken from the environment (quote "
+            "it: a password written here shows in ps).",
+        ),
+    ] = None,
+    name: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--name", help="A short name for each --source, in order (tables, log lines, the live view)."
         ),
     ] = None,
     sources: Annotated[
-        Path | None, typer.Option(help="A text file of sources, one per line (# starts a comment).")
+        Path | None,
+        typer.Option(
+            help="A text file of sources, one per line: [NAME = ]SOURCE; # at the start of a line or after a "
+            "space starts a comment; ${VAR} is taken from the environment."
+        ),
     ] = None,
     device: Device = "auto",
     threads: Threads = 0,
@@ -70,8 +81,12 @@ def webcam(
         bool, typer.Option("--realtime", help="Video files: pace at the file's frame rate, like a camera.")
     ] = False,
     reconnect: Annotated[
-        int, typer.Option(help="Streams and cameras: reopen attempts after a drop (exponential backoff).")
-    ] = 5,
+        int,
+        typer.Option(
+            help="Streams and cameras: reopen attempts after a drop (backoff doubling to 30 s, with jitter); "
+            "-1 = for ever, 0 = give up at the first drop. A file, or a stream of known length, that ended ends."
+        ),
+    ] = -1,
     timeout: Annotated[
         float, typer.Option(help="Streams: seconds to wait for the stream to open or send a frame.")
     ] = 10.0,
@@ -97,9 +112,10 @@ def webcam(
         from mgc_edge.runtime.live.webcam import WebcamOptions, run_webcam
 
         options = WebcamOptions(
-            sources=tuple(source or ()), sources_file=sources, device=device, threads=threads, topk=topk,
-            smooth=smooth, display=display, save=save, jsonl=jsonl, max_frames=max_frames, every=every, realtime=realtime, reconnect=reconnect,
-            timeout=timeout, force=force, serve=serve, token=token,
+            sources=tuple(source or ()), names=tuple(name or ()), sources_file=sources, device=device,
+            threads=threads, topk=topk, smooth=smooth, display=display, save=save, jsonl=jsonl,
+            max_frames=max_frames, every=every, realtime=realtime, reconnect=reconnect, timeout=timeout,
+            force=force, serve=serve, token=token,
         )  # fmt: skip
         summary = run_webcam(model, options, report=TerminalReport(console), notify=_note)
         if summary.error:

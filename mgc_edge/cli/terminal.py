@@ -108,7 +108,7 @@ def print_summary(summary: LoopSummary, console: Console) -> None:
     if len(s.sources) > 1:
         console.print(_sources_table(s.sources, s.ended_by))
     dropped = f", {s.dropped} dropped" if s.dropped else ""
-    skipped = f", {s.skipped} skipped (--every)" if s.skipped else ""
+    skipped = f", {s.skipped} skipped" if s.skipped else ""
     reconnects = f", {s.reconnects} reconnect{'s' if s.reconnects != 1 else ''}" if s.reconnects else ""
     batches = ""
     if len(s.sources) > 1 and s.batches:
@@ -125,19 +125,35 @@ def print_summary(summary: LoopSummary, console: Console) -> None:
 
 
 def _sources_table(sources: Sequence[Any], run_ended_by: str) -> Any:
-    """One row per source: frames read, classified and dropped, reconnects, classified per second, end-to-end
-    latency; how it ended where that differs from the run."""
+    """One row per source, readable at 80 columns: its short name (the JSONL has the full one), frames
+    classified, dropped and skipped, reconnects, classified per second of its live time, end-to-end latency;
+    how it ended where that differs from the run. Headers are never cut: a long name folds instead."""
     from rich.table import Table
 
-    table = Table(title="per source", title_justify="left", show_edge=False, box=None, padding=(0, 1))
-    columns = ["#", "source", "read", "classified", "dropped", "reconnects", "fps", "e2e p50/p95 ms"]
+    table = Table(
+        title="per source",
+        title_justify="left",
+        show_edge=False,
+        box=None,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
+    skipped = any(src.skipped for src in sources)
     ended = any(src.ended_by != run_ended_by for src in sources)
-    for name in columns + (["ended by"] if ended else []):
-        table.add_column(name, justify="left" if name in ("source", "ended by") else "right")
+    columns = ["#", "source", "classified", "dropped", *(["skipped"] if skipped else []), "reconnects", "fps"]
+    columns += ["e2e ms", *(["ended by"] if ended else [])]
+    for name in columns:
+        if name == "source":
+            table.add_column(name, overflow="fold", min_width=len(name))
+        elif name == "ended by":
+            table.add_column(name, overflow="fold", min_width=len(name))
+        else:
+            table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
     for src in sources:
         row = [
-            str(src.index), escape(src.name), str(src.frames_read), str(src.classified), str(src.dropped),
-            str(src.reconnects), f"{src.fps:.1f}", f"{src.latency_ms[0]:.0f} / {src.latency_ms[1]:.0f}",
+            str(src.index), escape(src.short_name or src.name), str(src.classified), str(src.dropped),
+            *([str(src.skipped)] if skipped else []), str(src.reconnects), f"{src.fps:.1f}",
+            f"{src.latency_ms[0]:.0f}/{src.latency_ms[1]:.0f}",
         ]  # fmt: skip
         table.add_row(*row, *([src.ended_by] if ended else []))
     return table

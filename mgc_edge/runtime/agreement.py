@@ -38,6 +38,7 @@ def agreement(jsonl_path: str | Path, labels_csv: str | Path, source: int | None
     except FileNotFoundError:
         raise UserError(f"JSONL file {jsonl_path} does not exist.") from None
     events = [json.loads(line) for line in lines if line.strip()]
+    events = [e for e in events if e.get("type") != "state"]  # the sources' state records are no frames
     indices = {e["source"]["index"] for e in events if "source" in e}
     if source is None and len(indices) > 1:
         raise UserError(

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mgc_edge.runtime.live.events import draw, frame_event
-from mgc_edge.runtime.live.feeds import END_OF_SOURCE, MAX_FRAMES, STREAM_LOST, Feed, SourceSummary
+from mgc_edge.runtime.live.feeds import END_OF_SOURCE, MAX_FRAMES, STREAM_LOST, UP, Feed, SourceSummary
 from mgc_edge.runtime.live.stages import Inference, Preprocessor, Tick, Waker
 from mgc_edge.runtime.live.status import STATUS
 from mgc_edge.runtime.model.classifier import Classifier
@@ -56,8 +56,8 @@ class LoopSummary:
 
     frames_read: int
     classified: int
-    dropped: int  # live sources: captured but never classified (a newer frame replaced them)
-    skipped: int  # files: left out by `every`
+    dropped: int  # live sources: overwritten by a newer frame while running, never classified
+    skipped: int  # left out by `every`, or overwritten while the loop started or a stream warmed up
     reconnects: int
     seconds: float
     fps: float  # classified frames per second of the loop
@@ -142,25 +142,33 @@ class _Run:
             frame = feed.take()
             if frame is not None:
                 batch.append((feed, frame))
-            if feed.poll(frame is not None):
-                self.tell(feed)
+            records = feed.poll(frame is not None)
+            if records:
+                self.tell(feed, records)
         return batch
 
-    def tell(self, feed: Feed) -> None:
-        """Forward a source's new state to the sinks. The end of the only source is told once, by
-        _close_sinks, with how the run ended; with several, each one's end is told as it happens."""
+    def tell(self, feed: Feed, records: list[dict[str, Any]]) -> None:
+        """Forward the events of a source's life to the sinks ({"state", "event", "message", "t", "time",
+        "source"}) and the live status. The end of the only source is told once, by _close_sinks, with how the
+        run ended (its failure also as it happens: the JSONL keeps it); with several, each one's end is told as
+        it happens."""
         states = [f.state for f in self.feeds]
         overall = next((s for s in _STATE_ORDER if s in states), ENDED)
         changes: dict[str, Any] = {"reconnects": sum(f.reconnects for f in self.feeds)}
-        if overall != self.state:
+        changed = overall != self.state
+        if changed:
             self.state = overall
-            changes.update(state=overall, message=feed.message if not self.many else "")
+            changes.update(state=overall, state_since=round(time.time(), 3))
+        if changed or not self.many:
+            changes.update(message=feed.message if not self.many else "")
         STATUS.update(**changes, sources=[f.entry() for f in self.feeds])
-        if feed.state in (ENDED, FAILED) and not self.many:
-            return
-        event = {"state": feed.state, "message": feed.message, "t": self.now(), "source": feed.tag}
-        for sink in self.sinks:
-            sink.state(event)
+        t = self.now()
+        for record in records:
+            if record["state"] == ENDED and not self.many:
+                continue
+            event = {**record, "t": t, "time": round(record["time"], 3), "source": feed.tag}
+            for sink in self.sinks:
+                sink.state(event)
 
     def idle(self, seen: int) -> None:
         """Wait for a frame from any source; sinks with an `idle()` are called meanwhile (a window stays
@@ -256,7 +264,7 @@ class _Run:
         for feed in self.feeds:
             for key, value in feed.frames().items():
                 frames[key] += value
-        capture = sum(f.status.capture_fps for f in self.feeds if not f.done)
+        capture = sum(f.status.capture_fps for f in self.feeds if not f.done and f.state in UP)
         STATUS.update(
             frames=frames,
             fps={"capture": round(capture, 2), "inference": round(self.meter.rate(now), 2)},
@@ -319,7 +327,7 @@ def run_loop(
         close_sinks(sinks, {"state": ENDED, "message": ended_by, "t": run.now()})
     summaries = tuple(feed.summary(seconds, ended_by) for feed in run.feeds)
     run.publish(force=True)
-    STATUS.update(running=False, state=ENDED, message=ended_by)
+    STATUS.update(running=False, state=ENDED, message=ended_by, state_since=round(time.time(), 3))
     return _summary(run, name, seconds, ended_by, summaries)
 
 
@@ -347,6 +355,7 @@ def _drive(run: _Run) -> str:
             run.complete(pending)
             pending = None
         elif active:
+            run.publish()  # while every source is down too: the live status says so
             run.idle(seen)
     return run.ended_by()
 

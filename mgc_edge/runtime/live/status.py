@@ -4,6 +4,7 @@ it). The loop writes them through `STATUS`."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from mgc_edge.runtime.live.feeds import Feed
@@ -26,6 +27,7 @@ class _Status:
                 "running": True,
                 "state": LIVE,
                 "message": "",
+                "state_since": round(time.time(), 3),
                 "frames": {"read": 0, "classified": 0, "dropped": 0, "skipped": 0},
                 "reconnects": 0,
                 "fps": {"capture": 0.0, "inference": 0.0},
@@ -61,8 +63,10 @@ STATUS = _Status()
 
 
 def status() -> dict[str, Any]:
-    """A snapshot of the running (or last) loop's counters, safe to call from any thread: state, frames
-    read / classified / dropped / skipped, reconnects, capture and inference FPS, recent per-stage latency
-    p50 / p95 (ms), provider, source, the last event, and `sources`: the same per source (index, name,
-    kind, state, frames, reconnects, fps, end-to-end latency, smoothed label)."""
+    """A snapshot of the running (or last) loop's counters, safe to call from any thread: state, its message and
+    `state_since` (epoch seconds), frames read / classified / dropped / skipped, reconnects, capture and
+    inference FPS over the last seconds (0 while every source is down), recent per-stage latency p50 / p95
+    (ms), provider, source, the last event, and `sources`: the same per source (index, name, short_name, kind,
+    state, message, state_since, frames, reconnects, fps (0 while down), end-to-end latency, and the smoothed
+    label, None while the source is not live)."""
     return STATUS.snapshot()

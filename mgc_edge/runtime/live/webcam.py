@@ -5,6 +5,7 @@ never prints."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -22,8 +23,9 @@ from mgc_edge.runtime.sinks import build_sinks, check_sinks
 from mgc_edge.runtime.sinks.base import BaseSink, SinkContext, SinkOptions
 from mgc_edge.runtime.sinks.web.config import parse_address
 from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH, parse_smooth
-from mgc_edge.runtime.sources import describe, open_sources, read_sources_file
-from mgc_edge.runtime.sources.base import Source, SourceOptions
+from mgc_edge.runtime.sources import describe, open_sources
+from mgc_edge.runtime.sources.base import FOREVER, Source, SourceOptions
+from mgc_edge.runtime.sources.listing import SourceSpec, check_specs, command_line, read_sources_file
 from mgc_edge.runtime.sources.video import quiet_opencv
 
 
@@ -66,6 +68,7 @@ class WebcamOptions:
 
     source: str = "0"
     sources: tuple[str, ...] = ()  # several sources (--source given more than once); replace `source`
+    names: tuple[str, ...] = ()  # --name: the short names of `sources`, in order
     sources_file: Path | None = None  # --sources FILE: one source per line, after `sources`
     device: str = "auto"
     threads: int = 0
@@ -77,40 +80,64 @@ class WebcamOptions:
     max_frames: int = 0
     every: int = 1
     realtime: bool = False
-    reconnect: int = 5
+    reconnect: int = FOREVER
     timeout: float = 10.0
     force: bool = False
     serve: str | None = None  # [HOST:]PORT of the live web view
     token: str | None = field(default=None, repr=False)  # never shown, not even in a repr
 
-    def source_list(self) -> list[str]:
-        """Every source of the run, in order: `sources`, then the lines of `sources_file`, else `source`."""
-        listed = list(self.sources)
+    def source_list(self) -> list[SourceSpec]:
+        """Every source of the run, in order: `sources` (named by `names`), then the lines of `sources_file`,
+        else `source`; `${VAR}` expanded, a camera listed twice refused."""
+        listed = command_line(self.sources, self.names)
         if self.sources_file is not None:
             listed += read_sources_file(self.sources_file)
-        return listed or [self.source]
+        listed = listed or command_line([self.source])
+        check_specs(listed)
+        return listed
 
 
-class LostSourceNotes(BaseSink):
-    """With several sources: says, as it happens, that one was lost for good (and whether others go on)."""
+LOGGED = ("dropped", "reconnecting", "back", "failed")  # the events of a source's life that make a log line
+QUIET_TRIES = 5  # reconnect tries logged one by one; after them every 10th (the JSONL and status get all)
+
+
+class LifeLog(BaseSink):
+    """One line per event of a source's life (dropped, reconnecting, back, failed), with the date and time and
+    the source's short name: what a headless box's log keeps. The failure of the only source is the run's
+    own error, said once at the end."""
 
     wants_image = False
 
-    def __init__(self, notify: Callable[[str], None], sources: int) -> None:
-        self.notify, self.sources = notify, sources
+    def __init__(self, line: Callable[[str], None], sources: int) -> None:
+        self.line, self.sources = line, sources
         self._done: set[int] = set()
+        self._tries: dict[int, int] = {}
 
     def frame(self, annotated_bgr: Any, event: dict[str, Any]) -> None:
         pass
 
     def state(self, event: dict[str, Any]) -> None:
-        source = event.get("source")
-        if source is None or event["state"] not in ("failed", "ended"):
+        source, kind = event.get("source"), event.get("event")
+        if source is None or kind not in (*LOGGED, "ended"):
             return
-        self._done.add(source["index"])
-        if event["state"] == "failed":
-            others = " The other sources go on." if len(self._done) < self.sources else ""
-            self.notify(f"{event['message']}{others}")
+        index = source["index"]
+        if kind in ("failed", "ended"):
+            self._done.add(index)
+        if kind == "ended" or (kind == "failed" and self.sources == 1):
+            return  # the failure of the only source is the run's own error, said once at its end
+        if kind == "reconnecting":
+            tries = self._tries[index] = self._tries.get(index, 0) + 1
+            if tries > QUIET_TRIES and tries % 10:
+                return
+        if kind in ("back", "dropped"):
+            self._tries.pop(index, None)
+        text = event["message"]
+        if kind == "failed" and len(self._done) < self.sources:
+            text += " The other sources go on."
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.get("time", time.time())))
+        self.line(
+            f"{when} {source.get('short_name') or source['name']}: {'failed: ' if kind == 'failed' else ''}{text}"
+        )
 
     def close(self) -> None:
         pass
@@ -129,15 +156,14 @@ def make_sinks(
     context: SinkContext, extra: Sequence[BaseSink] = (), report: Report = SILENT
 ) -> list[BaseSink]:
     """The outputs of one webcam run: those of `sinks.BUILDERS` (a window per source, --save, --jsonl, the web
-    view), `extra` sinks, notes on lost sources, and the report's status line where no window shows."""
-    sinks: list[BaseSink] = [*build_sinks(context), *extra]
-    if len(context.sources) > 1:
-        sinks.append(LostSourceNotes(context.notify, len(context.sources)))
+    view), `extra` sinks, the log of every source's life (`LifeLog`), and the report's status line where no
+    window shows."""
+    sinks: list[BaseSink] = [*build_sinks(context), *extra, LifeLog(context.say, len(context.sources))]
     status_line = None if any(s.shows for s in sinks) else report.status_sink()
     return sinks + ([status_line] if status_line is not None else [])
 
 
-def check_options(options: WebcamOptions) -> tuple[list[str], SinkOptions]:
+def check_options(options: WebcamOptions) -> tuple[list[SourceSpec], SinkOptions]:
     """Refuse bad options and existing outputs before anything is opened (nothing is lost); the sources and
     the sinks' options."""
     if options.topk < 1:
@@ -180,7 +206,7 @@ def run_webcam(
         context = SinkContext(sink_opts, clf, sources, notify, report.line, status, stack)
         sinks = make_sinks(context, extra_sinks, report)
         for i, src in enumerate(sources):
-            label = "Source" if len(sources) == 1 else f"Source {i}"
+            label = "Source" if len(sources) == 1 else f"Source {i} [{src.short_name}]"
             report.line(f"{label}: {describe_line(src)}")
         loop = live_loop.LoopOptions(topk=options.topk, smooth=options.smooth, max_frames=options.max_frames)
         summary = live_loop.run_loop(clf, sources, loop, sinks)

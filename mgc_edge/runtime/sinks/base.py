@@ -32,9 +32,10 @@ class Sink(Protocol):
 
     `frame()` is called for each classified frame with the annotated BGR image and the event: the JSONL
     object (source, frame, t, top, smoothed, latency_ms) plus "state", "fps" {"capture", "inference"} and
-    "batch". `state()` is called when a source's state changes: {"state": "live" | "stale" | "reconnecting" |
-    "failed" | "ended", "message": str, "t": float, "source": {"index", "name"}}, and once at the end of the
-    run without "source". `idle()` is called while the loop waits for frames (a window keeps answering).
+    "batch". `state()` is called for each event of a source's life: {"state": "live" | "stale" | "reconnecting" |
+    "failed" | "ended", "event": "dropped" | "reconnecting" | "back" | "failed" | "ended" | "stale" | "live",
+    "message": str, "t": float, "time": epoch seconds, "source": {"index", "name", "short_name"}}, and once at
+    the end of the run without "source" nor "event". `idle()` is called while the loop waits for frames (a window keeps answering).
     `outputs` lists the files it writes (the summary names them). `close()` finishes the output.
     `wants_image` False: it ignores the image (the loop skips drawing for it; a property is asked again before
     every batch). A sink may raise StopRequested from `frame()` or `state()` to end the loop cleanly.

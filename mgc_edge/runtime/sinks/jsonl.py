@@ -1,4 +1,6 @@
-"""One JSON object per classified frame, one per line (`--jsonl`), flushed as it goes."""
+"""One JSON object per classified frame, one per line (`--jsonl`), flushed as it goes; and one `state` record
+({"type": "state", "event", "state", "message", "t", "time", "source"}) per event of a source's life: dropped,
+reconnecting, back, failed, ended, stale, live. Frame lines have no "type"."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ _COMPACT = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class JsonlSink(BaseSink):
-    """One JSON object per classified frame (the loop's event), one per line, flushed as it goes."""
+    """One JSON object per classified frame (the loop's event), one per line, flushed as it goes, and a
+    `state` record per event of a source's life."""
 
     wants_image = False
 
@@ -36,7 +39,11 @@ class JsonlSink(BaseSink):
         self.lines += 1
 
     def state(self, event: dict[str, Any]) -> None:
-        """Lines are frames only; states show in each frame's "state" key."""
+        """A source's event as a `state` record; the run's own end (no source) is in the summary, not here."""
+        if self._file.closed or "source" not in event:
+            return
+        self._file.write(_COMPACT({"type": "state", **event}) + "\n")
+        self._file.flush()
 
     @property
     def outputs(self) -> Sequence[Path]:

@@ -16,6 +16,8 @@ from typing import Any
 
 from mgc_edge.runtime.sources.base import Source, SourceError, SourceOptions
 from mgc_edge.runtime.sources.file import FileSource
+from mgc_edge.runtime.sources.listing import SourceSpec, check_specs, short_names
+from mgc_edge.runtime.sources.listing import read_sources_file as read_sources_file
 from mgc_edge.runtime.sources.paced_file import PacedFileSource
 from mgc_edge.runtime.sources.stream import LiveSource
 from mgc_edge.runtime.sources.urls import URL_SCHEMES, is_url, redact_url
@@ -65,26 +67,46 @@ def open_source(source: str, options: SourceOptions = SourceOptions()) -> Source
     return source.open()
 
 
-def open_sources(texts: Sequence[str], options: SourceOptions = SourceOptions()) -> list[Source]:
+def open_sources(
+    listed: Sequence[str | SourceSpec], options: SourceOptions = SourceOptions()
+) -> list[Source]:
     """Open several sources at once, in threads (a dead stream's timeout is paid once, not once per
-    source); the first error is raised (one sentence naming its source) after closing the others.
+    source); the first error is raised (one sentence naming its source, and its line in a sources file)
+    after closing the others. Each source gets its `short_name` (sources/listing.py).
 
     With a mix of files and cameras or streams, `every` and `realtime` apply to the files only; they are
     refused (by `open_source`) only where no source is a file."""
-    texts = [str(t).strip() for t in texts]
-    if not texts:
+    specs = [s if isinstance(s, SourceSpec) else SourceSpec(str(s).strip()) for s in listed]
+    if not specs:
         raise SourceError("Give at least one source.")
+    check_specs(specs)
+    opened = _open_all([s.text.strip() for s in specs], [s.origin for s in specs], options)
+    for source, name in zip(opened, short_names(specs)):
+        source.short_name = name
+    return opened
+
+
+def _opened(text: str, options: SourceOptions, origin: str | None) -> Source:
+    try:
+        return open_source(text, options)
+    except SourceError as exc:
+        if origin is None:
+            raise
+        raise SourceError(f"The source on {origin}: {exc}") from None
+
+
+def _open_all(texts: list[str], origins: list[str | None], options: SourceOptions) -> list[Source]:
     per_source = [options] * len(texts)
     takes = [kind_of(t, options).file_options for t in texts]
     if (options.every != 1 or options.realtime) and any(takes):
         live = replace(options, every=1, realtime=False)
         per_source = [options if file else live for file in takes]
     if len(texts) == 1:
-        return [open_source(texts[0], per_source[0])]
+        return [_opened(texts[0], per_source[0], origins[0])]
     opened: list[Source] = []
     failure: BaseException | None = None
     with ThreadPoolExecutor(max_workers=min(16, len(texts)), thread_name_prefix="mgc-open") as pool:
-        for future in [pool.submit(open_source, t, o) for t, o in zip(texts, per_source)]:
+        for future in [pool.submit(_opened, t, o, w) for t, o, w in zip(texts, per_source, origins)]:
             try:
                 opened.append(future.result())
             except BaseException as exc:  # keep collecting: every opened source must be closed
@@ -96,24 +118,11 @@ def open_sources(texts: Sequence[str], options: SourceOptions = SourceOptions())
     return opened
 
 
-def read_sources_file(path: str | Path) -> list[str]:
-    """The sources listed in a text file, one per line; blank lines and lines starting with # are skipped."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise SourceError(f"Sources file {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"Sources file {path} cannot be read ({type(exc).__name__}).") from None
-    sources = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
-    if not sources:
-        raise SourceError(f"Sources file {path} lists no source (one per line; # starts a comment).")
-    return sources
-
-
 def describe(source: Source) -> dict[str, Any]:
     """Name, kind and nominal rate of a source, for the start-up line and the status endpoint."""
     info: dict[str, Any] = {"source": source.name, "kind": source.kind, "fps": round(source.fps, 2)}
+    if source.short_name and source.short_name != source.name:
+        info["short_name"] = source.short_name
     if source.kind == "file":
         info["frames"] = source.frame_count
     return info

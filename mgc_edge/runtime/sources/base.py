@@ -5,6 +5,8 @@ Every source yields frames with `seq` strictly increasing and never repeated. nu
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -40,33 +42,76 @@ class Frame:
     prep_ms: float = 0.0
 
 
+FOREVER = -1  # `reconnect`: keep trying for as long as the run lasts
+
+
 @dataclass(frozen=True)
 class SourceOptions:
     """How sources are opened and kept alive; times in seconds."""
 
-    reconnect: int = 5  # reopen attempts after a live stream drops (0: give up at once)
+    reconnect: int = FOREVER  # reopen attempts after a live stream drops (-1: for ever; 0: give up at once)
     open_timeout: float = 10.0  # a network stream that does not answer within this is an error
     read_timeout: float = 10.0  # a network stream silent for this long counts as dropped
     backoff: float = 0.5  # first wait before reopening, doubled at each attempt...
-    backoff_max: float = 8.0  # ...up to this
+    backoff_max: float = 30.0  # ...up to this
+    jitter: float = 0.2  # each wait is shortened by up to this share, so that cameras cut together spread out
+    warmup: float = 2.0  # frames overwritten this soon after a (re)open are `skipped`, not `dropped`
     stale_after: float = 2.0  # a live source without a new frame for this long is "stale"
     every: int = 1  # files: deliver every Nth frame
     realtime: bool = False  # files: pace at the file's frame rate, dropping what the consumer misses
     prefetch: int = 4  # files: frames decoded ahead
 
     def __post_init__(self) -> None:
-        if self.reconnect < 0:
-            raise SourceError(f"--reconnect must be 0 or more, got {self.reconnect}.")
+        if self.reconnect < FOREVER:
+            raise SourceError(
+                f"--reconnect must be -1 (for ever), 0 (never) or a number of tries, got {self.reconnect}."
+            )
         if self.every < 1:
             raise SourceError(f"--every must be 1 or more, got {self.every}.")
         if not (self.open_timeout > 0 and self.read_timeout > 0):
             raise SourceError("Stream timeouts must be positive numbers of seconds.")
 
 
+def backoff_delay(attempt: int, options: SourceOptions, rng: random.Random | None = None) -> float:
+    """The wait before reopen try `attempt` (1, 2, ...): `backoff` doubled at each try up to `backoff_max`, less
+    up to `jitter` of it at random (never above the cap, never below half the first wait)."""
+    base = min(options.backoff * 2.0 ** min(attempt - 1, 60), options.backoff_max)
+    return max(base * (1.0 - options.jitter * (rng or random).random()), options.backoff / 2)
+
+
+class Clock:
+    """Time as a source's reconnects see it: tests pass a fake one, so that an outage of minutes takes
+    milliseconds. `sleep` returns True when `stop` was set meanwhile."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    def sleep(self, stop: threading.Event, seconds: float) -> bool:
+        return stop.wait(seconds)
+
+
+REAL_CLOCK = Clock()
+
+
+@dataclass(frozen=True)
+class SourceEvent:
+    """One event of a source's life: `kind` is "dropped", "reconnecting", "back", "failed" or "ended", `state`
+    the state it leaves the source in, `message` what happened (URLs redacted), `wall` when (epoch seconds)."""
+
+    kind: str
+    state: str
+    message: str
+    wall: float
+
+
 @dataclass(frozen=True)
 class SourceStatus:
     """A snapshot of a source's counters: frames read (decoded or captured), frames the consumer
-    got, frames skipped by `every`, reconnects so far, and the measured capture rate."""
+    got, frames skipped (by `every`, or overwritten while the loop started or the stream warmed up), reconnects
+    so far, the measured capture rate, and frames `dropped` (overwritten by newer ones while running)."""
 
     state: str
     message: str
@@ -76,6 +121,7 @@ class SourceStatus:
     reconnects: int
     capture_fps: float
     size: tuple[int, int] | None  # (H, W) of the latest frame
+    dropped: int = 0
 
 
 class Capture(Protocol):
@@ -128,6 +174,7 @@ class Source:
     subclasses it in a module of its own and registers one `Kind` in `sources.KINDS`."""
 
     name: str  # for messages; URLs are redacted
+    short_name: str = ""  # short and unique in the run (set by open_sources): tables, logs, the live view
     options: SourceOptions
     live: bool  # True where frames can be missed (camera, URL, realtime file)
     kind: str = "live"  # "file" where every frame is delivered (the status and summary say it)
@@ -138,6 +185,25 @@ class Source:
     short_end: str | None = None  # set at the end of a file cut short: one sentence
     _wake: Callable[[], None] = staticmethod(_nothing)
     _prepare: Prepare | None = None
+
+    def _emit(self, kind: str, state: str, message: str, wall: float | None = None) -> None:
+        """Record one event of this source's life (any thread); `events()` hands it out once."""
+        self._event_log.append(SourceEvent(kind, state, message, time.time() if wall is None else wall))
+
+    @property
+    def _event_log(self) -> deque[SourceEvent]:
+        # Made on first use: subclasses need not call an __init__ here. Bounded: nobody may be reading.
+        log = self.__dict__.get("_events_")
+        if log is None:
+            log = self.__dict__.setdefault("_events_", deque(maxlen=1000))
+        return log
+
+    def events(self) -> list[SourceEvent]:
+        """The events of this source's life since the last call, oldest first."""
+        log, out = self._event_log, []
+        while log:
+            out.append(log.popleft())
+        return out
 
     def attach(self, wake: Callable[[], None], prepare: Prepare | None = None) -> None:
         """Call `wake()` (from the reading thread) whenever a frame or a change of state arrives: a loop

@@ -14,6 +14,7 @@ import numpy as np
 
 from mgc_edge.runtime.sources.base import (
     ENDED,
+    FAILED,
     LIVE,
     Capture,
     Frame,
@@ -22,6 +23,7 @@ from mgc_edge.runtime.sources.base import (
     SourceError,
     SourceOptions,
     SourceStatus,
+    StreamLost,
     valid_frame,
 )
 from mgc_edge.runtime.sources.video import cut_short, file_fps, open_video, short_end_sentence
@@ -61,6 +63,7 @@ class FileSource(Source):
         self._meter = RateMeter()
         self._cap: Capture | None = None
         self._first: np.ndarray | None = None
+        self._failure: str | None = None  # what stopped the decoding thread, where it raised
 
     def open(self) -> FileSource:
         """Open the file and start decoding; a second call does nothing."""
@@ -130,6 +133,10 @@ class FileSource(Source):
                 image = None
                 index += 1
             ended = not self._stop.is_set()
+        except Exception as exc:  # noqa: BLE001 (a dead thread must never leave the loop waiting)
+            self._failure = (
+                f"Video file {self.path} failed: decoding stopped on an error ({type(exc).__name__}: {exc})."
+            )
         finally:
             if ended and cut_short(index, self.frame_count):
                 self.short_end = short_end_sentence(self.path, index, self.frame_count)
@@ -139,13 +146,20 @@ class FileSource(Source):
         """The next frame in file order; None at the end (then `ended` is True) or after `timeout`."""
         if self._state == ENDED:
             return None
+        if self._state == FAILED:
+            raise StreamLost(self._message)
         try:
             item = self._queue.get(timeout=timeout)
         except queue.Empty:
             return None
         with self._lock:
             if item is None:
+                if self._failure is not None:
+                    self._state, self._message = FAILED, self._failure
+                    self._emit("failed", FAILED, self._failure)
+                    raise StreamLost(self._failure)
                 self._state, self._message = ENDED, f"end of {self.path.name}"
+                self._emit("ended", ENDED, self._message)
                 return None
             self._delivered += 1
         return item

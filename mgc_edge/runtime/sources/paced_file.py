@@ -25,7 +25,7 @@ class PacedFileSource(LiveSource):
         super().__init__(str(path), options, opener or (lambda: open_video(str(path))))
         self.name = self.video_path = str(path)
 
-    def _open_error(self) -> SourceError:
+    def _open_error(self, waited: float) -> SourceError:
         return SourceError(f"Video file {self.target} cannot be decoded (not a video OpenCV can read).")
 
     def open(self) -> PacedFileSource:
@@ -70,5 +70,5 @@ class PacedFileSource(LiveSource):
             if valid_frame(ok, image):
                 self._store(image, index)
                 continue
-            self._set_state(ENDED, f"end of {Path(str(self.target)).name}")
+            self._set_state(ENDED, f"end of {Path(str(self.target)).name}", "ended")
             return

@@ -1,18 +1,16 @@
 """A camera or a network stream, read by a capture thread that keeps only the newest frame: FFmpeg/TCP with
-open and read timeouts, reopened with exponential backoff when it drops (a stream of known length read to
-its end ends instead). numpy + OpenCV only."""
+open and read timeouts, reopened with capped exponential backoff and jitter when it drops, for ever unless
+`reconnect` bounds it (a stream of known length read to its end ends instead). Every event of its life is
+recorded (`Source.events`); an exception in its thread fails it with one sentence. numpy + OpenCV only."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import math
 import os
+import random
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 
 import cv2
@@ -22,9 +20,11 @@ from mgc_edge.runtime.sources.base import (
     ENDED,
     FAILED,
     LIVE,
+    REAL_CLOCK,
     RECONNECTING,
     STALE,
     Capture,
+    Clock,
     Frame,
     RateMeter,
     Source,
@@ -32,8 +32,10 @@ from mgc_edge.runtime.sources.base import (
     SourceOptions,
     SourceStatus,
     StreamLost,
+    backoff_delay,
     valid_frame,
 )
+from mgc_edge.runtime.sources.probe import why_not_open
 from mgc_edge.runtime.sources.urls import redact_url
 from mgc_edge.runtime.sources.video import COMPLETE_SHARE, file_fps
 
@@ -68,35 +70,6 @@ def read_to_end(cap: Capture) -> bool:
     return math.isfinite(position) and position >= COMPLETE_SHARE * count
 
 
-_REFUSALS = {401: "check the user and password", 403: "the account may not view it", 404: "check the path"}
-
-
-def http_refusal(target: int | str, timeout: float) -> str | None:
-    """What an HTTP(S) stream's server answered, where it refused with an error status ("HTTP 401 Unauthorized
-    (check the user and password)"); None for anything else (another scheme, no answer, a 2xx). OpenCV only
-    says that the stream did not open: one GET, with the URL's user and password as Basic auth, says why."""
-    if not isinstance(target, str) or urllib.parse.urlsplit(target).scheme.lower() not in ("http", "https"):
-        return None
-    parts = urllib.parse.urlsplit(target)
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    netloc += f":{parts.port}" if parts.port else ""
-    request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=netloc)))
-    if parts.username is not None:
-        user = urllib.parse.unquote(parts.username)
-        password = urllib.parse.unquote(parts.password or "")
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout):
-            return None
-    except urllib.error.HTTPError as exc:
-        hint = _REFUSALS.get(exc.code)
-        return f"HTTP {exc.code} {exc.reason}" + (f" ({hint})" if hint else "")
-    except (OSError, ValueError):  # no answer, a TLS problem, a malformed URL: OpenCV's sentence stands
-        return None
-
-
 _ENV_LOCK = threading.Lock()
 
 
@@ -119,10 +92,12 @@ class LiveSource(Source):
     """A camera index or a stream URL, read by a capture thread that keeps only the newest frame.
 
     `read()` hands out the newest frame the consumer has not had yet, so the consumer lags the camera by at
-    most the frame in flight and never sees a frame twice. A stream that drops is reopened up to
-    `options.reconnect` times with exponential backoff (state "reconnecting"); the new frame size may
-    differ. After the last failed try `read()` raises StreamLost. A stream of known length read to its end
-    (`read_to_end`) simply ends. `PacedFileSource` (sources/paced_file.py) is a file played this way.
+    most the frame in flight and never sees a frame twice. A stream that drops is reopened with capped
+    exponential backoff and jitter (state "reconnecting"), for ever by default, else `options.reconnect` times
+    (then state "failed" and `read()` raises StreamLost); the new frame size may differ. A stream of known
+    length read to its end (`read_to_end`) simply ends. A frame overwritten before the consumer took it is
+    `skipped` before the first read or within `options.warmup` of a (re)open, else `dropped`.
+    `PacedFileSource` (sources/paced_file.py) is a file played this way.
     """
 
     live = True
@@ -132,11 +107,15 @@ class LiveSource(Source):
         target: int | str,
         options: SourceOptions = SourceOptions(),
         opener: Callable[[], Capture] | None = None,
+        clock: Clock = REAL_CLOCK,
+        probe: Callable[[int | str, float], str | None] = why_not_open,
     ) -> None:
         self.target = target
         self.options = options
         self.name = f"camera {target}" if isinstance(target, int) else redact_url(target)
         self._opener = opener or (lambda: open_capture(self.target, options))
+        self._clock, self._probe = clock, probe  # tests pass a fake clock and probe
+        self._rng = random.Random()
         self.fps = 0.0
         self.clock = time.monotonic()
         self._cond = threading.Condition()
@@ -147,23 +126,27 @@ class LiveSource(Source):
         self._latest: Frame | None = None
         self._last_given = -1
         self._last_time = 0.0  # monotonic time of the newest frame
+        self._opened_at = 0.0  # monotonic time of the last (re)open: the warm-up starts there
         self._seq = -1
-        self._read = self._delivered = self._skipped = self._reconnects = 0
+        self._read = self._delivered = self._skipped = self._dropped = self._reconnects = 0
         self._state, self._message = LIVE, ""
         self._meter = RateMeter()
 
-    def _open_error(self) -> SourceError:
+    def _what(self) -> str:
+        return f"Camera {self.target}" if isinstance(self.target, int) else f"Stream {self.name}"
+
+    def _open_error(self, waited: float) -> SourceError:
         if isinstance(self.target, int):
             return SourceError(
                 f"Camera {self.target} did not open or gave no frame (is it connected and free? try another "
                 "index with --source)."
             )
-        answer = http_refusal(self.target, min(3.0, self.options.open_timeout))
+        answer = self._probe(self.target, min(3.0, self.options.open_timeout))
         if answer is not None:
-            return SourceError(f"Stream {self.name} did not open: the server answered {answer}.")
+            return SourceError(f"Stream {self.name} did not open: {answer}.")
         return SourceError(
-            f"Stream {self.name} did not open or gave no frame within {self.options.open_timeout:g} s "
-            "(check the URL, the network and the camera's credentials)."
+            f"Stream {self.name} did not open or gave no frame (it gave up after {waited:.1f} s of the "
+            f"{self.options.open_timeout:g} s allowed; check the URL, the network and the camera's credentials)."
         )
 
     def _try_open(self) -> tuple[Capture, np.ndarray] | None:
@@ -182,27 +165,47 @@ class LiveSource(Source):
         """Open the target, read its first frame and start the capture thread; a second call does nothing."""
         if self._thread is not None:
             return self
+        start = time.monotonic()
         opened = self._try_open()
         if opened is None:
-            raise self._open_error()
+            raise self._open_error(time.monotonic() - start)
         self._cap, first = opened
         self.fps = file_fps(self._cap)
-        self.clock = time.monotonic()
+        self.clock = self._opened_at = time.monotonic()
         self._store(first, 0)
-        self._thread = threading.Thread(target=self._run, name="mgc-capture", daemon=True)
+        self._thread = threading.Thread(target=self._capture, name="mgc-capture", daemon=True)
         self._thread.start()
         return self
 
-    def _store(self, image: np.ndarray, file_index: int) -> None:
+    def _capture(self) -> None:
+        """The capture thread: `_run`, and whatever it raises becomes the failed state, in one sentence."""
+        try:
+            self._run()
+        except BaseException as exc:  # noqa: BLE001 (a dead thread must never leave the loop waiting)
+            why = redact_url(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            self._set_state(
+                FAILED, f"{self._what()} failed: its capture stopped on an error ({why}).", "failed"
+            )
+
+    def _store(self, image: np.ndarray, file_index: int, back: str | None = None) -> None:
+        """Keep a new frame as the newest; `back` (a message) records the "back" event with it, atomically."""
         now = time.monotonic()  # the capture instant, before any preprocessing
         x, ms = self._prepared(image)  # outside the lock: the consumer may take the previous frame meanwhile
         with self._cond:
             self._read += 1
+            if self._latest is not None and self._latest.seq > self._last_given:  # overwritten, never taken
+                warming = not self._reading.is_set() or now - self._opened_at < self.options.warmup
+                if warming:
+                    self._skipped += 1
+                else:
+                    self._dropped += 1
             seq, t = self._stamp(file_index, now)
             self._latest = Frame(seq, t, image, x, ms)
             self._last_time = now
             self._meter.tick(now)
-            self._state, self._message = LIVE, ""
+            self._state, self._message = LIVE, back or ""
+            if back is not None:
+                self._emit("back", LIVE, back, self._clock.wall())
             self._cond.notify_all()
         self._wake()
 
@@ -211,9 +214,12 @@ class LiveSource(Source):
         self._seq += 1
         return self._seq, now - self.clock
 
-    def _set_state(self, state: str, message: str) -> None:
+    def _set_state(self, state: str, message: str, event: str | None = None) -> None:
+        """Change the state; with `event`, also record it as an event of the source's life."""
         with self._cond:
             self._state, self._message = state, message
+            if event is not None:
+                self._emit(event, state, message, self._clock.wall())
             self._cond.notify_all()
         self._wake()
 
@@ -221,6 +227,7 @@ class LiveSource(Source):
         while not self._stop.is_set():
             cap = self._cap
             assert cap is not None
+            start = time.monotonic()
             ok, image = cap.read()
             if self._stop.is_set():
                 break
@@ -228,36 +235,54 @@ class LiveSource(Source):
                 self._store(image, 0)
                 continue
             if read_to_end(cap):
-                self._set_state(ENDED, f"end of {self.name}")
+                self._set_state(ENDED, f"end of {self.name}", "ended")
                 return
-            if not self._reconnect():
+            silent = time.monotonic() - start
+            why = (
+                f"no frame for {silent:.1f} s"
+                if silent >= 0.8 * self.options.read_timeout
+                else "stream stopped"
+            )
+            if not self._reconnect(why):
                 return
 
-    def _reconnect(self) -> bool:
-        """Reopen with exponential backoff; False (state FAILED) after the last try or when closed."""
+    def _reconnect(self, why: str) -> bool:
+        """Reopen with capped exponential backoff and jitter, for ever or `options.reconnect` times; False
+        (state FAILED) after the last try, or when closed."""
         assert self._cap is not None
         self._cap.release()
-        tries = self.options.reconnect
-        for attempt in range(1, tries + 1):
-            delay = min(self.options.backoff * 2 ** (attempt - 1), self.options.backoff_max)
-            self._set_state(RECONNECTING, f"{self.name} dropped; reconnecting, try {attempt} of {tries}")
-            if self._stop.wait(delay):
+        tries, down_at = self.options.reconnect, self._clock.now()
+        self._set_state(RECONNECTING, f"dropped ({why})", "dropped")
+        attempt, why_not = 0, None
+        while tries < 0 or attempt < tries:
+            attempt += 1
+            delay = backoff_delay(attempt, self.options, self._rng)
+            of = f" of {tries}" if tries > 0 else ""
+            # What the last try met, so that a log of tries for ever says why (a password changed meanwhile).
+            said = f"; the last try: {why_not}" if why_not else ""
+            self._set_state(
+                RECONNECTING, f"reconnecting (try {attempt}{of}, next in {delay:.1f} s{said})", "reconnecting"
+            )
+            if self._clock.sleep(self._stop, delay):
                 return False
             opened = self._try_open()
             if opened is not None:
                 self._cap = opened[0]
                 self.fps = file_fps(self._cap) or self.fps
+                self._opened_at = time.monotonic()
                 with self._cond:
                     self._reconnects += 1
-                self._store(opened[1], 0)
+                away = self._clock.now() - down_at
+                self._store(opened[1], 0, back=f"back (after {away:.1f} s, try {attempt})")
                 return True
             if self._stop.is_set():
                 return False
+            why_not = self._probe(self.target, min(3.0, self.options.open_timeout))
         tried = f"after {tries} reconnect attempt{'s' if tries != 1 else ''}" if tries else "(--reconnect 0)"
         # A camera whose password was changed or whose path was removed meanwhile says so, as at the first open.
-        answer = http_refusal(self.target, min(3.0, self.options.open_timeout))
-        said = f": the server answered {answer}" if answer else ""
-        self._set_state(FAILED, f"Stream {self.name} dropped and did not come back {tried}{said}.")
+        answer = why_not if tries else self._probe(self.target, min(3.0, self.options.open_timeout))
+        said = f": {answer}" if answer else ""
+        self._set_state(FAILED, f"Stream {self.name} dropped and did not come back {tried}{said}.", "failed")
         return False
 
     def read(self, timeout: float = 0.1) -> Frame | None:
@@ -292,6 +317,17 @@ class LiveSource(Source):
                 and now - self._last_time > self.options.stale_after
             ):
                 state, message = STALE, f"no new frame for {now - self._last_time:.1f} s"
+            thread = self._thread
+            if (
+                state in (LIVE, STALE, RECONNECTING)
+                and thread is not None
+                and not thread.is_alive()
+                and not self._stop.is_set()
+            ):
+                state, message = (
+                    FAILED,
+                    f"{self._what()} failed: its capture thread stopped.",
+                )  # never waited on
             size = self._latest.image.shape[:2] if self._latest is not None else None
             return SourceStatus(
                 state,
@@ -300,8 +336,9 @@ class LiveSource(Source):
                 self._delivered,
                 self._skipped,
                 self._reconnects,
-                self._meter.rate(now),
+                self._meter.rate(now) if state in (LIVE, STALE) else 0.0,
                 size,
+                self._dropped,
             )
 
     def _may_be_stale(self) -> bool:
