@@ -194,6 +194,8 @@ def run_webcam(
     summary and returns it (its `error` says which lost stream made the run fail)."""
     quiet_opencv()
     texts, sink_opts = check_options(options)
+    if (note := parse_smooth(options.smooth).note) is not None:
+        notify(note)  # an old per-frame --smooth, converted to seconds
     clf, first = load_classifier(model, options.device, options.threads, True, notify, min(len(texts), 64))
     with ExitStack() as stack:
         sources = open_sources(texts, source_options(options))
