@@ -32,6 +32,45 @@ Threads = Annotated[
 ]
 
 
+# --publish and its options (webcam; annotate takes the same), parsed by sinks/mqtt/config.py
+Publish = Annotated[
+    str | None,
+    typer.Option(
+        help="Publish events to an MQTT broker: mqtt://[USER[:PASS]@]HOST[:PORT]/PREFIX or mqtts://... "
+        "(a password left out of the URL is read from MGC_EDGE_MQTT_PASSWORD).",
+        metavar="URL",
+    ),
+]
+Box = Annotated[str | None, typer.Option(help="This box's name in the topics (default: the host name).")]
+PublishQos = Annotated[int, typer.Option(help="MQTT QoS of the events: 0, 1 or 2.")]
+PublishRate = Annotated[
+    str,
+    typer.Option(
+        help="When a source publishes: frame (every classified frame), change (when its smoothed label "
+        "changes), or MS (at most every MS milliseconds).",
+        metavar="frame|change|MS",
+    ),
+]
+PublishCa = Annotated[Path | None, typer.Option(help="mqtts://: the CA certificate (PEM) of the broker.")]
+PublishSpool = Annotated[
+    Path | None,
+    typer.Option(
+        help="The folder of the on-disk spool (default: one per broker and box under ~/.local/state)."
+    ),
+]
+PublishSpoolMb = Annotated[float, typer.Option(help="The spool's size limit; the oldest events go first.")]
+PublishSpoolHours = Annotated[float, typer.Option(help="Spooled events older than this are dropped.")]
+
+
+def _publish(url: str | None, *args: object) -> object:
+    if url is None:
+        return None
+    from mgc_edge.runtime.sinks.mqtt.config import publish_options
+
+    box, qos, rate, ca, spool, spool_mb, spool_hours = args
+    return publish_options(url, box, qos, rate, ca, spool, spool_mb, spool_hours)  # type: ignore[arg-type]
+
+
 def _note(message: str) -> None:
     console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
@@ -92,6 +131,14 @@ def webcam(
             envvar="MGC_EDGE_TOKEN", show_envvar=True, help="Require this token on every request of --serve."
         ),
     ] = None,
+    publish: Publish = None,
+    box: Box = None,
+    publish_qos: PublishQos = 1,
+    publish_rate: PublishRate = "change",
+    publish_ca: PublishCa = None,
+    publish_spool: PublishSpool = None,
+    publish_spool_mb: PublishSpoolMb = 100.0,
+    publish_spool_hours: PublishSpoolHours = 168.0,
 ) -> None:
     """Classify cameras, video files or network streams live, one or many at once; q, Esc, Ctrl-C or SIGTERM
     ends it with a summary."""
@@ -103,6 +150,7 @@ def webcam(
             sources=tuple(source or ()), sources_file=sources, device=device, threads=threads, topk=topk,
             smooth=smooth, display=display, save=save, jsonl=jsonl, max_frames=max_frames, every=every, realtime=realtime, reconnect=reconnect,
             timeout=timeout, force=force, serve=serve, token=token,
+            publish=_publish(publish, box, publish_qos, publish_rate, publish_ca, publish_spool, publish_spool_mb, publish_spool_hours),
         )  # fmt: skip
         summary = run_webcam(model, options, report=TerminalReport(console), notify=_note)
         if summary.error:
