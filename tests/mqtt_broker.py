@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -46,13 +47,23 @@ class Mosquitto:
         users: dict[str, str] | None = None,
         tls: tuple[Path, Path] | None = None,  # (certificate, key) of the server
         port: int | None = None,
+        persistent: bool = False,  # sessions and queued messages kept across stop(SIGTERM) / start()
     ) -> None:
         self.binary = need_mosquitto()
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.tls = tls is not None
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr", "log_type error"]
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "log_dest stderr",
+            "log_type error",
+            "max_queued_messages 0",
+        ]
+        if persistent:
+            lines += ["persistence true", f"persistence_location {self.folder}/", "autosave_interval 0"]
+        else:
+            lines += ["persistence false"]
         if os.geteuid() == 0:  # as root mosquitto would drop to its own user, who cannot read our files
             lines.insert(0, "user root")
         if users:
@@ -90,10 +101,10 @@ class Mosquitto:
                 time.sleep(0.05)
         raise RuntimeError("mosquitto did not listen within 10 s")
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
         self.proc = None
 
     def restart(self) -> None:
@@ -111,14 +122,24 @@ class Listener:
     """A paho subscriber on `topics` that keeps every message (topic, JSON or text payload, retained flag)."""
 
     def __init__(
-        self, port: int, topics: list[str], tls_ca: Path | None = None, user: tuple[str, str] | None = None
+        self,
+        port: int,
+        topics: list[str],
+        tls_ca: Path | None = None,
+        user: tuple[str, str] | None = None,
+        session: str | None = None,  # a client id: a persistent session (queued while it is away)
     ):
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, Any, bool]] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=session or "",
+            clean_session=session is None,
+            protocol=mqtt.MQTTv311,
+        )
         if user:
             self.client.username_pw_set(*user)
         if tls_ca:

@@ -9,7 +9,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,9 +57,10 @@ class MqttSink(BaseSink):
         notify: Callable[[str], None],
         live_url: str | None = None,
         say: Callable[[str], None] = lambda _m: None,
+        sources: Sequence[str] = ("",),
     ) -> None:
         self.options, self.model, self._status, self.live_url = options, model, status, live_url
-        self.say = say
+        self.say, self.sources = say, list(sources)
         self.run = uuid.uuid4().hex[:12]
         self._seq: dict[int, int] = {}
         self._rate = _Rate(options.rate)
@@ -78,6 +79,9 @@ class MqttSink(BaseSink):
 
     def state(self, event: dict[str, Any]) -> None:
         source = event.get("source")
+        if source is None and len(self.sources) == 1:  # one source's end is told only as the run's end
+            source = {"index": 0, "name": self.sources[0]}
+            event = {**event, "source": source}
         if source is not None:
             self._send(source["index"], event)
         self._heartbeat()
