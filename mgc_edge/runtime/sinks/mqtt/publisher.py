@@ -33,7 +33,6 @@ class Publisher:
         on_up: Callable[[], None] = lambda: None,
     ) -> None:
         self.options, self.notify = options, notify
-        self.spool = Spool(options.spool_dir, options.spool_bytes, options.spool_age_s, notify)
         self.published = 0
         self._kick = threading.Event()  # something to do: a message spooled, acknowledged, the broker back
         self._acks: SimpleQueue[int] = SimpleQueue()  # from paho's thread; only the sender reads them
@@ -47,6 +46,7 @@ class Publisher:
         self.client = BrokerClient(
             options.broker, options.box, will, on_up=self._up, on_down=self._down, on_done=self._done
         )
+        self.spool = Spool(options.spool_dir, options.spool_bytes, options.spool_age_s, notify)
         self._thread = threading.Thread(target=self._send_loop, name="mgc-mqtt-send", daemon=True)
 
     def start(self) -> None:
