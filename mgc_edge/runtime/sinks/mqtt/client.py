@@ -7,7 +7,7 @@ from __future__ import annotations
 import ssl
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mgc_edge.runtime.sinks.mqtt.config import Broker, PublishError
@@ -29,7 +29,8 @@ def _paho() -> Any:
 
 
 class BrokerClient:
-    """One connection to a broker, kept up by paho's network thread. `on_up()` is called (in that thread) at
+    """One connection to a broker, kept up by paho's network thread (publishing, or subscribed to `subscribe`
+    with `on_message(topic, payload)`). `on_up()` is called (in that thread) at
     every successful connection, `on_down(reason)` at every loss, `on_done(mid)` when a message reached the
     broker (QoS 1: acknowledged; QoS 0: written)."""
 
@@ -41,10 +42,13 @@ class BrokerClient:
         on_up: Callable[[], None] = lambda: None,
         on_down: Callable[[str], None] = lambda _r: None,
         on_done: Callable[[int], None] = lambda _m: None,
+        subscribe: Sequence[str] = (),
+        on_message: Callable[[str, bytes], None] = lambda _t, _p: None,
     ) -> None:
         mqtt = _paho()
         self.broker = broker
         self.on_up, self.on_down, self.on_done = on_up, on_down, on_done
+        self.subscriptions, self.on_message = list(subscribe), on_message
         self.connected = False
         self._stopping = False
         self._answered = threading.Event()
@@ -65,6 +69,7 @@ class BrokerClient:
         self._client.on_connect = self._connected
         self._client.on_disconnect = self._disconnected
         self._client.on_publish = self._published
+        self._client.on_message = lambda client, userdata, msg: self.on_message(msg.topic, msg.payload)
 
     def start(self) -> str | None:
         """Connect and start paho's network thread. A refused password or an unverifiable certificate is a
@@ -120,6 +125,8 @@ class BrokerClient:
             self.connected = False
         else:
             self.connected = True
+            for topic in self.subscriptions:  # again at every connection: a clean session forgets them
+                client.subscribe(topic, qos=1)
             self.on_up()
         self._answered.set()
 

@@ -53,7 +53,9 @@ def check_topic_level(text: str, what: str) -> str:
     return text
 
 
-def parse_broker(text: str, option: str = "--publish", ca: Path | None = None) -> Broker:
+def parse_broker(
+    text: str, option: str = "--publish", ca: Path | None = None, ca_option: str = "--publish-ca"
+) -> Broker:
     """`mqtt://[user[:pass]@]host[:port]/PREFIX` (or mqtts://) -> Broker; the password may come from
     MGC_EDGE_MQTT_PASSWORD instead of the URL. Every refusal names the URL with its password masked."""
     shown = redact_url(text)
@@ -71,9 +73,9 @@ def parse_broker(text: str, option: str = "--publish", ca: Path | None = None) -
     for level in prefix.split("/"):
         check_topic_level(level, f"The topic prefix of {option}")
     if ca is not None and scheme != "mqtts":
-        raise PublishError(f"--publish-ca is for an mqtts:// broker, but {option} is {shown!r}.")
+        raise PublishError(f"{ca_option} is for an mqtts:// broker, but {option} is {shown!r}.")
     if ca is not None and not ca.is_file():
-        raise PublishError(f"--publish-ca {ca} is not a file.")
+        raise PublishError(f"{ca_option} {ca} is not a file.")
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
     if user and password is None:

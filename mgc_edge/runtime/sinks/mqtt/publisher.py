@@ -86,7 +86,7 @@ class Publisher:
             "dropped": self.spool.dropped,
         }
 
-    def close(self, final: tuple[str, bytes] | None = None) -> None:
+    def close(self, final: tuple[str, Callable[[], bytes]] | None = None) -> None:
         """Send what the spool holds for up to DRAIN_S while connected, publish `final` (retained), disconnect;
         what is left stays in the spool for the next run."""
         deadline = time.monotonic() + DRAIN_S
@@ -99,7 +99,7 @@ class Publisher:
         if self._thread.is_alive():
             self._thread.join()
         if final is not None and self.client.connected:
-            self.client.publish_wait(final[0], final[1], retain=True)
+            self.client.publish_wait(final[0], final[1](), retain=True)
         self.client.stop()
         self.spool.close()
         left = self.counters()["spooled"]

@@ -90,7 +90,9 @@ class MqttSink(BaseSink):
         self._heartbeat()
 
     def close(self) -> None:
-        self.publisher.close(final=(self.options.status_topic(), self._status_payload("offline")))
+        self.publisher.close(
+            final=(self.options.status_topic(), lambda: self._status_payload("offline", final=True))
+        )
         c = self.publisher.counters()
         self.say(
             f"MQTT: {c['published']} events published to {c['broker']}, {c['spooled']} left in the spool, "
@@ -116,7 +118,7 @@ class MqttSink(BaseSink):
     def _up(self) -> None:
         self._next_status = 0.0  # a status at the next call of the loop, so the retained one is fresh
 
-    def _status_payload(self, state: str) -> bytes:
+    def _status_payload(self, state: str, final: bool = False) -> bytes:
         """The retained status: the box, its model, its sources (state, fps, label) and the counters."""
         body: dict[str, Any] = {
             "box": self.options.box,
@@ -126,7 +128,7 @@ class MqttSink(BaseSink):
             "model": self.model,
             "live": self.live_url,
         }
-        if state == "online":
+        if state == "online" or final:  # the will (set at connection) says only who went offline
             try:
                 loop = dict(self._status())
             except Exception:  # a failing counter must not take the publishing down
