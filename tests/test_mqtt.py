@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -246,3 +248,23 @@ def test_the_last_will_says_offline_when_the_box_is_killed(media: dict[str, Path
     states = [p["state"] for _, p, _ in got]
     assert states[0] == "online" and states[-1] == "offline"
     assert got[-1][1]["box"] == "b"
+
+
+def test_api_status_counts_published_spooled_and_dropped(media: dict[str, Path], tmp_path: Path) -> None:
+    with Mosquitto(tmp_path / "broker") as broker:
+        command = webcam_command(media, broker.url(), "--publish-rate", "frame", "--realtime", "--serve",
+                                 "127.0.0.1:0", "--publish-spool", str(tmp_path / "spool"), sources=("long",))  # fmt: skip
+        box = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            assert box.stderr is not None
+            url = next(m.group(1) for line in box.stderr if (m := re.search(r"Live view: (\S+)", line)))
+            deadline, publish = time.monotonic() + 30, {}
+            while time.monotonic() < deadline and not publish.get("published"):
+                with urllib.request.urlopen(url + "api/status", timeout=10) as response:
+                    publish = json.loads(response.read())["loop"].get("publish", {})
+                time.sleep(0.2)
+        finally:
+            box.send_signal(signal.SIGTERM)
+            box.wait(30)
+    assert publish["published"] > 0 and publish["dropped"] == 0 and publish["spooled"] >= 0
+    assert publish["connected"] is True and publish["broker"] == broker.url()

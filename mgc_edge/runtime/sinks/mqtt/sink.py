@@ -149,5 +149,17 @@ def live_url(serve: tuple[str, int] | None) -> str | None:
     if host in ("127.0.0.1", "::1", "localhost"):
         return None
     if host in ("0.0.0.0", "::", ""):
-        host = socket.getfqdn()
+        host = _outward_address() or socket.gethostname()
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+
+def _outward_address() -> str | None:
+    """The address other machines reach this box at: the source address of the default route (connect() on a
+    UDP socket only picks the route; nothing is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect(("192.0.2.1", 9))  # a documentation address
+            address = str(sock.getsockname()[0])
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
