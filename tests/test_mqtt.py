@@ -268,3 +268,33 @@ def test_api_status_counts_published_spooled_and_dropped(media: dict[str, Path],
             box.wait(30)
     assert publish["published"] > 0 and publish["dropped"] == 0 and publish["spooled"] >= 0
     assert publish["connected"] is True and publish["broker"] == broker.url()
+
+
+def test_annotate_publishes_each_video_summary_and_segments(media: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "ann"
+    with Mosquitto(tmp_path / "broker", users={"box": PASSWORD}) as broker:
+        listener = Listener(broker.port, ["test/#"], user=("box", PASSWORD))
+        command = [sys.executable, "-m", "mgc_edge", "annotate", str(media["model"]), str(media["short"]),
+                   str(media["long"]), "--out", str(out), "--device", "cpu", "--box", "b", "--publish-segments",
+                   "--publish", broker.url("box", PASSWORD), "--publish-spool", str(tmp_path / "spool")]  # fmt: skip
+        first = run(command)
+        summary = json.loads((out / "summary.json").read_text())
+        got = listener.wait_for(lambda m: len(m) >= 2)
+        again = run(command)  # both videos up to date: kept, nothing new to publish
+        refused = run(
+            [*command[:-4], "--publish", broker.url("box", "nope"), "--out", str(tmp_path / "other")]
+        )
+        time.sleep(0.5)
+        listener.close()
+    assert first.returncode == 0, first.stderr
+    assert "MQTT: 2 video summaries published" in first.stderr
+    assert [t for t, _, _ in listener.received()] == ["test/b/annotate"] * 2
+    for (_, message, _), video in zip(got, summary["videos"]):
+        assert {k: message[k] for k in video} == video and message["model"] == "colour.onnx"
+        rows = (out / f"{video['name']}.segments.csv").read_text().splitlines()
+        assert len(message["segment_rows"]) == len(rows) - 1 == video["segments"] >= 1
+        assert [s["label"] for s in message["segment_rows"]] == [int(r.split(",")[5]) for r in rows[1:]]
+    assert [m["seq"] for _, m, _ in got] == [1, 2]
+    assert again.returncode == 0 and "MQTT: 0 video summaries published" in again.stderr
+    assert refused.returncode == 2 and "refused the connection" in refused.stderr
+    assert not (tmp_path / "other").exists() and "nope" not in refused.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -62,13 +62,14 @@ PublishSpoolMb = Annotated[float, typer.Option(help="The spool's size limit; the
 PublishSpoolHours = Annotated[float, typer.Option(help="Spooled events older than this are dropped.")]
 
 
-def _publish(url: str | None, *args: object) -> object:
+def publish_options_of(url: str | None, *args: Any) -> Any:
+    """--publish and its options (box, qos, rate, ca, spool[, spool MB, spool hours]) checked into a
+    sinks.mqtt.config.PublishOptions, or None without --publish."""
     if url is None:
         return None
     from mgc_edge.runtime.sinks.mqtt.config import publish_options
 
-    box, qos, rate, ca, spool, spool_mb, spool_hours = args
-    return publish_options(url, box, qos, rate, ca, spool, spool_mb, spool_hours)  # type: ignore[arg-type]
+    return publish_options(url, *args)
 
 
 def _note(message: str) -> None:
@@ -150,7 +151,7 @@ def webcam(
             sources=tuple(source or ()), sources_file=sources, device=device, threads=threads, topk=topk,
             smooth=smooth, display=display, save=save, jsonl=jsonl, max_frames=max_frames, every=every, realtime=realtime, reconnect=reconnect,
             timeout=timeout, force=force, serve=serve, token=token,
-            publish=_publish(publish, box, publish_qos, publish_rate, publish_ca, publish_spool, publish_spool_mb, publish_spool_hours),
+            publish=publish_options_of(publish, box, publish_qos, publish_rate, publish_ca, publish_spool, publish_spool_mb, publish_spool_hours),
         )  # fmt: skip
         summary = run_webcam(model, options, report=TerminalReport(console), notify=_note)
         if summary.error:
