@@ -3,6 +3,8 @@ the size limit (oldest first, said once) and the age limit."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from mgc_edge.runtime.sinks.mqtt.spool import Spool
@@ -63,3 +65,13 @@ def test_records_older_than_the_age_limit_are_dropped(tmp_path: Path) -> None:
     spool.append("t", '"young"')
     now[0] += 45
     assert drain(spool) == ['"young"'] and spool.dropped == 1
+
+
+def test_a_spool_in_use_by_another_process_is_refused(tmp_path: Path) -> None:
+    code = f"from mgc_edge.runtime.sinks.mqtt.spool import Spool; Spool({str(tmp_path)!r}, 1 << 20, 60); print('ok')"
+    held = Spool(tmp_path, 1 << 20, 3600)
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert other.returncode != 0 and "is in use by another running command" in other.stderr
+    held.close()
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert again.stdout.strip() == "ok", again.stderr

@@ -13,6 +13,7 @@ never the classifying loop).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
@@ -22,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from mgc_edge.errors import UserError
 from mgc_edge.fileio import write_json
 
 CURSOR = "cursor.json"
+LOCK = "lock"
 SEGMENT_DIVISOR = 8  # a segment is at most 1/8 of the size limit: a full spool drops an eighth at a time
 MAX_SEGMENT_BYTES = 8 * 1024 * 1024
 Position = tuple[int, int]  # (segment number, byte offset in it)
@@ -38,6 +41,24 @@ class Record:
     time: float
     topic: str
     payload: bytes
+
+
+class SpoolBusy(UserError):
+    """Another running process owns this spool."""
+
+
+def _take(folder: Path) -> IO[bytes]:
+    """An exclusive lock on the spool for this process (released when it ends, however it ends)."""
+    owner = open(folder / LOCK, "ab")
+    try:
+        fcntl.flock(owner.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        owner.close()
+        raise SpoolBusy(
+            f"The MQTT spool {folder} is in use by another running command; give this one its own "
+            "--publish-spool (or another --box)."
+        ) from None
+    return owner
 
 
 def _name(number: int) -> str:
@@ -60,6 +81,7 @@ class Spool:
         self.notify, self.clock = notify, clock
         self.segment_bytes = max(4096, min(MAX_SEGMENT_BYTES, max_bytes // SEGMENT_DIVISOR))
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._owner = _take(self.folder)
         self._lock = threading.Lock()
         self.dropped = 0  # records lost to the size or age limit
         self._said_full = False
@@ -217,3 +239,4 @@ class Spool:
             self._writer.close()
             if self._reader is not None:
                 self._reader.close()
+            self._owner.close()
