@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mqtt_broker import Mosquitto, need_mosquitto
+from mqtt_broker import Mosquitto, free_port, need_mosquitto
 from test_runtime_loop import colour_model, colour_video
 from test_serve_browser import browser, until  # noqa: F401  (browser is a fixture)
 
 from mgc_edge.runtime.fleet.state import SILENT_S, FleetState
 
 TOKEN = "fleet-token-0123456789abcdef"
+LIVE_PORT = free_port()  # room1's own live view, which its tile links to
 
 
 def test_the_fleet_state_follows_status_and_events() -> None:
@@ -111,7 +112,7 @@ def fleet_of_two(
             command += ["--source", str(media["long"])] * sources
             command += ["--realtime", "--display", "off", "--device", "cpu", "--box", name]
             command += ["--publish", broker.url(prefix="lab"), "--publish-spool", str(tmp_path / name)]
-            command += ["--serve", "0.0.0.0:0"] if name == "room1" else []
+            command += ["--serve", f"0.0.0.0:{LIVE_PORT}"] if name == "room1" else []
             boxes.append(
                 subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             )
@@ -145,7 +146,10 @@ def test_the_fleet_page_shows_two_boxes_and_their_cameras(browser: Any, fleet_of
         # a label that the colour video changes every 2 s changes on the page too
         first = page.evaluate("() => document.querySelector('.tile .tile-now').textContent")
         until(page, "document.querySelector('.tile .tile-now').textContent !== arg", first)
-        assert page.evaluate("() => document.querySelectorAll('.box a.chip').length") == 0  # port 0: no link
+        links = page.evaluate(
+            "() => [...document.querySelectorAll('.box a.chip')].map(a => [a.closest('.box').dataset.box, a.href])"
+        )
+        assert len(links) == 1 and links[0][0] == "room1" and links[0][1].endswith(f":{LIVE_PORT}/")
         for proc in boxes:
             proc.wait(60)
         until(
@@ -160,3 +164,20 @@ def test_the_fleet_page_shows_two_boxes_and_their_cameras(browser: Any, fleet_of
     assert [len(b["sources"]) for b in status["boxes"]] == [1, 2] and status["broker"]["connected"]
     for proc in boxes:
         assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+
+
+@pytest.mark.slow
+def test_fleet_refuses_a_wrong_password_in_one_sentence(media: dict[str, Path], tmp_path: Path) -> None:
+    with Mosquitto(tmp_path / "broker", users={"viewer": "right-password"}) as broker:
+        command = [
+            sys.executable,
+            "-m",
+            "mgc_edge",
+            "fleet",
+            broker.url("viewer", "wrong-password"),
+            "--serve",
+            "0",
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "refused the connection" in result.stderr
+    assert "wrong-password" not in result.stderr and "Traceback" not in result.stderr
