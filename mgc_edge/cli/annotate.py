@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import ProgressColumn, Task
 from rich.text import Text
 
+from mgc_edge.cli import runtime as rt
 from mgc_edge.cli.app import console, sigterm_as_interrupt, stdout, user_errors
 from mgc_edge.cli.runtime import Device
 from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH, SMOOTH_HELP  # numpy-free: --help stays light
@@ -101,6 +102,12 @@ def annotate(
     strict: Annotated[
         bool, typer.Option("--strict", help="Stop at the first video that cannot be decoded.")
     ] = False,
+    publish: rt.Publish = None,  # each video's summary to MQTT (sinks/mqtt/annotations.py)
+    box: rt.Box = None,
+    publish_qos: rt.PublishQos = 1,
+    publish_ca: rt.PublishCa = None,
+    publish_spool: rt.PublishSpool = None,
+    publish_segments: Annotated[bool, typer.Option(help="--publish: each video's segments too.")] = False,
 ) -> None:
     """Classify every frame of recorded videos in batches; write per-frame labels, segments and an ELAN tier.
 
@@ -120,6 +127,10 @@ def annotate(
             force=force, strict=strict, plot=plot, threads=threads,
         )  # fmt: skip
         options.check()  # bad options are refused before the model is loaded
+        from mgc_edge.runtime.sinks.mqtt.annotations import publish_result, start_publishing
+
+        publishing = rt.publish_options_of(publish, box, publish_qos, "frame", publish_ca, publish_spool)
+        publisher = start_publishing(publishing, publish_segments, _note)
         quiet_opencv()
         # As in the live loop: decoding and preprocessing threads run beside inference, so ONNX Runtime gets
         # the other cores and does not spin (spinning threads took a quarter of the rate on two cores).
@@ -136,6 +147,7 @@ def annotate(
             )
             raise typer.Exit(130) from None
         _print_summary(result)
+        publish_result(publisher, result)
         stdout.print(json.dumps(_closing_line(result)))
         if result.failed or result.refused:
             raise typer.Exit(1)

@@ -85,6 +85,7 @@ class WebcamOptions:
     force: bool = False
     serve: str | None = None  # [HOST:]PORT of the live web view
     token: str | None = field(default=None, repr=False)  # never shown, not even in a repr
+    publish: Any = None  # --publish: sinks.mqtt.config.PublishOptions (its password is never in a repr)
 
     def source_list(self) -> list[SourceSpec]:
         """Every source of the run, in order: `sources` (named by `names`), then the lines of `sources_file`,
@@ -148,7 +149,7 @@ def sink_options(options: WebcamOptions) -> SinkOptions:
     return SinkOptions(
         display=options.display, save=options.save, jsonl=options.jsonl, force=options.force,
         every=options.every, serve=parse_address(options.serve) if options.serve is not None else None,
-        token=options.token,
+        token=options.token, publish=options.publish,
     )  # fmt: skip
 
 
