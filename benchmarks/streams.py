@@ -126,9 +126,10 @@ class Webcam:
         self.started.set()  # ended early: whoever waits sees it in the output
 
     def stop(self) -> str:
-        """Ctrl-C, as a user ends it: the summary is printed and the JSONL closed. Its whole output."""
+        """SIGTERM, which webcam takes as Ctrl-C: the summary is printed and the JSONL closed. Its whole output.
+        Not SIGINT: a child of a background job inherits SIGINT ignored, and then never stops."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(60)
         except subprocess.TimeoutExpired:

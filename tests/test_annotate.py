@@ -181,7 +181,7 @@ def test_the_three_files(media: dict[str, Any], tmp_path: Path) -> None:
         == media["session"].resolve().as_uri()
     )
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["counts"] == {"done": 1, "kept": 0, "failed": 0}
+    assert summary["counts"] == {"done": 1, "kept": 0, "failed": 0, "refused": 0}
     assert summary["videos"][0]["segments"] == 4 and summary["settings"]["min_seconds"] == 0.3
 
 
@@ -253,11 +253,12 @@ def test_a_second_run_keeps_what_is_up_to_date(media: dict[str, Any], tmp_path: 
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "summary.json"} == {
         k: v for k, v in stamps.items() if k != "summary.json"
     }
-    # A missing file, a newer video, other settings, --force: each is done again, the rest kept.
+    # A missing file, another video, other settings, --force: each is done again, the rest kept.
     (out / "a.segments.csv").unlink()
     assert (closing(invoke(*args))["done"], closing(invoke(*args))["kept"]) == (1, 2)
-    os.utime(videos / "b.mp4")  # now: newer than its outputs
-    assert closing(invoke(*args))["done"] == 1
+    os.utime(videos / "b.mp4")  # a newer time alone changes nothing
+    assert closing(invoke(*args))["kept"] == 2
+    assert closing(invoke(*args))["done"] == 0
     assert closing(invoke(*args, "--min-seconds", "0.5"))["done"] == 2
     assert closing(invoke(*args, "--min-seconds", "0.5", "--force"))["done"] == 2
     # Kept videos are scored from their files, without decoding them again.
@@ -324,7 +325,12 @@ def test_an_interrupted_run_leaves_whole_files_only(
     clf = Classifier(media["model"], device="cpu")
     with pytest.raises(KeyboardInterrupt):
         annotate(clf, [videos], AnnotateOptions(out=tmp_path / "out"))
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.eaf", "a.frames.csv", "a.segments.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a.eaf",
+        "a.frames.csv",
+        "a.mgc.json",
+        "a.segments.csv",
+    ]
 
 
 def test_corrupt_videos_are_listed_and_skipped(media: dict[str, Any], tmp_path: Path) -> None:
@@ -349,6 +355,7 @@ def test_corrupt_videos_are_listed_and_skipped(media: dict[str, Any], tmp_path: 
     assert sorted(p.name for p in out.iterdir()) == [
         "good.eaf",
         "good.frames.csv",
+        "good.mgc.json",
         "good.segments.csv",
         "summary.json",
     ]

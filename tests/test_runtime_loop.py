@@ -290,9 +290,12 @@ def test_every_max_frames_and_realtime(stuff: dict, tmp_path: Path) -> None:
     assert [e["frame"] for e in lines(out)] == list(range(0, len(stuff["labels"]), 3))
     out = tmp_path / "max.jsonl"
     result = invoke(
-        "webcam", stuff["model"], "-s", stuff["video"], "--display", "off", "--jsonl", out, "--max-frames", 4
-    )
+        "webcam", stuff["model"], "-s", stuff["video"], "--display", "off", "--jsonl", out, "--max-frames", 4,
+        "--smooth", "ema:0.3",
+    )  # fmt: skip
     assert result.exit_code == 0 and len(lines(out)) == 4 and "max frames" in result.output
+    # the old per-frame smoothing is converted to seconds, and webcam says so as annotate does
+    assert "ema:0.3" in result.output and "seconds" in result.output
     out = tmp_path / "realtime.jsonl"
     result = invoke(
         "webcam", stuff["model"], "-s", stuff["video"], "--display", "off", "--jsonl", out, "--realtime"

@@ -142,7 +142,7 @@ def test_annotate_runs_without_torch(files: dict[str, Path]) -> None:
     )
     assert (report["code"], report["error"], report["torch"]) == (0, None, []), report["stderr"]
     assert {p.name for p in out.iterdir()} == {
-        "v.frames.csv", "v.segments.csv", "v.eaf", "v.timeline.png", "summary.json"
+        "v.frames.csv", "v.segments.csv", "v.eaf", "v.timeline.png", "v.mgc.json", "summary.json"
     }  # fmt: skip
 
 

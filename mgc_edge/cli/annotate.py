@@ -15,8 +15,10 @@ from rich.markup import escape
 from rich.progress import ProgressColumn, Task
 from rich.text import Text
 
+from mgc_edge.cli import runtime as rt
 from mgc_edge.cli.app import console, sigterm_as_interrupt, stdout, user_errors
-from mgc_edge.cli.runtime import DEFAULT_SMOOTH, Device, _note
+from mgc_edge.cli.runtime import Device
+from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH, SMOOTH_HELP  # numpy-free: --help stays light
 
 DEFAULT_MIN_SECONDS = 0.3  # recorded.options.DEFAULT_MIN_SECONDS (not imported: keeps --help light)
 
@@ -39,14 +41,17 @@ def annotate(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", "-o", help="Folder for <video>.frames.csv, .segments.csv, .eaf and summary.json."
+            "--out",
+            "-o",
+            help="Folder for <video>.frames.csv, .segments.csv, .eaf, .mgc.json and summary.json.",
         ),
     ] = Path("annotations"),
     truth: Annotated[
         Path | None,
         typer.Option(
-            help="Known labels to score against: a CSV frame,label or an ELAN .eaf (one video), or a folder of "
-            "<video name>.csv / .eaf files."
+            help="Known labels to score against: a CSV frame,label (or frame,class) or an ELAN .eaf (one video), or "
+            "a folder of truths named like the outputs (<name>.csv / .eaf), or at the video's relative path, or by "
+            "its stem where no other video shares it."
         ),
     ] = None,
     truth_tier: Annotated[
@@ -71,9 +76,7 @@ def annotate(
     ] = 0,
     smooth: Annotated[
         str,
-        typer.Option(
-            help="Temporal smoothing, as webcam does it: ema:A (newest frame's weight), window:N, or off."
-        ),
+        typer.Option(help=SMOOTH_HELP),
     ] = DEFAULT_SMOOTH,
     every: Annotated[int, typer.Option(help="Classify every Nth frame (frame numbers stay the file's).")] = 1,
     start: Annotated[float, typer.Option(help="Seconds into each video to start at.")] = 0.0,
@@ -88,14 +91,29 @@ def annotate(
     plot: Annotated[
         bool, typer.Option("--plot", help="Also write <video>.timeline.png: true vs predicted segments.")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Redo videos whose outputs are up to date.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Redo videos whose outputs are up to date, and replace files annotate did not write or that were "
+            "changed since (each kept beside as <file>.bak).",
+        ),
+    ] = False,
     strict: Annotated[
         bool, typer.Option("--strict", help="Stop at the first video that cannot be decoded.")
     ] = False,
+    publish: rt.Publish = None,  # each video's summary to MQTT (sinks/mqtt/annotations.py)
+    box: rt.Box = None,
+    publish_qos: rt.PublishQos = 1,
+    publish_ca: rt.PublishCa = None,
+    publish_spool: rt.PublishSpool = None,
+    publish_segments: Annotated[bool, typer.Option(help="--publish: each video's segments too.")] = False,
 ) -> None:
     """Classify every frame of recorded videos in batches; write per-frame labels, segments and an ELAN tier.
 
-    Resumable: a video whose outputs are up to date is kept. Exit code 1 when a video could not be decoded.
+    Resumable: a video whose outputs are up to date (its completion record matches) is kept. Files annotate
+    did not write are never replaced without --force. Exit code 1 when a video could not be decoded or would
+    have replaced someone else's file.
     """
     with user_errors("annotate"), sigterm_as_interrupt():
         from mgc_edge.cli.terminal import open_classifier
@@ -106,21 +124,42 @@ def annotate(
         options = AnnotateOptions(
             out=out, topk=topk, min_seconds=min_seconds, background=tuple(background or ()), truth=truth,
             truth_tier=truth_tier, batch_size=batch_size, every=every, start=start, end=end, smooth=smooth,
-            force=force, strict=strict, plot=plot,
+            force=force, strict=strict, plot=plot, threads=threads,
         )  # fmt: skip
         options.check()  # bad options are refused before the model is loaded
+        from mgc_edge.runtime.sinks.mqtt.annotations import publish_result, start_publishing
+
+        publishing = rt.publish_options_of(publish, box, publish_qos, "frame", publish_ca, publish_spool)
+        publisher = start_publishing(publishing, publish_segments, _note)
         quiet_opencv()
         # As in the live loop: decoding and preprocessing threads run beside inference, so ONNX Runtime gets
         # the other cores and does not spin (spinning threads took a quarter of the rate on two cores).
         clf = open_classifier(model, device, threads, True, console, _note)
-        with _Progress() as bar:
-            result = run_annotate(
-                clf, inputs, options, progress=bar.update, notify=_note, on_video=bar.video_done
+        try:
+            with _Progress() as bar:
+                result = run_annotate(
+                    clf, inputs, options, progress=bar.update, notify=_note, on_video=bar.video_done
+                )
+        except KeyboardInterrupt:
+            _say(
+                f"[yellow]interrupted:[/] the videos finished so far are kept in {escape(str(out))}; the same "
+                "command again resumes with the rest."
             )
+            raise typer.Exit(130) from None
         _print_summary(result)
+        publish_result(publisher, result)
         stdout.print(json.dumps(_closing_line(result)))
-        if result.failed:
+        if result.failed or result.refused:
             raise typer.Exit(1)
+
+
+def _say(text: str) -> None:
+    """A sentence on stderr, wrapped to the terminal (a path too long for a line is folded, never cut)."""
+    console.print(text, highlight=False, overflow="fold")
+
+
+def _note(message: str) -> None:
+    _say(f"[yellow]note:[/] {escape(message)}")
 
 
 class _Progress:
@@ -144,11 +183,15 @@ class _Progress:
         j = result.job
         if result.status == "failed":
             line = f"[yellow]skipped:[/] {escape(result.note or str(j.path))}"
+        elif result.status == "refused":
+            line = f"[yellow]not annotated:[/] {escape(str(j.path))}: {escape(result.note or '')}"
         elif result.status == "kept":
             line = (
                 f"kept {escape(str(j.path))}: {_count(result.frames, 'frame')}, "
                 f"{_count(result.segments, 'segment')} (up to date)"
             )
+            if result.note:
+                line += f" [yellow]note:[/] {escape(result.note)}"
         else:
             line = (
                 f"{escape(str(j.path))}: {_count(result.frames, 'frame')}, {_count(result.segments, 'segment')} in "
@@ -156,7 +199,7 @@ class _Progress:
             )
             if result.note:
                 line += f" [yellow]note:[/] {escape(result.note)}"
-        self._bar.console.print(line, highlight=False, soft_wrap=True)
+        self._bar.console.print(line, highlight=False, overflow="fold")
 
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
@@ -186,12 +229,13 @@ def _print_summary(result: Any) -> None:
         pad_edge=False,
         title=f"annotate: {len(result.videos)} video(s)",
     )
-    table.add_column("video", overflow="fold")
-    cols = ["status", "frames", "segments", "fps"] + (
-        ["frame acc", "macro-F1", "segment F1"] if scored else []
-    )
+    longest = max((len(v.job.name) for v in result.videos), default=5)
+    table.add_column("video", overflow="fold", min_width=min(longest, 20))  # never chopped into short pieces
+    cols = ["status", "frames", "segs", "fps"] + (["acc", "F1", "seg F1"] if scored else [])
     for col in cols:
-        table.add_column(col, justify="left" if col == "status" else "right", no_wrap=True)
+        table.add_column(
+            col, justify="left" if col == "status" else "right"
+        )  # headers wrap, values are one word
     for v in result.videos:
         row = [v.job.name, v.status, str(v.frames), str(v.segments), f"{v.fps:.0f}" if v.seconds else "-"]
         if scored:
@@ -201,29 +245,40 @@ def _print_summary(result: Any) -> None:
     if scored and len(result.videos) > 1:
         o = result.overall
         table.add_row(
-            "all", "", str(o["frames"]), str(o["segments_predicted"]), "",
+            "all", "", str(sum(v.frames for v in result.videos)), str(sum(v.segments for v in result.videos)), "",
             _pct(o["frame_accuracy"]), _num(o["frame_macro_f1"]), _num(o["segment_f1"]), style="bold",
         )  # fmt: skip
     console.print(table)
     if scored:
-        o = result.overall
-        console.print(
-            f"Against the truth: frame accuracy {_pct(o['frame_accuracy'])} (top-1 before smoothing "
-            f"{_pct(o['top1_accuracy'])}), macro-F1 {_num(o['frame_macro_f1'])} over {o['frames']} frames; segments "
-            f"(IoU >= 0.5) precision {_num(o['segment_precision'])}, recall {_num(o['segment_recall'])}, "
-            f"F1 {_num(o['segment_f1'])} ({o['segments_matched']} of {o['segments_predicted']} predicted, "
-            f"{o['segments_true']} true).",
-            highlight=False,
-            soft_wrap=True,
+        _say(f"Against the truth: {_scores(result.overall)}")
+    folder = result.folder_overall
+    if folder is not None and (
+        not scored or folder["videos"] != sum(v.tally is not None for v in result.videos)
+    ):
+        _say(
+            f"Over all {folder['videos']} scored video(s) in {escape(str(result.summary.parent))}: {_scores(folder)}"
         )
     failed = result.failed
     if failed:
-        console.print(
-            f"[yellow]{len(failed)} video(s) could not be decoded and were skipped:[/]", highlight=False
-        )
+        _say(f"[yellow]{len(failed)} video(s) could not be decoded and were skipped:[/]")
         for v in failed:
-            console.print(f"  {escape(v.note or str(v.job.path))}", highlight=False, soft_wrap=True)
-    console.print(f"Summary: {escape(str(result.summary))}", highlight=False, soft_wrap=True)
+            _say(f"  {escape(v.note or str(v.job.path))}")
+    if result.refused:
+        _say(
+            f"[yellow]{len(result.refused)} video(s) not annotated, to keep files annotate did not write:[/]"
+        )
+        for v in result.refused:
+            _say(f"  {escape(str(v.job.path))}: {escape(v.note or '')}")
+    _say(f"Summary: {escape(str(result.summary))}")
+
+
+def _scores(o: dict[str, Any]) -> str:
+    return (
+        f"frame accuracy {_pct(o['frame_accuracy'])} (top-1 before smoothing {_pct(o['top1_accuracy'])}), "
+        f"macro-F1 {_num(o['frame_macro_f1'])} over {o['scored_frames']} scored frames; segments (IoU >= 0.5) "
+        f"precision {_num(o['segment_precision'])}, recall {_num(o['segment_recall'])}, F1 {_num(o['segment_f1'])} "
+        f"({o['segments_matched']} of {o['segments_predicted']} predicted, {o['segments_true']} true)."
+    )
 
 
 def _closing_line(result: Any) -> dict[str, Any]:
@@ -234,9 +289,11 @@ def _closing_line(result: Any) -> dict[str, Any]:
         "done": result.count("done"),
         "kept": result.count("kept"),
         "failed": result.count("failed"),
-        "frames": sum(v.frames for v in result.videos),
+        "refused": result.count("refused"),
+        "frames": sum(v.frames for v in result.videos),  # classified
     }
     if result.overall is not None:
+        line["scored_frames"] = result.overall["scored_frames"]
         for key in ("frame_accuracy", "frame_macro_f1", "segment_precision", "segment_recall", "segment_f1"):
             value = result.overall[key]
             line[key] = None if value is None else round(value, 6)

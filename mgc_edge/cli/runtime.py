@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from mgc_edge.cli.app import console, fail, sigterm_as_interrupt, stdout, user_errors
 from mgc_edge.config import SplitConfig
-
-DEFAULT_SMOOTH = "ema:0.3"  # mgc_edge.runtime.smoothing.DEFAULT_SMOOTH (not imported: keeps --help light)
+from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH, SMOOTH_HELP  # numpy-free: --help stays light
 
 Device = Annotated[
     str,
@@ -30,6 +29,46 @@ Threads = Annotated[
         help="ONNX Runtime intra-op threads; 0 = the cores capture and decoding leave idle (measured)."
     ),
 ]
+
+
+# --publish and its options (webcam; annotate takes the same), parsed by sinks/mqtt/config.py
+Publish = Annotated[
+    str | None,
+    typer.Option(
+        help="Publish events to an MQTT broker: mqtt://[USER[:PASS]@]HOST[:PORT]/PREFIX or mqtts://... "
+        "(a password left out of the URL is read from MGC_EDGE_MQTT_PASSWORD).",
+        metavar="URL",
+    ),
+]
+Box = Annotated[str | None, typer.Option(help="This box's name in the topics (default: the host name).")]
+PublishQos = Annotated[int, typer.Option(help="MQTT QoS of the events: 0, 1 or 2.")]
+PublishRate = Annotated[
+    str,
+    typer.Option(
+        help="When a source publishes: frame (every classified frame), change (when its smoothed label "
+        "changes), or MS (at most every MS milliseconds).",
+        metavar="frame|change|MS",
+    ),
+]
+PublishCa = Annotated[Path | None, typer.Option(help="mqtts://: the CA certificate (PEM) of the broker.")]
+PublishSpool = Annotated[
+    Path | None,
+    typer.Option(
+        help="The folder of the on-disk spool (default: one per broker and box under ~/.local/state)."
+    ),
+]
+PublishSpoolMb = Annotated[float, typer.Option(help="The spool's size limit; the oldest events go first.")]
+PublishSpoolHours = Annotated[float, typer.Option(help="Spooled events older than this are dropped.")]
+
+
+def publish_options_of(url: str | None, *args: Any) -> Any:
+    """--publish and its options (box, qos, rate, ca, spool[, spool MB, spool hours]) checked into a
+    sinks.mqtt.config.PublishOptions, or None without --publish."""
+    if url is None:
+        return None
+    from mgc_edge.runtime.sinks.mqtt.config import publish_options
+
+    return publish_options(url, *args)
 
 
 def _note(message: str) -> None:
@@ -66,9 +105,7 @@ def webcam(
     device: Device = "auto",
     threads: Threads = 0,
     topk: Annotated[int, typer.Option(help="Classes shown, with probability bars.")] = 5,
-    smooth: Annotated[
-        str, typer.Option(help="Temporal smoothing: ema:A (newest frame's weight), window:N, or off.")
-    ] = DEFAULT_SMOOTH,
+    smooth: Annotated[str, typer.Option(help=SMOOTH_HELP)] = DEFAULT_SMOOTH,
     display: Annotated[
         str, typer.Option(help="auto (a window where one can open), on, or off (headless).")
     ] = "auto",
@@ -107,6 +144,14 @@ def webcam(
             envvar="MGC_EDGE_TOKEN", show_envvar=True, help="Require this token on every request of --serve."
         ),
     ] = None,
+    publish: Publish = None,
+    box: Box = None,
+    publish_qos: PublishQos = 1,
+    publish_rate: PublishRate = "change",
+    publish_ca: PublishCa = None,
+    publish_spool: PublishSpool = None,
+    publish_spool_mb: PublishSpoolMb = 100.0,
+    publish_spool_hours: PublishSpoolHours = 168.0,
 ) -> None:
     """Classify cameras, video files or network streams live, one or many at once; q, Esc, Ctrl-C or SIGTERM
     ends it with a summary."""
@@ -119,6 +164,10 @@ def webcam(
             threads=threads, topk=topk, smooth=smooth, display=display, save=save, jsonl=jsonl,
             max_frames=max_frames, every=every, realtime=realtime, reconnect=reconnect, timeout=timeout,
             force=force, serve=serve, token=token,
+            publish=publish_options_of(
+                publish, box, publish_qos, publish_rate, publish_ca, publish_spool, publish_spool_mb,
+                publish_spool_hours,
+            ),
         )  # fmt: skip
         summary = run_webcam(model, options, report=TerminalReport(console), notify=_note)
         if summary.error:

@@ -221,7 +221,7 @@ class _Run:
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Smoothing, top-k, the event (the JSONL object) and the overlay of one classified frame."""
         t2 = time.perf_counter()
-        smoothed = feed.smoother.update(probs)
+        smoothed = feed.smoother.update(probs, frame.t)
         top = self.clf.top(probs, self.options.topk)
         now = time.monotonic()
         self.meter.tick(now)

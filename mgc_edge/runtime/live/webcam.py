@@ -85,6 +85,7 @@ class WebcamOptions:
     force: bool = False
     serve: str | None = None  # [HOST:]PORT of the live web view
     token: str | None = field(default=None, repr=False)  # never shown, not even in a repr
+    publish: Any = None  # --publish: sinks.mqtt.config.PublishOptions (its password is never in a repr)
 
     def source_list(self) -> list[SourceSpec]:
         """Every source of the run, in order: `sources` (named by `names`), then the lines of `sources_file`,
@@ -148,7 +149,7 @@ def sink_options(options: WebcamOptions) -> SinkOptions:
     return SinkOptions(
         display=options.display, save=options.save, jsonl=options.jsonl, force=options.force,
         every=options.every, serve=parse_address(options.serve) if options.serve is not None else None,
-        token=options.token,
+        token=options.token, publish=options.publish,
     )  # fmt: skip
 
 
@@ -194,6 +195,8 @@ def run_webcam(
     summary and returns it (its `error` says which lost stream made the run fail)."""
     quiet_opencv()
     texts, sink_opts = check_options(options)
+    if (note := parse_smooth(options.smooth).note) is not None:
+        notify(note)  # an old per-frame --smooth, converted to seconds
     clf, first = load_classifier(model, options.device, options.threads, True, notify, min(len(texts), 64))
     with ExitStack() as stack:
         sources = open_sources(texts, source_options(options))

@@ -1,12 +1,9 @@
 """The videos of a run: found among files, folders and globs, named (`<name>` of every output file), paired
-with their truths, and whether one is already up to date (its required outputs exist, are newer than video
-and model, and were made with these settings), so that a run killed midway does only what is missing."""
+with their truths (found by the same rules as the names, `truth.find_truths`), and the settings their files
+depend on. Whether a video is up to date is its completion record's to say (`record.py`)."""
 
 from __future__ import annotations
 
-import glob
-import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +11,9 @@ from typing import Any
 
 from mgc_edge.runtime.inputs import Wanted, collect
 from mgc_edge.runtime.model.classifier import Classifier
-from mgc_edge.runtime.recorded import outputs
+from mgc_edge.runtime.recorded import outputs, record
 from mgc_edge.runtime.recorded.options import VIDEO_EXTENSIONS, AnnotateInputError, AnnotateOptions, Notify
-from mgc_edge.runtime.recorded.outputs import eaf
-from mgc_edge.runtime.recorded.truth import Truth, find_truths, read_truth
+from mgc_edge.runtime.recorded.truth import Truth, VideoRef, find_truths, read_truth
 from mgc_edge.runtime.smoothing import parse_smooth
 
 VIDEOS = Wanted("video", VIDEO_EXTENSIONS, "annotate", AnnotateInputError)
@@ -31,6 +27,12 @@ class Job:
     name: str  # output stem: the video's stem, plus a suffix where two inputs share one
     out: Path
     truth: Path | None = None
+    relative: Path | None = None  # the video's path inside the input folder it was found under
+
+    @property
+    def record(self) -> Path:
+        """The completion record, written last (record.py)."""
+        return self.file(record.SUFFIX)
 
     def file(self, suffix: str) -> Path:
         return self.out / f"{self.name}{suffix}"
@@ -48,6 +50,13 @@ class Job:
 def collect_videos(inputs: Sequence[str | Path]) -> list[Path]:
     """Video files, folders and globs (runtime/inputs.py), each file once."""
     return [found.path for found in collect(inputs, VIDEOS)]
+
+
+def _relative(path: Path, base: Path) -> Path:
+    try:
+        return path.relative_to(base)
+    except ValueError:
+        return Path(path.name)
 
 
 def output_names(paths: Sequence[Path]) -> list[str]:
@@ -92,56 +101,23 @@ def settings_of(classifier: Classifier, options: AnnotateOptions) -> dict[str, A
         "smooth": str(parse_smooth(options.smooth)),
         "min_seconds": options.min_seconds,
         "background": sorted(options.background),
-        "topk": options.topk,
+        "topk": min(options.topk, len(classifier.labels.ids)),
     }
-
-
-def up_to_date(job: Job, model: Path, settings: dict[str, Any]) -> bool:
-    """The video's three files exist, are newer than the video and the model, and were made with these
-    settings: then there is nothing to do."""
-    try:
-        newest_input = max(job.path.stat().st_mtime, model.stat().st_mtime)
-        oldest_output = min(p.stat().st_mtime for p in job.outputs)
-    except OSError:
-        return False
-    if oldest_output < newest_input:
-        return False
-    settings_file = job.file(eaf.SUFFIX)
-    return eaf.read_properties(settings_file).get(eaf.SETTINGS_PROPERTY) == eaf.settings_text(settings)
-
-
-def remove_stale_temps(job: Job) -> None:
-    """Delete the temporary files a killed run left beside this video's outputs (named by fileio.temp_path
-    with the writer's process id); those of a process still running are left alone."""
-    if sys.platform == "win32":  # os.kill(pid, 0) is not a harmless probe there
-        return
-    for final in job.every_file:
-        for tmp in final.parent.glob(f".{glob.escape(final.name)}.*.tmp*"):
-            pid = tmp.name[len(final.name) + 2 :].split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
-                tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # someone else's process: alive
-    return True
 
 
 def plan(
     classifier: Classifier, inputs: Sequence[str | Path], options: AnnotateOptions, notify: Notify
 ) -> tuple[list[Job], dict[Path, Truth]]:
     """The jobs of the run and their truths (read now, so that a bad truth file stops the run before any
-    work rather than hours into it)."""
-    paths = collect_videos(inputs)
+    work rather than hours into it). A truth file that is also an output path of the run is refused."""
+    found = collect(inputs, VIDEOS)
+    paths = [f.path for f in found]
     names = output_names(paths)
+    relatives = [_relative(f.path, f.base) for f in found]
     truth_paths: list[Path | None] = [None] * len(paths)
     if options.truth is not None:
-        truth_paths = find_truths(options.truth, names, [p.stem for p in paths])
+        refs = [VideoRef(n, p.stem, r, p) for n, p, r in zip(names, paths, relatives)]
+        truth_paths = find_truths(options.truth, refs)
         missing = [n for n, t in zip(names, truth_paths) if t is None]
         if len(missing) == len(paths):
             raise AnnotateInputError(
@@ -149,6 +125,8 @@ def plan(
             )
         if missing:
             notify(f"No truth for {len(missing)} video(s) ({', '.join(missing[:5])}); they are not scored.")
+    jobs = [Job(p, n, options.out, t, r) for p, n, t, r in zip(paths, names, truth_paths, relatives)]
+    _refuse_truth_as_output(jobs)
     truths: dict[Path, Truth] = {}
     for path in {t for t in truth_paths if t is not None}:
         truth = read_truth(path, classifier.labels, options.truth_tier)
@@ -158,5 +136,16 @@ def plan(
                 f"({', '.join(truth.unknown[:5])}); they count as classes it cannot predict."
             )
         truths[path] = truth
-    jobs = [Job(p, n, options.out, t) for p, n, t in zip(paths, names, truth_paths)]
     return jobs, truths
+
+
+def _refuse_truth_as_output(jobs: Sequence[Job]) -> None:
+    """A truth is never written over, even with --force: it is what the run is judged by."""
+    truths = {job.truth.resolve(): job.truth for job in jobs if job.truth is not None}
+    for job in jobs:
+        for path in (*job.every_file, job.record):
+            if path.resolve() in truths:
+                raise AnnotateInputError(
+                    f"--truth file {truths[path.resolve()]} is also where annotate would write {job.path}'s "
+                    "output; give --out another folder (a truth is never overwritten, even with --force)."
+                )

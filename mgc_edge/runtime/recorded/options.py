@@ -33,7 +33,7 @@ VIDEO_EXTENSIONS = (
 
 
 # Shorter runs of the smoothed label are flicker, not gestures: 0.3 s is 4-5 frames at 15 fps and 9 at
-# 30 fps, above the 2-3 frames in which the default smoothing (ema:0.3) lets a wrong label through, and
+# 30 fps, above the 2-3 frames in which the default smoothing (ema:0.1s) lets a wrong label through, and
 # below the second or more that a gesture is held. Measured on the demo video in README / RESULTS.md.
 DEFAULT_MIN_SECONDS = 0.3
 
@@ -71,6 +71,7 @@ class AnnotateOptions:
     force: bool = False
     strict: bool = False
     plot: bool = False
+    threads: int = 0  # ONNX Runtime's intra-op threads (the classifier is opened with them; checked here)
 
     def check(self, labels: Sequence[str] | None = None) -> None:
         """Refuse bad options before any work, each in one sentence (`--background` against `labels`, the
@@ -79,6 +80,14 @@ class AnnotateOptions:
             raise AnnotateInputError(f"--batch-size must be at least 1, got {self.batch_size}.")
         if self.topk < 0:
             raise AnnotateInputError(f"--topk must be 0 or more, got {self.topk}.")
+        if self.threads < 0:
+            raise AnnotateInputError(
+                f"--threads must be 0 (all cores but decoding's) or more, got {self.threads}."
+            )
+        if self.truth_tier is not None and self.truth is None:
+            raise AnnotateInputError(
+                f"--truth-tier {self.truth_tier} needs --truth (the .eaf it is a tier of)."
+            )
         if self.every < 1:
             raise AnnotateInputError(f"--every must be at least 1, got {self.every}.")
         if self.min_seconds < 0:

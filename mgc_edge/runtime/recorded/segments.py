@@ -11,7 +11,8 @@ run become one where the neighbours share a label). Labels named as background t
 
 Scoring follows the temporal action segmentation literature: frame accuracy and macro-F1 over frames, and
 segment precision / recall / F1 where a predicted segment counts when it overlaps a not yet matched true
-segment of the same label with an intersection over union of at least 0.5.
+segment of the same label with an intersection over union of at least 0.5, counted in the frames the truth
+labels (`scoring.py`); `Tally` adds the counts up.
 """
 
 from __future__ import annotations
@@ -221,39 +222,6 @@ def clip_segments(segments: Iterable[Segment], start: float, end: float) -> list
     return out
 
 
-def iou(a: Segment, b: Segment) -> float:
-    """Intersection over union of two segments' time spans."""
-    inter = min(a.end_time, b.end_time) - max(a.start_time, b.start_time)
-    if inter <= 0:
-        return 0.0
-    union = max(a.end_time, b.end_time) - min(a.start_time, b.start_time)
-    return inter / union if union > 0 else 0.0
-
-
-def match_segments(
-    predicted: Sequence[Segment], truth: Sequence[Segment], threshold: float = MATCH_IOU
-) -> int:
-    """How many predicted segments match a true one of the same label at IoU >= threshold, each true
-    segment matched at most once (greedy, best overlaps first)."""
-    by_label: dict[str, list[int]] = {}
-    for j, t in enumerate(truth):
-        by_label.setdefault(t.label, []).append(j)
-    pairs = []
-    for i, p in enumerate(predicted):
-        for j in by_label.get(p.label, ()):
-            v = iou(p, truth[j])
-            if v >= threshold:
-                pairs.append((-v, i, j))
-    pairs.sort()
-    used_p: set[int] = set()
-    used_t: set[int] = set()
-    for _, i, j in pairs:
-        if i not in used_p and j not in used_t:
-            used_p.add(i)
-            used_t.add(j)
-    return len(used_p)
-
-
 @dataclass
 class Tally:
     """Counts behind the scores of one video (or of several, added together): frame pairs (true label,
@@ -275,10 +243,27 @@ class Tally:
             self.pairs[(t, s)] += 1
             self.top1_correct += t == p
 
-    def add_segments(self, predicted: Sequence[Segment], truth: Sequence[Segment]) -> None:
-        self.predicted_segments += len(predicted)
-        self.true_segments += len(truth)
-        self.matched_segments += match_segments(predicted, truth)
+    def add_segments(self, true: int, predicted: int, matched: int) -> None:
+        """Segment counts of one video (recorded/scoring.py scores them on the truth's frames)."""
+        self.true_segments += true
+        self.predicted_segments += predicted
+        self.matched_segments += matched
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counts, as summary.json keeps them so that overall scores can be recomputed from it."""
+        return {
+            "pairs": sorted([t, p, c] for (t, p), c in self.pairs.items()),
+            "top1_correct": self.top1_correct,
+            "unlabelled": self.unlabelled,
+            "segments": [self.true_segments, self.predicted_segments, self.matched_segments],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Tally:
+        tally = cls(Counter({(str(t), str(p)): int(c) for t, p, c in data["pairs"]}))
+        tally.top1_correct, tally.unlabelled = int(data["top1_correct"]), int(data["unlabelled"])
+        tally.true_segments, tally.predicted_segments, tally.matched_segments = map(int, data["segments"])
+        return tally
 
     def __iadd__(self, other: Tally) -> Tally:
         self.pairs.update(other.pairs)
@@ -295,7 +280,7 @@ class Tally:
 
     def scores(self) -> dict[str, Any]:
         """Frame accuracy (smoothed label, the one segments are made of), top-1 frame accuracy, macro-F1 over
-        frames, and segment precision / recall / F1 at IoU >= 0.5; None where undefined."""
+        frames, and segment precision / recall / F1 at IoU >= MATCH_IOU; None where undefined."""
         n = self.frames
         correct = sum(c for (t, p), c in self.pairs.items() if t == p)
         p_seg = _ratio(self.matched_segments, self.predicted_segments)
@@ -304,7 +289,7 @@ class Tally:
         if self.predicted_segments + self.true_segments:
             f_seg = 2 * self.matched_segments / (self.predicted_segments + self.true_segments)
         return {
-            "frames": n,
+            "scored_frames": n,
             "unlabelled_frames": self.unlabelled,
             "frame_accuracy": _ratio(correct, n),
             "top1_accuracy": _ratio(self.top1_correct, n),

@@ -8,12 +8,16 @@ The protocol every sink follows is `base.Sink`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from types import ModuleType
+from typing import Any
 
-from mgc_edge.runtime.sinks import jsonl, video, web, window
+from mgc_edge.runtime.sinks import jsonl, mqtt, video, web, window
 from mgc_edge.runtime.sinks.base import BaseSink, SinkContext, SinkOptions
 
-BUILDERS: list[ModuleType] = [window, video, jsonl, web]
+# mqtt first: a broker that refuses us stops the run before any file is opened
+BUILDERS: list[ModuleType] = [mqtt, window, video, jsonl, web]
 
 
 def check_sinks(options: SinkOptions, count: int) -> None:
@@ -23,6 +27,17 @@ def check_sinks(options: SinkOptions, count: int) -> None:
 
 
 def build_sinks(context: SinkContext) -> list[BaseSink]:
-    """The sinks the options ask for, in `BUILDERS` order."""
-    built = [builder.build(context) for builder in BUILDERS]
-    return [sink for sink in built if sink is not None]
+    """The sinks the options ask for, in `BUILDERS` order; a sink with `counters()` (the publisher) adds them
+    to the live status the sinks after it read (the web view's /api/status)."""
+    sinks = []
+    for builder in BUILDERS:
+        sink = builder.build(context)
+        if sink is not None:
+            sinks.append(sink)
+            if hasattr(sink, "counters"):
+                context = replace(context, status=_with_counters(context.status, sink.counters))
+    return sinks
+
+
+def _with_counters(status: Callable[[], Mapping[str, Any]], counters: Callable[[], Any]) -> Callable[[], Any]:
+    return lambda: {**status(), "publish": counters()}

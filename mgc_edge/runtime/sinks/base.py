@@ -137,6 +137,7 @@ class SinkOptions:
     every: int = 1  # files' --every: an annotated video of a file plays at its rate over `every`
     serve: tuple[str, int] | None = None  # the web view's (host, port), parsed from --serve
     token: str | None = field(default=None, repr=False)
+    publish: Any = None  # sinks.mqtt.config.PublishOptions of --publish (parsed by the CLI), or None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ class StreamedFile(Protocol):
 
     path: Path
 
-    def finish(self) -> None: ...
+    def finish(self, dest: Path | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -31,3 +31,7 @@ class VideoAnnotation:
     names: Sequence[str]
     settings: Mapping[str, Any]
     frames: StreamedFile | None = None  # the frame rows streamed so far (None when read back)
+    date: str | None = (
+        None  # the .eaf's DATE (the video's modification time): identical runs, identical files
+    )
+    key: str | None = None  # what the .eaf's URN is derived from (video, model, settings)

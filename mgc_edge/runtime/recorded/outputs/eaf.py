@@ -117,21 +117,36 @@ def build_eaf(
     label_names: Sequence[str],
     tier: str = DEFAULT_TIER,
     properties: Mapping[str, str] | None = None,
+    date: str | None = None,
+    key: str | None = None,
 ) -> ET.ElementTree:
     """The EAF 3.0 tree of one tier of `segments` (in time order, not overlapping) for the video `media`:
-    header, time slots and tier, then the tier's type, language, constraints and vocabulary, in ELAN's order."""
+    header, time slots and tier, then the tier's type, language, constraints and vocabulary, in ELAN's order.
+    `date` (default: now) and `key` (the URN is a UUID derived from it and the segments; default: random)
+    make two identical runs write identical files."""
+    urn = uuid.uuid4()
+    if key is not None:
+        urn = uuid.uuid5(
+            uuid.NAMESPACE_URL, f"mgc-edge:{key}:{[(s.start_time, s.end_time, s.label) for s in segments]}"
+        )
     root = ET.Element(
         "ANNOTATION_DOCUMENT",
         {
             "AUTHOR": f"mgc-edge {__version__}",
-            "DATE": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
+            "DATE": date or datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
             "FORMAT": EAF_VERSION,
             "VERSION": EAF_VERSION,
             "xmlns:xsi": XSI,
             "xsi:noNamespaceSchemaLocation": SCHEMA,
         },
     )
-    _header(root, Path(media), Path(eaf_path), len(segments), properties)
+    _header(
+        root,
+        Path(media),
+        Path(eaf_path),
+        len(segments),
+        {"URN": f"urn:nl-mpi-tools-elan-eaf:{urn}", **(properties or {})},
+    )
     _tier(root, segments, label_ids, label_names, tier)
     _vocabulary(root, label_ids, label_names, tier)
     tree = ET.ElementTree(root)
@@ -152,7 +167,7 @@ def _header(
             "RELATIVE_MEDIA_URL": relative_url(media, eaf_path),
         },
     )
-    props = {"URN": f"urn:nl-mpi-tools-elan-eaf:{uuid.uuid4()}", **(properties or {})}
+    props = dict(properties or {})
     props["lastUsedAnnotationId"] = str(count)
     for name, text in props.items():
         ET.SubElement(header, "PROPERTY", {"NAME": name}).text = text
@@ -219,10 +234,12 @@ def write_eaf(
     label_names: Sequence[str],
     tier: str = DEFAULT_TIER,
     properties: Mapping[str, str] | None = None,
+    date: str | None = None,
+    key: str | None = None,
 ) -> Path:
     """Write the document atomically (a crash never leaves half an .eaf)."""
     path = Path(path)
-    tree = build_eaf(segments, media, path, label_ids, label_names, tier, properties)
+    tree = build_eaf(segments, media, path, label_ids, label_names, tier, properties, date, key)
     with atomic_path(path) as tmp:
         tree.write(tmp, encoding="UTF-8", xml_declaration=True)
     return path
@@ -310,4 +327,4 @@ def write(path: Path, annotation: VideoAnnotation) -> None:
     """The video's segments as one tier, the settings that made them in the header."""
     a = annotation
     properties = {SETTINGS_PROPERTY: settings_text(a.settings)}
-    write_eaf(path, a.segments, a.video, a.ids, a.names, properties=properties)
+    write_eaf(path, a.segments, a.video, a.ids, a.names, properties=properties, date=a.date, key=a.key)

@@ -48,10 +48,10 @@ class FramesWriter:
     def add(self, rows: Sequence[Sequence[Any]]) -> None:
         self._rows.writerows(rows)
 
-    def finish(self) -> None:
-        """Move the whole file into place."""
+    def finish(self, dest: Path | None = None) -> None:
+        """Move the whole file to `dest` (a staging name beside `path`: recorder.py commits it), or `path`."""
         self._fh.close()
-        os.replace(self._tmp, self.path)
+        os.replace(self._tmp, dest or self.path)
         self._stack.close()
 
     def discard(self) -> None:
@@ -60,8 +60,9 @@ class FramesWriter:
 
 
 def write(path: Path, annotation: VideoAnnotation) -> None:
-    assert annotation.frames is not None and annotation.frames.path == path
-    annotation.frames.finish()
+    """The streamed rows, whole, moved to `path` (the file's staging name)."""
+    assert annotation.frames is not None
+    annotation.frames.finish(path)
 
 
 def replay(

@@ -19,11 +19,13 @@ from mgc_edge.runtime.recorded.outputs.annotation import VideoAnnotation
 from mgc_edge.runtime.recorded.segments import Segment
 
 SUFFIX = ".timeline.png"
-REQUIRED = False  # drawn again for a kept video where missing or older than its other files
+REQUIRED = False  # drawn again for a kept video where missing or drawn from other segments or truth
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WIDTH = 1600
 _LEFT, _RIGHT, _TOP = 120, 30, 48
-_INK, _GRID, _PAPER = (40, 40, 40), (215, 215, 215), (255, 255, 255)
+_INK, _GRID, _PAPER, _EMPTY = (40, 40, 40), (215, 215, 215), (255, 255, 255), (245, 245, 245)
+_NONE = ""  # the legend's entry for the empty (grey) parts of a row
+_NONE_TEXT = "none: no truth, or background"
 # Twenty distinct colours (Tableau 20, as BGR), given to the classes present in one timeline in label order:
 # up to twenty classes in one image never share a colour (iMiGUE has 32; a video shows fewer).
 PALETTE = [
@@ -56,13 +58,15 @@ def _tick_step(seconds: float, width: int) -> float:
     return 7200.0
 
 
-def _clock(t: float) -> str:
+def _clock(t: float, end: float) -> str:
+    """A tick's label, in one format along the whole axis: seconds (`5s`) when it ends before a minute,
+    else m:ss (h:mm:ss past an hour)."""
     t = round(t, 1)
-    if t >= 3600:
+    if end < 60:
+        return f"{t:g}s"
+    if end >= 3600:
         return f"{int(t // 3600)}:{int(t % 3600 // 60):02d}:{int(t % 60):02d}"
-    if t >= 60 or t == int(t) and t >= 10:
-        return f"{int(t // 60)}:{int(t % 60):02d}"
-    return f"{t:g}s"
+    return f"{int(t // 60)}:{int(t % 60):02d}"
 
 
 def draw_timeline(
@@ -83,7 +87,7 @@ def draw_timeline(
         {s.label for r in rows for s in r.segments},
         key=lambda x: (label_order.index(x) if x in label_order else len(label_order), x),
     )
-    legend = _legend_layout(present, names, width)
+    legend = _legend_layout([*present, _NONE], {**names, _NONE: _NONE_TEXT}, width)
     axis_y = _TOP + sum(heights) + 12 * len(rows)
     height = axis_y + 40 + legend[1] + 16
     img = np.full((height, width, 3), _PAPER, np.uint8)
@@ -98,12 +102,12 @@ def draw_timeline(
     while t <= t1 + 1e-9:
         x = x_of(t)
         cv2.line(img, (x, _TOP - 4), (x, axis_y), _GRID, 1)
-        cv2.putText(img, _clock(t), (x - 14, axis_y + 20), FONT, 0.45, _INK, 1, cv2.LINE_AA)
+        cv2.putText(img, _clock(t, t1), (x - 14, axis_y + 20), FONT, 0.45, _INK, 1, cv2.LINE_AA)
         t += step
     y = _TOP
     for row, h in zip(rows, heights):
         cv2.putText(img, ascii_text(row.title, 14), (10, y + h // 2 + 5), FONT, 0.5, _INK, 1, cv2.LINE_AA)
-        cv2.rectangle(img, (_LEFT, y), (_LEFT + plot_w, y + h), (245, 245, 245), -1)
+        cv2.rectangle(img, (_LEFT, y), (_LEFT + plot_w, y + h), _EMPTY, -1)
         for s in row.segments:
             x0, x1 = x_of(s.start_time), max(x_of(s.end_time), x_of(s.start_time) + 1)
             colour = colour_of(s.label, present)
@@ -134,9 +138,8 @@ def _legend_layout(labels: Sequence[str], names: Mapping[str, str], width: int) 
     """Legend entries placed left to right, wrapping: ([(label, text, x, line)], height in pixels)."""
     placed, x, line = [], _LEFT, 0
     for label in labels:
-        text = ascii_text(
-            f"{label}: {names.get(label, label)}" if names.get(label, label) != label else label, 40
-        )
+        name = names.get(label, label)
+        text = ascii_text(name if label == _NONE or name == label else f"{label}: {name}", 40)
         w = 22 + cv2.getTextSize(text, FONT, 0.42, 1)[0][0] + 18
         if x + w > width - _RIGHT and x > _LEFT:
             x, line = _LEFT, line + 1
@@ -148,7 +151,9 @@ def _legend_layout(labels: Sequence[str], names: Mapping[str, str], width: int) 
 def _draw_legend(img: np.ndarray, placed: list, top: int, present: Sequence[str]) -> None:
     for label, text, x, line in placed:
         y = top + line * 22
-        cv2.rectangle(img, (x, y), (x + 14, y + 14), colour_of(label, present), -1)
+        colour = _EMPTY if label == _NONE else colour_of(label, present)
+        cv2.rectangle(img, (x, y), (x + 14, y + 14), colour, -1)
+        cv2.rectangle(img, (x, y), (x + 14, y + 14), _GRID, 1)
         cv2.putText(img, text, (x + 20, y + 12), FONT, 0.42, _INK, 1, cv2.LINE_AA)
 
 
