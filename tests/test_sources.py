@@ -24,6 +24,7 @@ from mgc_edge.runtime.sources.base import (
     ENDED,
     LIVE,
     Frame,
+    RateMeter,
     Source,
     SourceError,
     SourceOptions,
@@ -550,3 +551,13 @@ def test_a_new_source_kind_is_one_class_and_one_line_in_kinds(monkeypatch: pytes
         sources.open_source("count:3", SourceOptions(every=2))
     # The kinds already there still claim their own texts.
     assert sources.kind_of("0").name == "camera" and sources.kind_of("clip.mp4").name == "file"
+
+
+def test_a_burst_of_buffered_frames_after_a_reconnect_is_no_rate() -> None:
+    meter = RateMeter(window=2.0)
+    for k in range(3):  # what FFmpeg hands over within milliseconds of a reconnect
+        meter.tick(100.0 + 0.002 * k)
+    assert meter.rate(100.005) <= 2 / meter.least_span
+    for k in range(1, 51):  # then a steady 25 fps: the rate settles on it
+        meter.tick(100.004 + k / 25)
+    assert meter.rate(102.0) == pytest.approx(25, rel=0.05)

@@ -142,8 +142,8 @@ def valid_frame(ok: bool, image: np.ndarray | None) -> bool:
 class RateMeter:
     """Events per second over the last `window` seconds (not thread-safe: callers hold their lock)."""
 
-    def __init__(self, window: float = 2.0) -> None:
-        self.window = window
+    def __init__(self, window: float = 2.0, least_span: float = 0.5) -> None:
+        self.window, self.least_span = window, least_span
         self._times: deque[float] = deque()
 
     def tick(self, now: float) -> None:
@@ -152,13 +152,15 @@ class RateMeter:
             self._times.popleft()
 
     def rate(self, now: float) -> float:
-        """Events per second; 0 until two events fell in the window, decaying when events stop."""
+        """Events per second; 0 until two events fell in the window, decaying when events stop. Counted over
+        at least `least_span` seconds: a stream that comes back often hands over a burst of buffered frames
+        within milliseconds, which is no rate."""
         while self._times and self._times[0] < now - self.window:
             self._times.popleft()
         if len(self._times) < 2:
             return 0.0
-        span = max(now - self._times[0], self._times[-1] - self._times[0])
-        return (len(self._times) - 1) / span if span > 0 else 0.0
+        span = max(now - self._times[0], self._times[-1] - self._times[0], self.least_span)
+        return (len(self._times) - 1) / span
 
 
 def _nothing() -> None:
