@@ -76,6 +76,7 @@ class LoopSummary:
 
 
 PIPELINED_DEVICES = ("cuda", "tensorrt")  # where a tick's inference overlaps the loop's work on the last one
+POLL_S = 0.002  # worker processes wake nobody: the loop looks at their rings this often while idle
 PUBLISH_S = 0.05  # the live status is brought up to date at most 20 times a second
 
 # Which state the run as a whole shows: live while any source is live.
@@ -109,6 +110,8 @@ class _Run:
         for source in sources:
             source.attach(self.waker.notify, prepare)
         self.clock = min(s.clock for s in sources)
+        # Sources captured in worker processes are read from shared memory in one go per tick (capture/pool.py).
+        self.pools = list({id(p): p for s in sources if (p := getattr(s, "pool", None)) is not None}.values())
         self.state = LIVE
         self.classified = self.batches = 0
         self.last: dict[str, Any] | None = None  # the newest event of any source
@@ -134,6 +137,9 @@ class _Run:
         gives none."""
         batch = []
         busy = {feed.index for feed, _ in in_flight.batch} if in_flight is not None else set()
+        for pool in self.pools:
+            pool.want_images(self.draw)
+            pool.gather()
         for feed in self.feeds:
             if feed.done:
                 continue
@@ -174,7 +180,7 @@ class _Run:
         responsive)."""
         for sink in self.sinks:
             sink.idle()
-        self.waker.wait(seen, self.options.poll)
+        self.waker.wait(seen, min(self.options.poll, POLL_S) if self.pools else self.options.poll)
 
     def start(self, batch: list[tuple[Feed, Frame]], wait_start: float) -> Tick:
         """preprocess, then one inference for the whole batch: handed to the inference thread where the loop
