@@ -455,11 +455,16 @@ def test_a_stream_that_never_comes_back_gives_up_in_one_sentence(stuff: dict, tm
         connections = server.connections
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [
-        f"error: Stream {server.url('viewer:***@')} dropped and did not come back after 2 reconnect attempts: "
-        "the server answered HTTP 401 Unauthorized (check the user and password)."
-    ]
-    assert connections == 4 and "Traceback" not in proc.stderr and "ended by stream lost" in proc.stderr
+    refused = "the server answered HTTP 401 Unauthorized (check the user and password)"
+    sentence = f"Stream {server.url('viewer:***@')} dropped and did not come back after 2 reconnect attempts: {refused}."
+    assert errors == [f"error: {sentence}"] and proc.stderr.count(sentence) == 1  # said once, at the end
+    # The open, two tries, and after each failed try one GET that asks the server why.
+    assert connections == 5 and "Traceback" not in proc.stderr and "ended by stream lost" in proc.stderr
+    tries = [line for line in proc.stderr.splitlines() if ": reconnecting (try " in line]
+    assert len(tries) == 2 and tries[1].endswith(f"; the last try: {refused})")
+    records = states(out)  # each event of the source's life, the failure included
+    assert [r["event"] for r in records] == ["dropped", "reconnecting", "reconnecting", "failed"]
+    assert records[-1]["message"] == sentence and records[-1]["state"] == "failed"
     events = lines(out)  # nothing lost: what was classified before the drop is on disk
     assert 1 <= len(events) <= 12 and {e["top"][0]["label"] for e in events} == {"2"}
     assert "s3cr3t-pw" not in proc.stdout + proc.stderr

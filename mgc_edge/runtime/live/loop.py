@@ -156,7 +156,8 @@ class _Run:
     def tell(self, feed: Feed, records: list[dict[str, Any]]) -> None:
         """Forward the events of a source's life to the sinks ({"state", "event", "message", "t", "time",
         "source"}) and the live status. The end of the only source is told once, by _close_sinks, with how the
-        run ended; with several, each one's end is told as it happens."""
+        run ended (its failure also as it happens: the JSONL keeps it); with several, each one's end is told as
+        it happens."""
         states = [f.state for f in self.feeds]
         overall = next((s for s in _STATE_ORDER if s in states), ENDED)
         changes: dict[str, Any] = {"reconnects": sum(f.reconnects for f in self.feeds)}
@@ -169,7 +170,7 @@ class _Run:
         STATUS.update(**changes, sources=[f.entry() for f in self.feeds])
         t = self.now()
         for record in records:
-            if record["state"] in (ENDED, FAILED) and not self.many:
+            if record["state"] == ENDED and not self.many:
                 continue
             event = {**record, "t": t, "time": round(record["time"], 3), "source": feed.tag}
             for sink in self.sinks:

@@ -123,8 +123,8 @@ class LifeLog(BaseSink):
         index = source["index"]
         if kind in ("failed", "ended"):
             self._done.add(index)
-        if kind == "ended":
-            return
+        if kind == "ended" or (kind == "failed" and self.sources == 1):
+            return  # the failure of the only source is the run's own error, said once at its end
         if kind == "reconnecting":
             tries = self._tries[index] = self._tries.get(index, 0) + 1
             if tries > QUIET_TRIES and tries % 10:
