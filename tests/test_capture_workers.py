@@ -16,12 +16,13 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from test_runtime_loop import Recorder, colour_model, colour_video
+from test_runtime_loop import Recorder, colour_model, colour_video, invoke, lines, one_error
 from test_sources import wait_until
 
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.preprocess import preprocess
 from mgc_edge.runtime import sources as sources_module
+from mgc_edge.runtime.capture.choose import AUTO_SOURCES, chosen, worker_count
 from mgc_edge.runtime.capture.pool import CapturePool, source_options
 from mgc_edge.runtime.capture.ring import PREFIX, SHM_DIR, Ring, sweep_orphans
 from mgc_edge.runtime.live.loop import LoopOptions, run_loop
@@ -202,7 +203,8 @@ CHILD = textwrap.dedent(
     """
     import signal, sys, time
     from mgc_edge.config import PreprocessSpec
-    from mgc_edge.runtime.capture.pool import CapturePool, source_options
+    from mgc_edge.runtime.capture.choose import AUTO_SOURCES, chosen, worker_count
+from mgc_edge.runtime.capture.pool import CapturePool, source_options
     from mgc_edge.runtime.sources.base import SourceOptions
 
     def interrupt(*_):
@@ -248,3 +250,43 @@ def test_no_orphans_after_parent_signal(stuff: dict[str, Any], tmp_path: Path, s
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_webcam_capture_processes_end_to_end(stuff: dict[str, Any], tmp_path: Path) -> None:
+    """`webcam --capture processes` on two files: the JSONL of `--capture threads`, frame for frame; bad
+    options and a missing file are one sentence; nothing is left in /dev/shm."""
+    outs = {}
+    for capture in ("threads", "processes"):
+        out = outs[capture] = tmp_path / f"{capture}.jsonl"
+        video = stuff["video"]
+        result = invoke(
+            "webcam", stuff["model"], "-s", video, "-s", video, "--capture", capture, "--workers", "2",
+            "--display", "off", "--smooth", "off", "--jsonl", out,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert ("Capture: 2 worker processes" in result.output) == (capture == "processes")
+
+    def rows(path: Path) -> list[tuple[Any, ...]]:
+        return sorted(
+            (e["source"]["index"], e["frame"], e["top"][0]["name"], e["top"][0]["prob"]) for e in lines(path)
+        )
+
+    assert rows(outs["processes"]) == rows(outs["threads"]) and len(rows(outs["threads"])) == 2 * len(
+        stuff["labels"]
+    )
+    assert "--capture must be one of" in one_error(invoke("webcam", stuff["model"], "--capture", "proc"))
+    missing = one_error(invoke("webcam", stuff["model"], "-s", tmp_path / "no.mp4", "--capture", "processes"))
+    assert "does not exist" in missing
+    assert _segments(os.getpid()) == []
+
+
+def test_auto_capture_by_sources_and_cores() -> None:
+    assert chosen("auto", 1, cores=2) == "threads"
+    assert chosen("auto", AUTO_SOURCES, cores=2) == "processes"
+    assert chosen("auto", 64, cores=1) == "threads"
+    assert chosen("threads", 64, cores=16) == "threads" and chosen("processes", 1, cores=1) == "processes"
+    assert (
+        worker_count(0, 64, cores=16) == 8
+        and worker_count(0, 3, cores=16) == 3
+        and worker_count(0, 4, cores=1) == 1
+    )

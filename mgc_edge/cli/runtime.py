@@ -107,6 +107,16 @@ def webcam(
             envvar="MGC_EDGE_TOKEN", show_envvar=True, help="Require this token on every request of --serve."
         ),
     ] = None,
+    capture: Annotated[
+        str,
+        typer.Option(
+            help="threads: every source in this process; processes: capture, decoding and preprocessing in "
+            "worker processes (many cameras); auto: processes from 8 sources on, on 2 cores or more."
+        ),
+    ] = "threads",
+    workers: Annotated[
+        int, typer.Option(help="--capture processes: worker processes; 0 = one per two cores.")
+    ] = 0,
 ) -> None:
     """Classify cameras, video files or network streams live, one or many at once; q, Esc, Ctrl-C or SIGTERM
     ends it with a summary."""
@@ -118,7 +128,7 @@ def webcam(
             sources=tuple(source or ()), names=tuple(name or ()), sources_file=sources, device=device,
             threads=threads, topk=topk, smooth=smooth, display=display, save=save, jsonl=jsonl,
             max_frames=max_frames, every=every, realtime=realtime, reconnect=reconnect, timeout=timeout,
-            force=force, serve=serve, token=token,
+            force=force, serve=serve, token=token, capture=capture, workers=workers,
         )  # fmt: skip
         summary = run_webcam(model, options, report=TerminalReport(console), notify=_note)
         if summary.error:

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -316,6 +317,17 @@ class CapturePool:
             src.state_override = (RECONNECTING, message)
             src._emit("dropped", RECONNECTING, f"dropped ({message})")
         self._start(w, first=False)
+
+    def cpu_time(self) -> float:
+        """CPU seconds the living workers used so far (Linux; 0 elsewhere)."""
+        total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+        for proc in self.procs:
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, AttributeError, IndexError):
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        return total
 
     def close(self) -> None:
         if self.closed:
