@@ -203,8 +203,7 @@ CHILD = textwrap.dedent(
     """
     import signal, sys, time
     from mgc_edge.config import PreprocessSpec
-    from mgc_edge.runtime.capture.choose import AUTO_SOURCES, chosen, worker_count
-from mgc_edge.runtime.capture.pool import CapturePool, source_options
+    from mgc_edge.runtime.capture.pool import CapturePool, source_options
     from mgc_edge.runtime.sources.base import SourceOptions
 
     def interrupt(*_):

@@ -73,7 +73,6 @@ class RemoteSource(Source):
         self.fps, self.clock, self.frame_count = 0.0, time.monotonic(), 0
         self.size: tuple[int, int] | None = None
         self.pending: Frame | None = None
-        self.given = -1  # the newest seq handed out
         self.delivered = 0
         self.message = ""
         self.state_override: tuple[str, str] | None = None  # while its worker restarts
@@ -88,6 +87,11 @@ class RemoteSource(Source):
     def open(self) -> RemoteSource:
         return self
 
+    @property
+    def given(self) -> int:
+        """The newest seq handed out (-1: none yet)."""
+        return int(self.pool.given[self.worker][self.slot])
+
     def read(self, timeout: float = 0.1) -> Frame | None:
         deadline = time.monotonic() + timeout
         while True:
@@ -97,7 +101,7 @@ class RemoteSource(Source):
             if frame is not None:
                 self.pending = None
                 self.pool.pending[self.worker][self.slot] = False
-                self.given = frame.seq
+                self.pool.given[self.worker][self.slot] = frame.seq
                 self.delivered += 1
                 return frame
             state = self.status().state
@@ -149,7 +153,10 @@ class CapturePool:
         self.conns: list[Any] = []
         self.started: list[float] = []
         self.sources: list[list[RemoteSource]] = []
-        self.pending: list[np.ndarray] = []
+        self.pending: list[
+            np.ndarray
+        ] = []  # per worker: which of its sources has a frame gathered, not taken
+        self.given: list[np.ndarray] = []  # per worker: the newest seq each of its sources handed out
         self.images = False
         self.restarts = 0
         self.closed = False
@@ -166,6 +173,7 @@ class CapturePool:
                     [RemoteSource(self, w, k, self.texts[i], self._options[i]) for k, i in enumerate(group)]
                 )
                 self.pending.append(np.zeros(len(group), bool))
+                self.given.append(np.full(len(group), -1.0))
                 self.procs.append(None)
                 self.conns.append(None)
                 self.started.append(0.0)
@@ -250,9 +258,9 @@ class CapturePool:
                 except (EOFError, OSError):
                     break
             header = ring.header[:-1]
-            given = np.fromiter((s.given for s in self.sources[w]), np.float64, len(self.sources[w]))
-            seq = header[:, SEQ]
-            fresh = np.flatnonzero((seq > given) & (header[:, GEN] % 2 == 0) & ~self.pending[w])
+            fresh = np.flatnonzero(
+                (header[:, SEQ] > self.given[w]) & (header[:, GEN] % 2 == 0) & ~self.pending[w]
+            )
             if fresh.size == 0:
                 continue
             before = header[fresh].copy()
