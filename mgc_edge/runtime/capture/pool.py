@@ -76,7 +76,7 @@ class RemoteSource(Source):
         self.delivered = 0
         self.message = ""
         self.state_override: tuple[str, str] | None = None  # while its worker restarts
-        self.base = np.zeros(4)  # READ, SKIPPED, DROPPED, RECONNECTS of the worker's earlier lives
+        self.base = [0.0, 0.0, 0.0, 0.0]  # READ, SKIPPED, DROPPED, RECONNECTS of the worker's earlier lives
         self.ring_dropped = 0  # frames overwritten in the ring before the main process took them
 
     def opened(self, info: dict[str, Any]) -> None:
@@ -112,15 +112,16 @@ class RemoteSource(Source):
             time.sleep(POLL_S)
 
     def status(self) -> SourceStatus:
-        row = self.pool.rings[self.worker].header[self.slot]
+        # Read every tick for every source: one list of the header row, no numpy per field.
+        row = self.pool.rings[self.worker].header[self.slot].tolist()
         state, message = STATES[int(row[STATE])], self.message
         if self.state_override is not None:
             state, message = self.state_override
-        counts = self.base + row[[READ, SKIPPED, DROPPED, RECONNECTS]]
+        base = self.base
         return SourceStatus(
-            state, message, int(counts[0]), self.delivered, int(counts[1]), int(counts[3]),
-            float(row[FPS]) if state in (LIVE, STALE) else 0.0,
-            (int(row[H]), int(row[W])) if row[H] else self.size, int(counts[2]) + self.ring_dropped,
+            state, message, int(base[0] + row[READ]), self.delivered, int(base[1] + row[SKIPPED]),
+            int(base[3] + row[RECONNECTS]), row[FPS] if state in (LIVE, STALE) else 0.0,
+            (int(row[H]), int(row[W])) if row[H] else self.size, int(base[2] + row[DROPPED]) + self.ring_dropped,
         )  # fmt: skip
 
     def close(self) -> None:
@@ -286,6 +287,21 @@ class CapturePool:
         self.pending[w][k] = True
         ring.header[k, TAKEN] = seq
 
+    def news(self) -> bool:
+        """Whether a source has a frame not gathered yet or a worker said something (a state, an event): one
+        numpy test per worker, no Python per source. Worker health is checked here too."""
+        now = time.monotonic()
+        if now >= self._checked + CHECK_S:
+            self._checked = now
+            self._check(now)
+        for w, ring in enumerate(self.rings):
+            if np.any((ring.header[:-1, SEQ] > self.given[w]) & ~self.pending[w]):
+                return True
+            conn = self.conns[w]
+            if conn is not None and conn.poll():
+                return True
+        return False
+
     def want_images(self, wanted: bool) -> None:
         """Whether the workers copy each frame's BGR image into the ring too (a sink shows or saves frames)."""
         if wanted != self.images:
@@ -318,7 +334,7 @@ class CapturePool:
         header = self.rings[w].header
         for k, src in enumerate(self.sources[w]):
             row = header[k]
-            src.base += row[[READ, SKIPPED, DROPPED, RECONNECTS]]
+            src.base = [b + float(row[c]) for b, c in zip(src.base, (READ, SKIPPED, DROPPED, RECONNECTS))]
             src.base[3] += 1
             row[[READ, SKIPPED, DROPPED, RECONNECTS, FPS]] = 0
             message = f"capture worker {w} {why}; restarting"
@@ -367,3 +383,11 @@ def source_options(texts: Sequence[str], options: SourceOptions) -> list[SourceO
         live = replace(options, every=1, realtime=False)
         return [options if file else live for file in takes]
     return [options] * len(texts)
+
+
+def wait_for_news(pools: Sequence[CapturePool], timeout: float) -> None:
+    """Wait up to `timeout` until one of `pools` has news (`CapturePool.news`): the loop's idle wait, which
+    looks at the rings every POLL_S instead of walking every source's feed."""
+    deadline = time.monotonic() + timeout
+    while not any(pool.news() for pool in pools) and time.monotonic() < deadline:
+        time.sleep(POLL_S)

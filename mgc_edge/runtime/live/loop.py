@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from mgc_edge.runtime.capture.pool import wait_for_news
 from mgc_edge.runtime.live.events import draw, frame_event
 from mgc_edge.runtime.live.feeds import END_OF_SOURCE, MAX_FRAMES, STREAM_LOST, UP, Feed, SourceSummary
 from mgc_edge.runtime.live.stages import Inference, Preprocessor, Tick, Waker
@@ -76,7 +77,6 @@ class LoopSummary:
 
 
 PIPELINED_DEVICES = ("cuda", "tensorrt")  # where a tick's inference overlaps the loop's work on the last one
-POLL_S = 0.002  # worker processes wake nobody: the loop looks at their rings this often while idle
 PUBLISH_S = 0.05  # the live status is brought up to date at most 20 times a second
 
 # Which state the run as a whole shows: live while any source is live.
@@ -181,7 +181,10 @@ class _Run:
         responsive)."""
         for sink in self.sinks:
             sink.idle()
-        self.waker.wait(seen, min(self.options.poll, POLL_S) if self.pools else self.options.poll)
+        if self.pools:
+            wait_for_news(self.pools, self.options.poll)
+        else:
+            self.waker.wait(seen, self.options.poll)
 
     def start(self, batch: list[tuple[Feed, Frame]], wait_start: float) -> Tick:
         """preprocess, then one inference for the whole batch: handed to the inference thread where the loop
