@@ -30,6 +30,7 @@ from mgc_edge.runtime.capture.ring import (
     READ,
     READY,
     RECONNECTS,
+    SENT,
     SEQ,
     SKIPPED,
     STATE,
@@ -62,6 +63,7 @@ IMAGE_BYTES = 1920 * 1080 * 3  # a slot's image area (virtual: only the pages wr
 CHECK_S = 0.2  # how often the workers' health is looked at
 HANG_S = 5.0  # a worker whose loop did not beat for this long is stuck (a decoder that hangs): restarted
 POLL_S = 0.002  # the loop's wait between looks at the rings while no frame is new
+TICK_S = 0.008  # the shortest time between two ticks of the loop (a fifth of a 25 fps frame interval)
 
 
 class RemoteSource(Source):
@@ -95,7 +97,7 @@ class RemoteSource(Source):
     def read(self, timeout: float = 0.1) -> Frame | None:
         deadline = time.monotonic() + timeout
         while True:
-            if self.pending is None:
+            if self.pending is None and not self.pool.fresh_gather():
                 self.pool.gather()
             frame = self.pending
             if frame is not None:
@@ -160,6 +162,8 @@ class CapturePool:
         self.given: list[np.ndarray] = []  # per worker: the newest seq each of its sources handed out
         self.images = False
         self.restarts = 0
+        self.received: list[float] = []  # per worker: messages read from its pipe
+        self._gathered = 0.0
         self.closed = False
         self._checked = 0.0
         self._options = list(options)
@@ -175,6 +179,7 @@ class CapturePool:
                 )
                 self.pending.append(np.zeros(len(group), bool))
                 self.given.append(np.full(len(group), -1.0))
+                self.received.append(0.0)
                 self.procs.append(None)
                 self.conns.append(None)
                 self.started.append(0.0)
@@ -215,6 +220,7 @@ class CapturePool:
             for w, conn in enumerate(self.conns):
                 while conn.poll():
                     message = conn.recv()
+                    self.received[w] += 1
                     if message[0] == "open_failed":
                         raise SourceError(message[2])
                     self._handle(w, message)
@@ -251,13 +257,9 @@ class CapturePool:
         if now >= self._checked + CHECK_S:
             self._checked = now
             self._check(now)
+        self._gathered = now
         for w, ring in enumerate(self.rings):
-            conn = self.conns[w]
-            while conn is not None and conn.poll():
-                try:
-                    self._handle(w, conn.recv())
-                except (EOFError, OSError):
-                    break
+            self._messages(w)
             header = ring.header[:-1]
             fresh = np.flatnonzero(
                 (header[:, SEQ] > self.given[w]) & (header[:, GEN] % 2 == 0) & ~self.pending[w]
@@ -269,6 +271,25 @@ class CapturePool:
             ok = header[fresh, GEN] == before[:, GEN]
             for row, k, x in zip(before[ok], fresh[ok], xs[ok]):
                 self._pend(w, int(k), row, x)
+
+    def fresh_gather(self) -> bool:
+        """Whether the rings were gathered less than POLL_S ago (the loop gathers once per tick: a source read
+        right after need not gather again)."""
+        return time.monotonic() - self._gathered < POLL_S
+
+    def _messages(self, w: int) -> None:
+        """What worker `w` sent down its pipe, read only when its count in the ring moved (no system call per
+        tick)."""
+        conn = self.conns[w]
+        while conn is not None and self.rings[w].header[-1, SENT] > self.received[w]:
+            try:
+                if not conn.poll():
+                    return
+                message = conn.recv()
+            except (EOFError, OSError):
+                return
+            self.received[w] += 1
+            self._handle(w, message)
 
     def _pend(self, w: int, k: int, row: np.ndarray, x: np.ndarray) -> None:
         src, ring = self.sources[w][k], self.rings[w]
@@ -297,8 +318,7 @@ class CapturePool:
         for w, ring in enumerate(self.rings):
             if np.any((ring.header[:-1, SEQ] > self.given[w]) & ~self.pending[w]):
                 return True
-            conn = self.conns[w]
-            if conn is not None and conn.poll():
+            if ring.header[-1, SENT] > self.received[w]:
                 return True
         return False
 
@@ -332,6 +352,7 @@ class CapturePool:
         self.conns[w].close()
         self.restarts += 1
         header = self.rings[w].header
+        header[-1, SENT] = self.received[w] = 0
         for k, src in enumerate(self.sources[w]):
             row = header[k]
             src.base = [b + float(row[c]) for b, c in zip(src.base, (READ, SKIPPED, DROPPED, RECONNECTS))]
@@ -388,6 +409,11 @@ def source_options(texts: Sequence[str], options: SourceOptions) -> list[SourceO
 def wait_for_news(pools: Sequence[CapturePool], timeout: float) -> None:
     """Wait up to `timeout` until one of `pools` has news (`CapturePool.news`): the loop's idle wait, which
     looks at the rings every POLL_S instead of walking every source's feed."""
-    deadline = time.monotonic() + timeout
+    now = time.monotonic()
+    deadline = now + timeout
+    # Ticks at most every TICK_S: frames of several sources arrive by then and share one walk over the feeds.
+    settle = max(pool._gathered for pool in pools) + TICK_S - now
+    if settle > 0:
+        time.sleep(min(settle, timeout))
     while not any(pool.news() for pool in pools) and time.monotonic() < deadline:
         time.sleep(POLL_S)

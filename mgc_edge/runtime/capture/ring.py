@@ -27,8 +27,8 @@ STATES = (LIVE, STALE, RECONNECTING, ENDED, FAILED)  # a slot's STATE is an inde
 # Header columns (float64: a seq stays exact up to 2**53).
 (GEN, SEQ, T, STATE, H, W, READ, SKIPPED, DROPPED, RECONNECTS, FPS, CLOCK, PREP_MS, HAS_IMAGE, TAKEN, WANT_IMAGE,
  NCOL) = range(17)  # fmt: skip
-# The worker's row (the last one).
-BEAT, READY = 0, 1
+# The worker's row (the last one): its heartbeat, whether its sources opened, messages sent down its pipe.
+BEAT, READY, SENT = 0, 1, 2
 
 ALIGN = 64
 

@@ -29,6 +29,7 @@ from mgc_edge.runtime.capture.ring import (
     READ,
     READY,
     RECONNECTS,
+    SENT,
     SEQ,
     SKIPPED,
     STATE,
@@ -105,6 +106,7 @@ def run_worker(cfg: WorkerConfig, conn: Connection) -> None:
     def send(*message: Any) -> None:
         with lock:
             conn.send(message)
+            ring.header[-1, SENT] += 1  # after the send: the parent reads the pipe only when this moved
 
     try:
         if cfg.first:
