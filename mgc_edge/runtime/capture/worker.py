@@ -75,7 +75,8 @@ class WorkerConfig:
 
 
 def _die_with_parent() -> None:
-    """SIGTERM when the parent dies (Linux); the loop also watches getppid() where this is not available."""
+    """SIGTERM when the parent dies (Linux); the loop also watches getppid() where this is not available. The
+    signal follows the parent's thread that started the worker: the pool is started from the loop's thread."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
