@@ -289,3 +289,28 @@ def test_auto_capture_by_sources_and_cores() -> None:
         and worker_count(0, 3, cores=16) == 3
         and worker_count(0, 4, cores=1) == 1
     )
+
+
+def test_mjpeg_camera_in_a_worker_names_redacted(stuff: dict[str, Any]) -> None:
+    """A real HTTP MJPEG camera (benchmarks/mjpeg_server.py, in a thread here) read by a worker: live frames with
+    seq strictly increasing, the password never in a name, a message or the summary, a capture rate measured."""
+    import threading
+
+    from benchmarks.mjpeg_server import encode_frames, make_server
+
+    server = make_server(encode_frames(stuff["long"], (64, 48), count=20), 25.0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://user:hunter2@127.0.0.1:{server.server_address[1]}/cam/0.mjpg"
+    pool = CapturePool([url], [SourceOptions(open_timeout=5, read_timeout=5)], SPEC, 1, start_method="fork")
+    try:
+        (source,) = pool.open()
+        frames = _read_for([source], 1.5)[0]
+        assert len(frames) > 10 and all(b.seq > a.seq for a, b in zip(frames, frames[1:]))
+        assert frames[-1].x.shape == (3, 16, 16) and frames[-1].image.shape == (48, 64, 3)
+        st = source.status()
+        assert st.state == "live" and st.capture_fps > 5 and st.size == (48, 64)
+        assert "hunter2" not in source.name and "***" in source.name
+        assert all("hunter2" not in e.message for e in source.events())
+    finally:
+        pool.close()
+        server.shutdown()
