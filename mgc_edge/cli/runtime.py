@@ -113,7 +113,7 @@ def webcam(
             help="threads: every source in this process; processes: capture, decoding and preprocessing in "
             "worker processes (many cameras); auto: processes from 8 sources on, on 2 cores or more."
         ),
-    ] = "threads",
+    ] = "auto",
     workers: Annotated[
         int, typer.Option(help="--capture processes: worker processes; 0 = one per two cores.")
     ] = 0,

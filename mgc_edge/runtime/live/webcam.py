@@ -86,7 +86,7 @@ class WebcamOptions:
     force: bool = False
     serve: str | None = None  # [HOST:]PORT of the live web view
     token: str | None = field(default=None, repr=False)  # never shown, not even in a repr
-    capture: str = "threads"  # threads, processes (runtime/capture/) or auto
+    capture: str = "auto"  # threads, processes (runtime/capture/) or auto (capture/choose.py)
     workers: int = 0  # capture processes; 0: by the cores
 
     def source_list(self) -> list[SourceSpec]:
