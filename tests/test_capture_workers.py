@@ -22,7 +22,7 @@ from test_sources import wait_until
 from mgc_edge.config import PreprocessSpec
 from mgc_edge.preprocess import preprocess
 from mgc_edge.runtime import sources as sources_module
-from mgc_edge.runtime.capture.choose import AUTO_SOURCES, chosen, worker_count
+from mgc_edge.runtime.capture.choose import AUTO_CORES, AUTO_SOURCES, chosen, worker_count
 from mgc_edge.runtime.capture.pool import CapturePool, source_options
 from mgc_edge.runtime.capture.ring import PREFIX, SHM_DIR, Ring, sweep_orphans
 from mgc_edge.runtime.live.loop import LoopOptions, run_loop
@@ -280,9 +280,9 @@ def test_webcam_capture_processes_end_to_end(stuff: dict[str, Any], tmp_path: Pa
 
 
 def test_auto_capture_by_sources_and_cores() -> None:
-    assert chosen("auto", 1, cores=2) == "threads"
-    assert chosen("auto", AUTO_SOURCES, cores=2) == "processes"
-    assert chosen("auto", 64, cores=1) == "threads"
+    assert chosen("auto", 1, cores=16) == "threads"
+    assert chosen("auto", AUTO_SOURCES, cores=AUTO_CORES) == "processes"
+    assert chosen("auto", 64, cores=2) == "threads"
     assert chosen("threads", 64, cores=16) == "threads" and chosen("processes", 1, cores=1) == "processes"
     assert (
         worker_count(0, 64, cores=16) == 8

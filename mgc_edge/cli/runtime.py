@@ -111,7 +111,7 @@ def webcam(
         str,
         typer.Option(
             help="threads: every source in this process; processes: capture, decoding and preprocessing in "
-            "worker processes (many cameras); auto: processes from 8 sources on, on 2 cores or more."
+            "worker processes (many cameras); auto: processes from 8 sources on, on 4 cores or more."
         ),
     ] = "auto",
     workers: Annotated[

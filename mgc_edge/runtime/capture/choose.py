@@ -15,9 +15,10 @@ from mgc_edge.runtime.sources.base import Source, SourceOptions
 from mgc_edge.runtime.sources.listing import SourceSpec, check_specs, short_names
 
 CAPTURES = ("threads", "processes", "auto")
-# `auto` takes worker processes from this many sources on: below it, the main process's capture threads cost
-# less than a ring and a process (benchmarks/RESULTS.md, "Capture in worker processes").
-AUTO_SOURCES = 8
+# `auto` takes worker processes from this many sources on, where there are this many cores: with fewer sources
+# threads cost less CPU, and on two cores both keep up with as many cameras while threads answer sooner
+# (benchmarks/RESULTS.md, "Capture in worker processes"); more cores leave the main interpreter the limit.
+AUTO_SOURCES, AUTO_CORES = 8, 4
 
 
 def check_capture(capture: str, workers: int) -> None:
@@ -32,7 +33,7 @@ def chosen(capture: str, sources: int, cores: int | None = None) -> str:
     if capture != "auto":
         return capture
     cores = host.usable_cores() if cores is None else cores
-    return "processes" if cores >= 2 and sources >= AUTO_SOURCES else "threads"
+    return "processes" if cores >= AUTO_CORES and sources >= AUTO_SOURCES else "threads"
 
 
 def worker_count(workers: int, sources: int, cores: int | None = None) -> int:
