@@ -152,6 +152,16 @@ def webcam(
     publish_spool: PublishSpool = None,
     publish_spool_mb: PublishSpoolMb = 100.0,
     publish_spool_hours: PublishSpoolHours = 168.0,
+    capture: Annotated[
+        str,
+        typer.Option(
+            help="threads: every source in this process; processes: capture, decoding and preprocessing in "
+            "worker processes (many cameras); auto: processes from 8 sources on, on 4 cores or more."
+        ),
+    ] = "auto",
+    workers: Annotated[
+        int, typer.Option(help="--capture processes: worker processes; 0 = one per two cores.")
+    ] = 0,
 ) -> None:
     """Classify cameras, video files or network streams live, one or many at once; q, Esc, Ctrl-C or SIGTERM
     ends it with a summary."""
@@ -163,7 +173,7 @@ def webcam(
             sources=tuple(source or ()), names=tuple(name or ()), sources_file=sources, device=device,
             threads=threads, topk=topk, smooth=smooth, display=display, save=save, jsonl=jsonl,
             max_frames=max_frames, every=every, realtime=realtime, reconnect=reconnect, timeout=timeout,
-            force=force, serve=serve, token=token,
+            force=force, serve=serve, token=token, capture=capture, workers=workers,
             publish=publish_options_of(
                 publish, box, publish_qos, publish_rate, publish_ca, publish_spool, publish_spool_mb,
                 publish_spool_hours,

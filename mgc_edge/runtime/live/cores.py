@@ -72,9 +72,15 @@ def live_load(sources: Sequence[Source], seconds: float = WINDOW_S) -> float:
     run and nothing else works (0, without waiting, where there is none)."""
     if not any(s.live and not _paced(s) for s in sources):
         return 0.0
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall = _cpu(sources), time.perf_counter()
     time.sleep(seconds)
-    return max(0.0, (time.process_time() - cpu) / (time.perf_counter() - wall))
+    return max(0.0, (_cpu(sources) - cpu) / (time.perf_counter() - wall))
+
+
+def _cpu(sources: Sequence[Source]) -> float:
+    """CPU seconds of this process and of the worker processes that capture `sources` (runtime/capture/)."""
+    pools = {id(p): p for s in sources if (p := getattr(s, "pool", None)) is not None}
+    return time.process_time() + sum(pool.cpu_time() for pool in pools.values())
 
 
 def decode_ms(source: Source, frames: int = DECODE_FRAMES) -> float:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from mgc_edge.runtime.capture.pool import wait_for_news
 from mgc_edge.runtime.live.events import draw, frame_event
 from mgc_edge.runtime.live.feeds import END_OF_SOURCE, MAX_FRAMES, STREAM_LOST, UP, Feed, SourceSummary
 from mgc_edge.runtime.live.stages import Inference, Preprocessor, Tick, Waker
@@ -109,6 +110,8 @@ class _Run:
         for source in sources:
             source.attach(self.waker.notify, prepare)
         self.clock = min(s.clock for s in sources)
+        # Sources captured in worker processes are read from shared memory in one go per tick (capture/pool.py).
+        self.pools = list({id(p): p for s in sources if (p := getattr(s, "pool", None)) is not None}.values())
         self.state = LIVE
         self.classified = self.batches = 0
         self.last: dict[str, Any] | None = None  # the newest event of any source
@@ -134,6 +137,9 @@ class _Run:
         gives none."""
         batch = []
         busy = {feed.index for feed, _ in in_flight.batch} if in_flight is not None else set()
+        for pool in self.pools:
+            pool.want_images(self.draw)
+            pool.gather()
         for feed in self.feeds:
             if feed.done:
                 continue
@@ -175,7 +181,10 @@ class _Run:
         responsive)."""
         for sink in self.sinks:
             sink.idle()
-        self.waker.wait(seen, self.options.poll)
+        if self.pools:
+            wait_for_news(self.pools, self.options.poll)
+        else:
+            self.waker.wait(seen, self.options.poll)
 
     def start(self, batch: list[tuple[Feed, Frame]], wait_start: float) -> Tick:
         """preprocess, then one inference for the whole batch: handed to the inference thread where the loop

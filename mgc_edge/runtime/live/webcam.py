@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mgc_edge.errors import UserError
+from mgc_edge.runtime.capture.choose import check_capture, open_captured
 from mgc_edge.runtime.live import loop as live_loop
 from mgc_edge.runtime.live.cores import CoreBudget, fit_threads
 from mgc_edge.runtime.live.loop import LoopSummary
@@ -23,7 +24,7 @@ from mgc_edge.runtime.sinks import build_sinks, check_sinks
 from mgc_edge.runtime.sinks.base import BaseSink, SinkContext, SinkOptions
 from mgc_edge.runtime.sinks.web.config import parse_address
 from mgc_edge.runtime.smoothing import DEFAULT_SMOOTH, parse_smooth
-from mgc_edge.runtime.sources import describe, open_sources
+from mgc_edge.runtime.sources import describe
 from mgc_edge.runtime.sources.base import FOREVER, Source, SourceOptions
 from mgc_edge.runtime.sources.listing import SourceSpec, check_specs, command_line, read_sources_file
 from mgc_edge.runtime.sources.video import quiet_opencv
@@ -86,6 +87,8 @@ class WebcamOptions:
     serve: str | None = None  # [HOST:]PORT of the live web view
     token: str | None = field(default=None, repr=False)  # never shown, not even in a repr
     publish: Any = None  # --publish: sinks.mqtt.config.PublishOptions (its password is never in a repr)
+    capture: str = "auto"  # threads, processes (runtime/capture/) or auto (capture/choose.py)
+    workers: int = 0  # capture processes; 0: by the cores
 
     def source_list(self) -> list[SourceSpec]:
         """Every source of the run, in order: `sources` (named by `names`), then the lines of `sources_file`,
@@ -172,6 +175,7 @@ def check_options(options: WebcamOptions) -> tuple[list[SourceSpec], SinkOptions
     if options.max_frames < 0:
         raise UserError(f"--max-frames must be 0 or more, got {options.max_frames}.")
     parse_smooth(options.smooth)
+    check_capture(options.capture, options.workers)
     sources, sinks = options.source_list(), sink_options(options)
     check_sinks(sinks, len(sources))
     return sources, sinks
@@ -199,9 +203,16 @@ def run_webcam(
         notify(note)  # an old per-frame --smooth, converted to seconds
     clf, first = load_classifier(model, options.device, options.threads, True, notify, min(len(texts), 64))
     with ExitStack() as stack:
-        sources = open_sources(texts, source_options(options))
+        sources, pool = open_captured(
+            texts, source_options(options), clf.spec, options.capture, options.workers
+        )
         for src in sources:
             stack.callback(src.close)
+        if pool is not None:
+            n = len(pool.procs)
+            report.line(
+                f"Capture: {n} worker process{'es' if n != 1 else ''}, decoding on the CPU (FFmpeg through OpenCV)."
+            )
         budget = None
         if not options.threads:
             clf, first, budget = fit_threads(clf, first, sources)
@@ -216,6 +227,8 @@ def run_webcam(
         for src in sources:  # a file cut short ends like a whole one: say so (annotate says it too)
             if src.short_end:
                 notify(src.short_end)
+        if pool is not None and pool.restarts:
+            notify(f"Capture workers were restarted {pool.restarts} time{'s' if pool.restarts != 1 else ''}.")
     report.summary(summary)
     return summary
 
