@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import threading
 from pathlib import Path
 
 import cv2
@@ -51,3 +54,26 @@ def make_cue_tree(root: Path, clips: dict[str, int], frames: int = 2, seed: int 
                 noise = rng.integers(-12, 13, img.shape)
                 write_image(root / name / f"{clip}.{f}.jpg", np.clip(img + noise, 0, 255).astype(np.uint8))
     return root
+
+
+def served_url(proc: subprocess.Popen[str], banner: str, lines: list[str], timeout: float = 60) -> str:
+    """The loopback URL `proc` prints after `banner` (e.g. "Live view:") on its stderr, which a thread keeps
+    reading into `lines` (a child that fills its pipe would stall); kills it and fails with what it said if
+    none comes within `timeout` seconds."""
+    found, urls = threading.Event(), []
+    pattern = re.compile(re.escape(banner) + r" (http://127\.0\.0\.1:\d+/)")
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            match = pattern.search(line)
+            if match and not found.is_set():
+                urls.append(match.group(1))
+                found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not found.wait(timeout):
+        proc.kill()
+        raise AssertionError(f"no {banner} URL was printed:\n" + "".join(lines))
+    return urls[0]

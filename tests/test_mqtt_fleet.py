@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import served_url
 from mqtt_broker import Mosquitto, free_port, need_mosquitto
 from test_runtime_loop import colour_model, colour_video
 from test_serve_browser import browser, until  # noqa: F401  (browser is a fixture)
@@ -72,22 +71,7 @@ class FleetCommand:
         command = [sys.executable, "-m", "mgc_edge", "fleet", broker_url, "--serve", "127.0.0.1:0"]
         self.proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, bufsize=1)
         self.stderr: list[str] = []
-        found = threading.Event()
-        self.url = ""
-
-        def read() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.stderr.append(line)
-                match = re.search(r"Fleet view: (http://127\.0\.0\.1:\d+/)", line)
-                if match and not found.is_set():
-                    self.url = match.group(1)
-                    found.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not found.wait(60):
-            self.proc.kill()
-            raise AssertionError("fleet printed no URL:\n" + "".join(self.stderr))
+        self.url = served_url(self.proc, "Fleet view:", self.stderr)
 
     def status(self, token: str | None = TOKEN) -> tuple[int, Any]:
         request = urllib.request.Request(self.url + "api/status")

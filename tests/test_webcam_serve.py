@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import served_url
 from test_runtime_loop import colour_model, colour_video
 from test_serve_browser import WAIT_MS, browser, until  # noqa: F401  (browser is a fixture)
 
@@ -51,22 +52,7 @@ class Webcam:
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
         )
         self.stderr: list[str] = []
-        found = threading.Event()
-        self.url = ""
-
-        def read() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.stderr.append(line)
-                match = re.search(r"Live view: (http://127\.0\.0\.1:\d+/)", line)
-                if match and not found.is_set():
-                    self.url = match.group(1)
-                    found.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not found.wait(60):
-            self.proc.kill()
-            raise AssertionError("webcam --serve printed no URL:\n" + "".join(self.stderr))
+        self.url = served_url(self.proc, "Live view:", self.stderr)
 
     def get(self, path: str, token: str | None = TOKEN) -> tuple[int, bytes]:
         request = urllib.request.Request(self.url.rstrip("/") + path)
