@@ -182,3 +182,9 @@ def close_sinks(sinks: Sequence[Sink], ended: dict[str, Any]) -> None:
                 failure = failure or exc
     if failure is not None:
         raise failure
+
+
+def state_record(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A source's life event as every sink writes or sends it (`--jsonl`, `--publish`): the event marked
+    `"type": "state"`, which frame events lack, so one schema serves both."""
+    return {"type": "state", **event}

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mgc_edge.fileio import refuse_existing, temp_path
-from mgc_edge.runtime.sinks.base import BaseSink, SinkContext, SinkOptions
+from mgc_edge.runtime.sinks.base import BaseSink, SinkContext, SinkOptions, state_record
 
 # Made once: json.dumps(event, separators=...) builds an encoder at every call, which the loop pays per frame.
 _COMPACT = json.JSONEncoder(separators=(",", ":")).encode
@@ -42,7 +42,7 @@ class JsonlSink(BaseSink):
         """A source's event as a `state` record; the run's own end (no source) is in the summary, not here."""
         if self._file.closed or "source" not in event:
             return
-        self._file.write(_COMPACT({"type": "state", **event}) + "\n")
+        self._file.write(_COMPACT(state_record(event)) + "\n")
         self._file.flush()
 
     @property

@@ -21,8 +21,7 @@ def build(context: SinkContext) -> BaseSink | None:
     from mgc_edge.runtime.sinks.mqtt.sink import MqttSink, live_url
 
     live = live_url(context.options.serve)
-    names = [source.name for source in context.sources]
-    sink = MqttSink(options, context.model_name, context.status, context.notify, live, context.say, names)
+    sink = MqttSink(options, context.model_name, context.status, context.notify, live, context.say)
     context.say(
         f"Publishing to {options.broker.url} as box {options.box!r} (rate {options.rate_text}, "
         f"QoS {options.qos}; spool {options.spool_dir})."

@@ -9,12 +9,12 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from mgc_edge.runtime.sinks.base import BaseSink
+from mgc_edge.runtime.sinks.base import BaseSink, state_record
 from mgc_edge.runtime.sinks.mqtt.config import PublishOptions
 from mgc_edge.runtime.sinks.mqtt.publisher import Publisher
 
@@ -57,10 +57,9 @@ class MqttSink(BaseSink):
         notify: Callable[[str], None],
         live_url: str | None = None,
         say: Callable[[str], None] = lambda _m: None,
-        sources: Sequence[str] = ("",),
     ) -> None:
         self.options, self.model, self._status, self.live_url = options, model, status, live_url
-        self.say, self.sources = say, list(sources)
+        self.say = say
         self.run = uuid.uuid4().hex[:12]
         self._seq: dict[int, int] = {}
         self._rate = _Rate(options.rate)
@@ -78,12 +77,9 @@ class MqttSink(BaseSink):
         self._heartbeat()
 
     def state(self, event: dict[str, Any]) -> None:
-        source = event.get("source")
-        if source is None and len(self.sources) == 1:  # one source's end is told only as the run's end
-            source = {"index": 0, "name": self.sources[0]}
-            event = {**event, "source": source}
-        if source is not None:
-            self._send(source["index"], event)
+        """A source's event, as its JSONL record; the run's own end (no source) is in the final status."""
+        if (source := event.get("source")) is not None:
+            self._send(source["index"], state_record(event))
         self._heartbeat()
 
     def idle(self) -> None:
