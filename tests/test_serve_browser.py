@@ -159,11 +159,15 @@ def test_the_page_follows_the_live_labels(browser: Any, tmp_path: Path) -> None:
 
             # A reconnecting source shows as such.
             producer.stop()
-            server.state({"state": "reconnecting", "message": "stream dropped, try 2 of 5", "t": 9.0})
+            server.state(
+                {"state": "reconnecting", "message": "reconnecting (try 2, next in 1.0 s)", "t": 9.0}
+            )
             page.wait_for_selector("#banner:not([hidden])", timeout=WAIT_MS)
             assert (
                 "Reconnecting" in page.inner_text("#banner") and page.inner_text("#state") == "RECONNECTING"
             )
+            until(page, "text('#banner').includes(': try 2, next in 1.0 s')")  # the state is said once
+            assert "reconnecting (" not in page.inner_text("#banner")
             until(page, "text('#now-state') === 'reconnecting' && text('#now-name') === '—'")
             assert "since" in page.inner_text("#banner")
             server.frame(camera_frame(999), make_event(999))  # frames again: live again

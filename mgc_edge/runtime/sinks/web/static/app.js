@@ -47,6 +47,13 @@ let events = 0;
 let connected = false;
 let clockOffset = 0; // the box's clock minus this browser's (ms), from /api/status: `since` is the box's time
 
+// A source's message often starts with its state ("reconnecting (try 3, next in 2.0 s)"), which the banner's
+// title already says: the banner shows only what is inside.
+function detailOf(state, message) {
+  const inside = (message || "").match(new RegExp(`^${state} \\((.*)\\)$`, "s"));
+  return inside ? inside[1] : message;
+}
+
 function showState(name, message, since) {
   const state = STATES[name] || name || "wait";
   view.state.textContent = state;
@@ -59,7 +66,8 @@ function showState(name, message, since) {
       offline: "Connection to the edge box lost, retrying…" };
     const when = state === "offline" ? "" : sinceText(since);
     const head = when ? `${titles[state] || state} ${when}` : titles[state] || state;
-    view.banner.textContent = message ? `${head}: ${message}` : head;
+    const detail = detailOf(state, message);
+    view.banner.textContent = detail ? `${head}: ${detail}` : head;
     view.banner.classList.toggle("bad", state === "ended" || state === "offline" || state === "failed");
   }
   view.videoCard.classList.toggle("down", DOWN.has(state));
